@@ -1,0 +1,1 @@
+"""Shared UI and API base classes: generic views, base filterset, tables, navigation."""

@@ -1,0 +1,38 @@
+"""The portal's navigation: the product's areas and their pages."""
+
+MENU = (
+    (
+        "Billing",
+        (
+            ("Accounts", "billing:account_list"),
+            ("Payments", "billing:payment_list"),
+            ("Rate tables", "billing:ratetable_list"),
+            ("Rates", "billing:rate_list"),
+            ("CDRs", "billing:cdr_list"),
+        ),
+    ),
+    (
+        "Switching",
+        (
+            ("Mapping gateways", "switching:mappinggateway_list"),
+            ("Routing gateways", "switching:routinggateway_list"),
+            ("Phones", "switching:phone_list"),
+            ("Number transforms", "switching:numbertransformrule_list"),
+            ("Routing schedules", "switching:routingschedule_list"),
+            ("Caller number pools", "switching:callernumberpool_list"),
+            ("System parameters", "switching:systemparameter_list"),
+        ),
+    ),
+    (
+        "Security",
+        (
+            ("Black/white lists", "security:blackwhitelistgroup_list"),
+            ("List entries", "security:listentry_list"),
+            ("Dynamic blacklist", "security:dynamicblacklistentry_list"),
+        ),
+    ),
+)
+
+
+def navigation(request):
+    return {"nav_menu": MENU}

@@ -1,0 +1,30 @@
+from django.db import models
+
+
+class AuthMode(models.TextChoices):
+    IP = "ip", "Source IP"
+    IP_PORT = "ip_port", "Source IP and port"
+
+
+class RoutePolicy(models.TextChoices):
+    PRIORITY = "priority", "Priority"
+    LEAST_COST = "least_cost", "Least cost"
+    ASR = "asr", "Best ASR"
+
+
+class Transport(models.TextChoices):
+    UDP = "udp", "UDP"
+    TCP = "tcp", "TCP"
+
+
+class PoolMode(models.TextChoices):
+    RANDOM = "random", "Random"
+    ROUND_ROBIN = "round_robin", "Round robin"
+
+
+class TransformTarget(models.TextChoices):
+    CALLER = "caller", "Caller number"
+    CALLEE = "callee", "Callee number"
+
+
+WEEKDAYS = [(0, "Mon"), (1, "Tue"), (2, "Wed"), (3, "Thu"), (4, "Fri"), (5, "Sat"), (6, "Sun")]

@@ -1,0 +1,308 @@
+"""Switching configuration: gateways, phones, transforms, schedules, number pools, parameters."""
+
+from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.urls import reverse
+
+from callcore.contract import PARAMETERS_BY_NAME
+from softswitch_portal.validators import (
+    validate_host,
+    validate_ip_list,
+    validate_number,
+    validate_prefix,
+    validate_prefix_list,
+    validate_sip_status_list,
+)
+
+from .choices import WEEKDAYS, AuthMode, PoolMode, RoutePolicy, TransformTarget, Transport
+
+LIMIT_HELP = "0 = no limit."
+
+
+class NumberTransformRule(models.Model):
+    """Rewrites a caller or callee number: match a prefix, strip digits, prepend others.
+
+    A gateway applies its rules for a target in ascending ``priority``; the
+    first rule whose prefix and length match is applied and the rest skipped.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    target = models.CharField(max_length=10, choices=TransformTarget.choices, default=TransformTarget.CALLEE)
+    priority = models.PositiveIntegerField(default=100)
+    match_prefix = models.CharField(max_length=32, blank=True, validators=[validate_prefix])
+    min_length = models.PositiveIntegerField(default=0)
+    max_length = models.PositiveIntegerField(default=0, help_text="0 = any length.")
+    strip_digits = models.PositiveIntegerField(default=0, validators=[MaxValueValidator(32)])
+    prepend = models.CharField(max_length=32, blank=True, validators=[validate_prefix])
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["target", "priority", "name"]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("switching:numbertransformrule", args=[self.pk])
+
+    def clean(self):
+        if self.max_length and self.max_length < self.min_length:
+            raise ValidationError({"max_length": "Max length must be 0 (any) or at least the min length."})
+
+    def apply(self, number):
+        """The rewritten number, or None when this rule does not match."""
+        if not number.startswith(self.match_prefix):
+            return None
+        if len(number) < self.min_length or (self.max_length and len(number) > self.max_length):
+            return None
+        return self.prepend + number[self.strip_digits :]
+
+
+class RoutingSchedule(models.Model):
+    """A weekly time window in which a routing gateway may be used (switch time zone)."""
+
+    name = models.CharField(max_length=100, unique=True)
+    weekdays = ArrayField(
+        models.PositiveSmallIntegerField(choices=WEEKDAYS, validators=[MaxValueValidator(6)]),
+        default=list,
+        help_text="0 = Monday ... 6 = Sunday; empty = every day.",
+    )
+    start_time = models.TimeField()
+    end_time = models.TimeField(help_text="May be earlier than the start: the window then crosses midnight.")
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("switching:routingschedule", args=[self.pk])
+
+    def clean(self):
+        if self.start_time is not None and self.start_time == self.end_time:
+            raise ValidationError({"end_time": "End time must differ from start time."})
+
+
+class CallerNumberPool(models.Model):
+    """Caller numbers a routing gateway presents instead of the customer's."""
+
+    name = models.CharField(max_length=100, unique=True)
+    numbers = ArrayField(models.CharField(max_length=32, validators=[validate_number]))
+    mode = models.CharField(max_length=12, choices=PoolMode.choices, default=PoolMode.RANDOM)
+    description = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("switching:callernumberpool", args=[self.pk])
+
+    def clean(self):
+        if not self.numbers:
+            raise ValidationError({"numbers": "A pool needs at least one number."})
+
+
+class MappingGateway(models.Model):
+    """A customer's ingress trunk: calls come in from its IPs and are billed to its account."""
+
+    name = models.CharField(max_length=100, unique=True)
+    account = models.ForeignKey("billing.Account", on_delete=models.PROTECT, related_name="mapping_gateways")
+    remote_ips = ArrayField(
+        models.CharField(max_length=64),
+        validators=[validate_ip_list],
+        help_text="Source IPs or CIDR networks calls are accepted from.",
+    )
+    auth_mode = models.CharField(max_length=10, choices=AuthMode.choices, default=AuthMode.IP)
+    remote_port = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(65535)]
+    )
+    capacity = models.PositiveIntegerField(default=0, help_text=f"Concurrent calls. {LIMIT_HELP}")
+    cps_limit = models.PositiveIntegerField(default=0, help_text=f"Call attempts per second. {LIMIT_HELP}")
+    caller_transforms = models.ManyToManyField(NumberTransformRule, blank=True, related_name="+")
+    callee_transforms = models.ManyToManyField(NumberTransformRule, blank=True, related_name="+")
+    caller_list_groups = models.ManyToManyField("security.BlackWhiteListGroup", blank=True, related_name="+")
+    callee_list_groups = models.ManyToManyField("security.BlackWhiteListGroup", blank=True, related_name="+")
+    prefix_allow = ArrayField(
+        models.CharField(max_length=32),
+        default=list,
+        blank=True,
+        validators=[validate_prefix_list],
+        help_text="Callee prefixes allowed; empty = all.",
+    )
+    prefix_forbid = ArrayField(
+        models.CharField(max_length=32), default=list, blank=True, validators=[validate_prefix_list]
+    )
+    conversation_limit = models.PositiveIntegerField(default=0, help_text=f"Max call seconds. {LIMIT_HELP}")
+    dynamic_blacklist_standalone = models.BooleanField(
+        default=False, help_text="Keep a dynamic blacklist of its own instead of the switch-wide one."
+    )
+    route_policy = models.CharField(max_length=12, choices=RoutePolicy.choices, default=RoutePolicy.PRIORITY)
+    enabled = models.BooleanField(default=True)
+    description = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("switching:mappinggateway", args=[self.pk])
+
+    def clean(self):
+        if self.auth_mode == AuthMode.IP_PORT and not self.remote_port:
+            raise ValidationError({"remote_port": "Authentication by IP and port needs the port."})
+        if not self.remote_ips:
+            raise ValidationError({"remote_ips": "At least one source IP is needed."})
+
+
+class RoutingGateway(models.Model):
+    """A vendor's egress trunk: calls for its prefixes go out to host:port."""
+
+    name = models.CharField(max_length=100, unique=True)
+    host = models.CharField(max_length=253, validators=[validate_host])
+    port = models.PositiveIntegerField(default=5060, validators=[MinValueValidator(1), MaxValueValidator(65535)])
+    transport = models.CharField(max_length=3, choices=Transport.choices, default=Transport.UDP)
+    prefixes = ArrayField(
+        models.CharField(max_length=32),
+        default=list,
+        blank=True,
+        validators=[validate_prefix_list],
+        help_text="Callee prefixes this vendor serves (VOS prefix); empty = all.",
+    )
+    tech_prefix = models.CharField(
+        max_length=32, blank=True, validators=[validate_prefix], help_text="Prepended to the callee sent out."
+    )
+    priority = models.PositiveIntegerField(default=100, help_text="Lower is tried first.")
+    capacity = models.PositiveIntegerField(default=0, help_text=f"Concurrent calls. {LIMIT_HELP}")
+    cps_limit = models.PositiveIntegerField(default=0, help_text=f"Call attempts per second. {LIMIT_HELP}")
+    clearing_account = models.ForeignKey(
+        "billing.Account", on_delete=models.PROTECT, related_name="routing_gateways", null=True, blank=True
+    )
+    caller_transforms = models.ManyToManyField(NumberTransformRule, blank=True, related_name="+")
+    callee_transforms = models.ManyToManyField(NumberTransformRule, blank=True, related_name="+")
+    schedules = models.ManyToManyField(
+        RoutingSchedule, blank=True, related_name="routing_gateways", help_text="Empty = always."
+    )
+    caller_number_pool = models.ForeignKey(
+        CallerNumberPool, on_delete=models.SET_NULL, null=True, blank=True, related_name="routing_gateways"
+    )
+    failover_codes = ArrayField(
+        models.PositiveSmallIntegerField(),
+        default=list,
+        blank=True,
+        validators=[validate_sip_status_list],
+        help_text="SIP codes that fail over to the next vendor besides 408, 480, 500, 502, 503, 504.",
+    )
+    conversation_limit = models.PositiveIntegerField(default=0, help_text=f"Max call seconds. {LIMIT_HELP}")
+    dynamic_blacklist_standalone = models.BooleanField(default=False)
+    enabled = models.BooleanField(default=True)
+    description = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["priority", "name"]
+
+    def __str__(self):
+        return self.name
+
+    def get_absolute_url(self):
+        return reverse("switching:routinggateway", args=[self.pk])
+
+    def clean(self):
+        from billing.choices import AccountType
+
+        if self.clearing_account_id and self.clearing_account.account_type != AccountType.VENDOR:
+            raise ValidationError({"clearing_account": "The clearing account must be a vendor account."})
+
+
+class Phone(models.Model):
+    """A registered SIP user: authenticates by digest and calls on its account."""
+
+    username = models.CharField(max_length=64, unique=True, validators=[validate_number])
+    password = models.CharField(max_length=128, help_text="Digest secret (the call core sees only its hash).")
+    account = models.ForeignKey("billing.Account", on_delete=models.PROTECT, related_name="phones")
+    capacity = models.PositiveIntegerField(default=1, help_text=f"Concurrent lines. {LIMIT_HELP}")
+    allowed_networks = ArrayField(
+        models.CharField(max_length=64),
+        default=list,
+        blank=True,
+        validators=[validate_ip_list],
+        help_text="Source networks it may register from; empty = anywhere.",
+    )
+    allowed_countries = ArrayField(
+        models.CharField(max_length=2),
+        default=list,
+        blank=True,
+        help_text="ISO 3166 country codes (geofence); empty = anywhere.",
+    )
+    enabled = models.BooleanField(default=True)
+    description = models.TextField(blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["username"]
+
+    def __str__(self):
+        return self.username
+
+    def get_absolute_url(self):
+        return reverse("switching:phone", args=[self.pk])
+
+    def clean(self):
+        if self.password and len(self.password) < 8:
+            raise ValidationError({"password": "Use at least 8 characters: phones are the first thing scanners guess."})
+        for code in self.allowed_countries or ():
+            if len(code) != 2 or not code.isalpha() or not code.isupper():
+                raise ValidationError({"allowed_countries": f"{code!r} is not a two-letter upper-case country code."})
+
+
+class SystemParameter(models.Model):
+    """The stored value of one declared system parameter (callcore.contract.PARAMETERS)."""
+
+    name = models.CharField(max_length=64, unique=True)
+    value = models.CharField(max_length=64)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self):
+        return f"{self.name}={self.value}"
+
+    def get_absolute_url(self):
+        return reverse("switching:systemparameter", args=[self.pk])
+
+    @property
+    def declaration(self):
+        return PARAMETERS_BY_NAME.get(self.name)
+
+    def clean(self):
+        declaration = self.declaration
+        if declaration is None:
+            raise ValidationError({"name": f"{self.name!r} is not a known system parameter."})
+        # Accept VOS's spelling on import but store the canonical name.
+        self.name = declaration.name
+        try:
+            self.value = declaration.format(declaration.parse(self.value))
+        except ValueError as exc:
+            raise ValidationError({"value": str(exc)}) from None
+
+    @property
+    def typed_value(self):
+        return self.declaration.parse(self.value)
+
+    @property
+    def description(self):
+        return self.declaration.description if self.declaration else ""
