@@ -1,0 +1,14 @@
+# The two commands of the README, and a few conveniences around them.
+.PHONY: run test lint setup
+
+run:
+	scripts/run.sh
+
+test:
+	scripts/test.sh
+
+setup:
+	scripts/setup.sh
+
+lint:
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .

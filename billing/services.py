@@ -1,0 +1,51 @@
+"""Money movements. The only code that changes an account's balance lives here (and in rating).
+
+Every movement locks the account row, so concurrent payments and CDR debits
+serialise per account and ``balance_after`` is exact.
+"""
+
+from decimal import Decimal, InvalidOperation
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+
+from softswitch_portal.switching import publisher
+
+from .choices import PaymentKind
+from .models import Account, Payment
+
+
+def _amount(value):
+    try:
+        amount = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        raise ValidationError({"amount": f"{value!r} is not a number."}) from None
+    if not amount.is_finite() or amount <= 0:
+        raise ValidationError({"amount": "The amount must be a positive number; choose Deduct to take money off."})
+    if amount.as_tuple().exponent < -4:
+        raise ValidationError({"amount": "At most 4 decimal places."})
+    return amount
+
+
+def apply_payment(account, kind, amount, user, memo=""):
+    """Recharge or deduct ``amount`` on ``account`` and return the Payment recorded for it."""
+    if kind not in PaymentKind.values:
+        raise ValidationError({"kind": f"{kind!r} is not a payment kind ({', '.join(PaymentKind.values)})."})
+    amount = _amount(amount)
+    with transaction.atomic():
+        locked = Account.objects.select_for_update().get(pk=account.pk)
+        delta = amount if kind == PaymentKind.RECHARGE else -amount
+        locked.balance += delta
+        Account.objects.filter(pk=locked.pk).update(balance=locked.balance)
+        payment = Payment.objects.create(
+            account=locked,
+            kind=kind,
+            amount=amount,
+            balance_after=locked.balance,
+            memo=memo,
+            created_by=user if user is not None and user.is_authenticated else None,
+        )
+        # update() sends no post_save: tell the call core about the new balance ourselves.
+        publisher.schedule_publish()
+    account.balance = locked.balance
+    return payment

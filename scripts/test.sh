@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# One command: set up (browser included) and run lint, Django's checks and the whole test suite.
+# Extra arguments go to pytest, e.g. scripts/test.sh tests/portal -x
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup.sh --test
+.venv/bin/ruff check .
+.venv/bin/ruff format --check .
+.venv/bin/python manage.py check --fail-level WARNING
+.venv/bin/python manage.py makemigrations --check --dry-run
+# Each run keeps its Redis keys under its own prefix, so a running switch is untouched.
+export REDIS_PREFIX="sstest-$$"
+.venv/bin/pytest "$@"

@@ -1,0 +1,127 @@
+"""Demo data for a first look at the switch; safe to run any number of times."""
+
+import os
+from decimal import Decimal
+
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand
+from django.db import transaction
+
+from billing.choices import AccountType, PaymentKind
+from billing.models import Account, Rate, RateTable
+from billing.services import apply_payment
+from security.choices import ListKind, MatchKind
+from security.models import BlackWhiteListGroup, ListEntry
+from softswitch_portal.switching.models import MappingGateway, NumberTransformRule, RoutingGateway
+
+CUSTOMER_RATES = [
+    # prefix, area, price per minute, first, next
+    ("1", "USA/Canada", "0.0100", 6, 6),
+    ("44", "United Kingdom", "0.0200", 1, 1),
+    ("447", "United Kingdom mobile", "0.0600", 1, 1),
+    ("86", "China", "0.0150", 60, 60),
+    ("91", "India", "0.0250", 30, 6),
+]
+VENDOR_RATES = {
+    "Vendor A cost": [("1", "USA/Canada", "0.0060"), ("44", "United Kingdom", "0.0120"), ("447", "UK mobile", "0.0400"),
+                      ("86", "China", "0.0090"), ("91", "India", "0.0180")],
+    "Vendor B cost": [("1", "USA/Canada", "0.0070"), ("44", "United Kingdom", "0.0110"), ("447", "UK mobile", "0.0380"),
+                      ("86", "China", "0.0100"), ("91", "India", "0.0170")],
+}  # fmt: skip
+
+
+class Command(BaseCommand):
+    help = "Create the demo admin, accounts, rate tables, gateways and list groups (idempotent)."
+
+    def handle(self, *args, **options):
+        username = os.environ.get("SS_ADMIN_USER", "admin")
+        password = os.environ.get("SS_ADMIN_PASSWORD", "admin")
+        with transaction.atomic():
+            admin = self.seed_admin(username, password)
+            self.seed_switch(admin)
+        self.stdout.write(self.style.SUCCESS(f"Demo data ready. Portal login: {username} / {password}"))
+
+    def seed_admin(self, username, password):
+        user, created = get_user_model().objects.get_or_create(
+            username=username, defaults={"is_staff": True, "is_superuser": True, "email": "admin@localhost"}
+        )
+        if created:
+            user.set_password(password)
+            user.save()
+        return user
+
+    def seed_switch(self, admin):
+        retail, _ = RateTable.objects.get_or_create(name="Customer retail", defaults={"currency": "USD"})
+        for prefix, area, price, first, nxt in CUSTOMER_RATES:
+            Rate.objects.update_or_create(
+                rate_table=retail,
+                prefix=prefix,
+                valid_from=None,
+                defaults={"area": area, "price_per_minute": Decimal(price), "first_period": first, "next_period": nxt},
+            )
+        vendor_tables = {}
+        for name, rows in VENDOR_RATES.items():
+            table, _ = RateTable.objects.get_or_create(name=name, defaults={"currency": "USD"})
+            vendor_tables[name] = table
+            for prefix, area, price in rows:
+                Rate.objects.update_or_create(
+                    rate_table=table,
+                    prefix=prefix,
+                    valid_from=None,
+                    defaults={"area": area, "price_per_minute": Decimal(price), "first_period": 1, "next_period": 1},
+                )
+
+        customer, _ = Account.objects.get_or_create(
+            name="Demo Customer",
+            defaults={
+                "account_type": AccountType.CUSTOMER,
+                "rate_table": retail,
+                "credit_limit": Decimal("10"),
+                "alarm_email": "noc@example.com",
+                "low_balance_threshold": Decimal("20"),
+            },
+        )
+        if not customer.payments.exists():
+            apply_payment(customer, PaymentKind.RECHARGE, Decimal("100.00"), admin, memo="Demo opening balance")
+        vendor_a, _ = Account.objects.get_or_create(
+            name="Vendor A", defaults={"account_type": AccountType.VENDOR, "rate_table": vendor_tables["Vendor A cost"]}
+        )
+        vendor_b, _ = Account.objects.get_or_create(
+            name="Vendor B", defaults={"account_type": AccountType.VENDOR, "rate_table": vendor_tables["Vendor B cost"]}
+        )
+
+        strip_plus, _ = NumberTransformRule.objects.get_or_create(
+            name="Strip international 00",
+            defaults={"target": "callee", "match_prefix": "00", "strip_digits": 2, "priority": 10},
+        )
+        blocked_callers, _ = BlackWhiteListGroup.objects.get_or_create(
+            name="Blocked callers", defaults={"kind": ListKind.BLACK, "description": "Known fraud sources"}
+        )
+        for number in ("15550000001", "15550000002"):
+            ListEntry.objects.get_or_create(group=blocked_callers, number=number, match=MatchKind.EXACT)
+        premium, _ = BlackWhiteListGroup.objects.get_or_create(
+            name="Premium-rate destinations", defaults={"kind": ListKind.BLACK}
+        )
+        for prefix in ("1900", "44909"):
+            ListEntry.objects.get_or_create(group=premium, number=prefix, match=MatchKind.PREFIX)
+
+        gateway, created = MappingGateway.objects.get_or_create(
+            name="Demo customer trunk",
+            defaults={"account": customer, "remote_ips": ["127.0.0.1"], "capacity": 100, "cps_limit": 20},
+        )
+        if created:
+            gateway.callee_transforms.add(strip_plus)
+            gateway.caller_list_groups.add(blocked_callers)
+            gateway.callee_list_groups.add(premium)
+
+        for name, port, priority, account in (("Vendor A", 5070, 10, vendor_a), ("Vendor B", 5071, 20, vendor_b)):
+            RoutingGateway.objects.get_or_create(
+                name=name,
+                defaults={
+                    "host": "127.0.0.1",
+                    "port": port,
+                    "priority": priority,
+                    "clearing_account": account,
+                    "capacity": 200,
+                },
+            )

@@ -1,0 +1,46 @@
+"""Fixtures every test package may use: Redis isolation and small builders of configuration."""
+
+import uuid
+from decimal import Decimal
+
+import pytest
+import redis
+from django.conf import settings
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _redis_prefix_cleanup():
+    """Drop this run's Redis keys at the end (scripts/test.sh gives each run its own REDIS_PREFIX)."""
+    yield
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    if settings.REDIS_PREFIX.startswith("sstest"):
+        for key in client.scan_iter(f"{settings.REDIS_PREFIX}:*", count=1000):
+            client.delete(key)
+
+
+@pytest.fixture
+def redis_client():
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def unique():
+    """A short unique suffix for names that must not collide across tests."""
+    return uuid.uuid4().hex[:8]
+
+
+@pytest.fixture
+def customer(db):
+    from billing.models import Account, RateTable
+
+    table = RateTable.objects.create(name="Retail")
+    return Account.objects.create(name="Acme Telecom", rate_table=table, credit_limit=Decimal("5"))
+
+
+@pytest.fixture
+def vendor_account(db):
+    from billing.models import Account
+
+    return Account.objects.create(name="Carrier One", account_type="vendor")
