@@ -66,6 +66,15 @@ class Account(models.Model):
     def get_absolute_url(self):
         return reverse("billing:account", args=[self.pk])
 
+    def save(self, *args, **kwargs):
+        # An edit form holds the balance it read; writing it back would undo any
+        # payment or CDR debit committed since. Only billing.services moves it.
+        if self.pk is not None and not self._state.adding and "update_fields" not in kwargs:
+            kwargs["update_fields"] = [
+                f.name for f in self._meta.concrete_fields if not f.primary_key and f.name != "balance"
+            ]
+        super().save(*args, **kwargs)
+
     def clean(self):
         if self.account_type == AccountType.VENDOR and self.credit_limit:
             # A vendor clearing account accrues cost; it never pays for calls.

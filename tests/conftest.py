@@ -10,7 +10,13 @@ from django.conf import settings
 
 @pytest.fixture(scope="session", autouse=True)
 def _redis_prefix_cleanup():
-    """Drop this run's Redis keys at the end (scripts/test.sh gives each run its own REDIS_PREFIX)."""
+    """Keep this run's Redis keys apart from a running switch's, and drop them at the end.
+
+    scripts/test.sh gives each run its own REDIS_PREFIX; a bare pytest run
+    would otherwise publish test snapshots into the live switch's keys.
+    """
+    if not settings.REDIS_PREFIX.startswith("sstest"):
+        settings.REDIS_PREFIX = f"sstest-{uuid.uuid4().hex[:8]}"
     yield
     client = redis.Redis.from_url(settings.REDIS_URL)
     if settings.REDIS_PREFIX.startswith("sstest"):

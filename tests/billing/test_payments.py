@@ -64,3 +64,14 @@ def test_concurrent_payments_are_all_counted():
     assert sorted(Payment.objects.values_list("balance_after", flat=True)) == [
         Decimal("1.01") * n for n in range(1, 41)
     ]
+
+
+@pytest.mark.django_db
+def test_saving_an_account_form_never_writes_back_a_stale_balance(customer, admin_user):
+    stale = Account.objects.get(pk=customer.pk)  # what an edit form read
+    apply_payment(customer, "recharge", "30", admin_user)
+    stale.alarm_email = "noc@example.net"
+    stale.save()
+    customer.refresh_from_db()
+    assert customer.balance == Decimal("30")
+    assert customer.alarm_email == "noc@example.net"

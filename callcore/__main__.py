@@ -1,0 +1,118 @@
+"""Render the Kamailio configuration and run Kamailio in the foreground.
+
+    python -m callcore            # run (the README's run command and the tests start it so)
+    python -m callcore --check    # render and let Kamailio validate the configuration, then exit
+
+Settings come from the environment (SS_SIP_LISTEN, SS_SIP_PORT, SS_CHILDREN,
+REDIS_URL, REDIS_PREFIX, CALLCORE_STATE_DIR, SS_NODE, ...), like the portal's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+MODULE_PATHS = ("/usr/lib/x86_64-linux-gnu/kamailio/modules", "/usr/lib/aarch64-linux-gnu/kamailio/modules",
+                "/usr/lib/kamailio/modules")  # fmt: skip
+
+
+def env(name, default):
+    return os.environ.get(name) or default
+
+
+def settings_from_env() -> dict:
+    state_dir = Path(env("CALLCORE_STATE_DIR", str(ROOT / "var"))).resolve()
+    listen_ips = env("SS_SIP_LISTEN", "127.0.0.1").split(",")
+    port = int(env("SS_SIP_PORT", "5060"))
+    transports = env("SS_SIP_TRANSPORTS", "udp,tcp").split(",")
+    listen = "\n".join(f"listen={t}:{ip}:{port}" for ip in listen_ips for t in transports)
+    return {
+        "debug": env("SS_KAMAILIO_DEBUG", "1"),
+        "children": env("SS_CHILDREN", "4"),
+        "tcp_children": env("SS_TCP_CHILDREN", "2"),
+        "listen": listen,
+        "port": port,
+        "advertised_ip": env("SS_ADVERTISED_IP", listen_ips[0]),
+        "module_path": env("SS_KAMAILIO_MODULES", next((p for p in MODULE_PATHS if os.path.isdir(p)), MODULE_PATHS[0])),
+        "run_dir": str(state_dir / "run"),
+        "state_dir": str(state_dir),
+        "fr_inv_timer_ms": str(int(env("SS_DEFAULT_INVITE_TIMEOUT", "8")) * 1000),
+        "pike_density": env("SS_FLOOD_REQUESTS_PER_2S", "400"),
+        "ban_seconds": env("SS_FLOOD_BAN_SECONDS", "300"),
+        "topoh_key": env("SS_TOPOH_KEY", secrets.token_hex(8)),
+        "kemi_script": str(HERE / "kemi.py"),
+    }
+
+
+def render(values: dict) -> str:
+    text = (HERE / "kamailio.cfg.tmpl").read_text()
+    for key, value in values.items():
+        text = text.replace("{{" + key + "}}", str(value))
+    if "{{" in text:
+        raise SystemExit("callcore: unfilled placeholder in kamailio.cfg.tmpl: " + text[text.index("{{") :][:40])
+    return text
+
+
+def kamailio_binary() -> str:
+    found = shutil.which("kamailio") or ("/usr/sbin/kamailio" if os.path.exists("/usr/sbin/kamailio") else None)
+    if not found:
+        raise SystemExit("callcore: kamailio is not installed (apt-get install kamailio kamailio-python3-modules)")
+    return found
+
+
+def child_environment(values: dict) -> dict:
+    """The embedded interpreter finds our packages (redis) through PYTHONPATH: the venv's site-packages."""
+    environment = dict(os.environ)
+    site = [p for p in sys.path if p.endswith("site-packages") and p.startswith(sys.prefix)]
+    environment["PYTHONPATH"] = os.pathsep.join([str(ROOT), *site, environment.get("PYTHONPATH", "")]).rstrip(
+        os.pathsep
+    )
+    environment["CALLCORE_STATE_DIR"] = values["state_dir"]
+    environment.setdefault("SS_NODE", os.uname().nodename)
+    return environment
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m callcore", description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="validate the rendered configuration and exit")
+    parser.add_argument("--print", action="store_true", help="print the rendered configuration and exit")
+    args = parser.parse_args(argv)
+
+    values = settings_from_env()
+    text = render(values)
+    if args.print:
+        print(text)
+        return 0
+    run_dir = Path(values["run_dir"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    cfg = run_dir / "kamailio.cfg"
+    cfg.write_text(text)
+    binary = kamailio_binary()
+    environment = child_environment(values)
+    if args.check:
+        result = subprocess.run([binary, "-c", "-f", str(cfg)], env=environment, capture_output=True, text=True)
+        sys.stderr.write(result.stderr[-4000:])
+        print("callcore: configuration is valid" if result.returncode == 0 else "callcore: configuration is INVALID")
+        return result.returncode
+    # -DD: stay in the foreground but keep Kamailio's worker processes; -E: log to stderr.
+    command = [binary, "-DD", "-E", "-f", str(cfg), "-P", str(run_dir / "kamailio.pid"), "-Y", str(run_dir)]
+    process = subprocess.Popen(command, env=environment)
+
+    def forward(signum, frame):
+        process.send_signal(signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGINT, forward)
+    return process.wait()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,258 @@
+"""The CDR sink: every finished call's record goes to the Redis stream, or to a local spool.
+
+The stream is the hand-over to the worker, which inserts each record once
+(``ON CONFLICT`` on the call's unique key) and only then acknowledges it, so a
+record written twice (replayed from the spool after Redis came back, say) is
+still counted once. The stream is never trimmed by length here: trimming could
+drop records the worker has not read yet.
+
+When Redis does not take a record, it is appended as one JSON line to the
+spool file (a single O_APPEND write, so lines from Kamailio's many processes
+do not interleave) and replayed by whichever process next finds Redis up.
+Replay first renames the spool aside, so new records keep going to a fresh
+file and no line is replayed by two processes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import time
+from pathlib import Path
+
+import redis
+
+log = logging.getLogger("callcore.cdr")
+
+
+def encode(record: dict) -> str:
+    return json.dumps(record, separators=(",", ":"), sort_keys=True)
+
+
+class Spool:
+    """An append-only file of CDR lines waiting for Redis."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+
+    def append(self, line: str) -> None:
+        data = (line.rstrip("\n") + "\n").encode()
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        try:
+            os.write(fd, data)
+            # A crash of callcore must not lose the record; a crash of the whole
+            # host is what Redis AOF and this fsync are for.
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def pending(self) -> bool:
+        return self.path.exists() and self.path.stat().st_size > 0 or any(self._claimed())
+
+    def _claimed(self):
+        return sorted(self.path.parent.glob(self.path.name + ".replay.*"))
+
+    def replay(self, send) -> int:
+        """Send every spooled line with ``send(line)``; return how many were sent.
+
+        A line that fails to send stays on disk for the next replay.
+        """
+        lock_fd = os.open(self.path.with_name(self.path.name + ".lock"), os.O_WRONLY | os.O_CREAT, 0o640)
+        try:
+            try:
+                fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return 0  # another process is replaying right now
+            return self._replay_locked(send)
+        finally:
+            os.close(lock_fd)
+
+    def _replay_locked(self, send) -> int:
+        if self.path.exists() and self.path.stat().st_size > 0:
+            claim = self.path.with_name(f"{self.path.name}.replay.{os.getpid()}.{time.time_ns()}")
+            with contextlib.suppress(FileNotFoundError):
+                os.rename(self.path, claim)
+        sent = 0
+        for claim in self._claimed():
+            lines = claim.read_text().splitlines()
+            for index, line in enumerate(lines):
+                if not line.strip():
+                    continue
+                try:
+                    send(line)
+                except redis.RedisError:
+                    # Put the unsent rest back in the spool and stop: Redis is away again.
+                    for rest in lines[index:]:
+                        self.append(rest)
+                    claim.unlink()
+                    return sent
+                sent += 1
+            claim.unlink()
+        return sent
+
+
+class CdrSink:
+    """Appends CDRs to the stream ``{prefix}:cdr``; falls back to the spool when Redis is away."""
+
+    def __init__(self, url: str, prefix: str, spool_path: str | os.PathLike, timeout: float = 0.25):
+        self.url = url
+        self.stream = f"{prefix}:cdr"
+        self.spool = Spool(spool_path)
+        self.timeout = timeout
+        self._client = None
+        self._pid = None
+
+    @property
+    def client(self) -> redis.Redis:
+        if self._client is None or self._pid != os.getpid():
+            self._client = redis.Redis.from_url(
+                self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout
+            )
+            self._pid = os.getpid()
+        return self._client
+
+    def _xadd(self, line: str) -> None:
+        self.client.xadd(self.stream, {"cdr": line})
+
+    def emit(self, record: dict) -> bool:
+        """True when the record reached Redis, False when it was spooled."""
+        line = encode(record)
+        try:
+            self._xadd(line)
+        except redis.RedisError as exc:
+            log.warning("CDR %s spooled, Redis unavailable: %r", record.get("call_uuid"), exc)
+            self.spool.append(line)
+            return False
+        if self.spool.pending():
+            self.replay()
+        return True
+
+    def spool_line(self, line: str) -> None:
+        self.spool.append(line)
+
+    def replay(self) -> int:
+        try:
+            return self.spool.replay(self._xadd)
+        except OSError as exc:
+            log.error("CDR spool replay failed: %r", exc)
+            return 0
+
+
+# ---------------------------------------------------------------------------
+# Building records (the field names are the CDR table's; times are epoch ms)
+
+
+def _blank_record(call_id, start_ms, node, snapshot_version) -> dict:
+    return {
+        "cdr_schema": 1,
+        "call_uuid": f"{node}:{call_id}:{start_ms}",
+        "caller_call_id": call_id,
+        "callee_call_id": "",
+        "start_ms": start_ms,
+        "answer_ms": None,
+        "stop_ms": start_ms,
+        "hold_time_ms": 0,
+        "pdd_ms": None,
+        "caller_number": "",
+        "callee_number": "",
+        "caller_number_out": "",
+        "callee_number_out": "",
+        "caller_ip": None,
+        "caller_port": None,
+        "caller_user_agent": "",
+        "vendor_ip": None,
+        "account_id": None,
+        "account_name": "",
+        "vendor_account_id": None,
+        "mapping_gateway_id": None,
+        "mapping_gateway_name": "",
+        "routing_gateway_id": None,
+        "routing_gateway_name": "",
+        "phone_id": None,
+        "rate_prefix": "",
+        "rate_area": "",
+        "vendor_rate_prefix": "",
+        "vendor_rate_area": "",
+        "end_direction": None,
+        "end_reason": "",
+        "sip_status": None,
+        "billing_mode": -1,
+        "vendors_tried": [],
+        "node": node,
+        "snapshot_version": snapshot_version,
+    }
+
+
+def refusal_record(
+    *, call_id, start_ms, source_ip, source_port, user_agent, caller, callee, reason, billing_mode, decision,
+    snapshot_version, node,
+) -> dict:  # fmt: skip
+    """The CDR of a call refused before any vendor was tried (illegal calls included)."""
+    record = _blank_record(call_id, start_ms, node, snapshot_version)
+    record.update(
+        caller_number=caller,
+        callee_number=callee,
+        caller_ip=source_ip,
+        caller_port=source_port,
+        caller_user_agent=user_agent[:200],
+        end_direction=2,
+        end_reason=reason.code,
+        sip_status=reason.sip_status,
+        billing_mode=int(billing_mode),
+    )
+    if decision is not None:
+        if decision.account is not None:
+            record.update(account_id=decision.account.id, account_name=decision.account.name)
+        if decision.mapping_gateway is not None:
+            record.update(
+                mapping_gateway_id=decision.mapping_gateway.id, mapping_gateway_name=decision.mapping_gateway.name
+            )
+        if decision.plan is not None:
+            record.update(caller_number_out=decision.plan.caller, callee_number_out=decision.plan.callee)
+            if decision.plan.phone is not None:
+                record["phone_id"] = decision.plan.phone.id
+    return record
+
+
+def call_record(
+    state, *, route, answer_ms, stop_ms, ring_ms, tried, direction, reason, sip_status, callee_call_id, node
+) -> dict:
+    """The CDR of a call that was sent to vendors, from the state the adapter kept in the dialog."""
+    record = _blank_record(state["call_id"], state["start"], node, state["v"])
+    record.update(
+        answer_ms=answer_ms,
+        stop_ms=stop_ms,
+        hold_time_ms=(stop_ms - answer_ms) if answer_ms else 0,
+        pdd_ms=(ring_ms - state["start"]) if ring_ms else None,
+        caller_number=state["caller_in"],
+        callee_number=state["callee_in"],
+        caller_number_out=route["caller"],
+        callee_number_out=route["callee"],
+        caller_ip=state["ip"],
+        caller_port=state["port"],
+        caller_user_agent=state["ua"],
+        vendor_ip=route["host"],
+        account_id=state["account"][0],
+        account_name=state["account"][1],
+        vendor_account_id=route["vendor"],
+        routing_gateway_id=route["id"],
+        routing_gateway_name=route["name"],
+        phone_id=state["phone"],
+        rate_prefix=route["rate"][0],
+        rate_area=route["rate"][1],
+        vendor_rate_prefix=route["vrate"][0],
+        vendor_rate_area=route["vrate"][1],
+        callee_call_id=callee_call_id,
+        end_direction=int(direction),
+        end_reason=reason.code,
+        sip_status=sip_status,
+        billing_mode=state["mode"],
+        vendors_tried=tried,
+    )
+    if state["mgw"]:
+        record.update(mapping_gateway_id=state["mgw"][0], mapping_gateway_name=state["mgw"][1])
+    return record

@@ -1,0 +1,498 @@
+"""What to do with a call: a pure function of the call's facts, the snapshot and the live state.
+
+``decide(facts, snapshot, live)`` is the whole decision, and what the tests
+drive row by row. On the hot path the KEMI adapter runs it in its two halves
+around the single Redis round trip:
+
+1. ``plan_call(facts, snapshot)`` needs the snapshot only: it finds the source
+   (mapping gateway by IP, or the phone that passed digest authentication),
+   screens the call (account, static lists, prefixes), rewrites the numbers,
+   rates the call and lists the vendor routes in order. It returns either a
+   final ``Decision`` (a refusal) or a ``Plan``.
+2. ``live_request(plan, ...)`` says which counters the plan needs; the live
+   state answers them atomically (``callcore.live``).
+3. ``conclude(plan, live)`` turns that answer into the ``Decision``: refused
+   for capacity, CPS, dynamic blacklist or balance, or routed with a maximum
+   duration.
+
+Nothing here touches the network, the clock or Kamailio; time comes in the facts.
+"""
+
+from __future__ import annotations
+
+import enum
+import zlib
+from dataclasses import dataclass, field, replace
+from decimal import ROUND_CEILING, Decimal
+
+from callcore import contract
+from callcore.contract import DEFAULT_FAILOVER_CODES, BillingMode, EndReason
+from callcore.live import LiveStatus, RouteLimit, SetupRequest, SetupResult
+
+# Calls with no conversation limit still end some day: a crashed node's
+# slots expire after this, and so does a forgotten dialog.
+DEFAULT_MAX_DURATION_S = 7200
+
+# Lower-case substrings of User-Agents that only attack tools send.
+SCANNER_USER_AGENTS = (
+    "friendly-scanner",
+    "sipvicious",
+    "sipcli",
+    "vaxsipuseragent",
+    "sip-scan",
+    "sipsak",
+    "sundayddr",
+    "iwar",
+    "sivus",
+    "smap",
+    "pplsip",
+    "vaxasterisk",
+)
+
+
+class Action(enum.Enum):
+    ROUTE = "route"  # send to the vendors in ``routes``
+    REJECT = "reject"  # answer ``sip_status`` and end
+    DROP = "drop"  # say nothing (scanners)
+    CHALLENGE = "challenge"  # a phone's INVITE without credentials: 407
+
+
+@dataclass(frozen=True, slots=True)
+class CallFacts:
+    """What the adapter read from the initial INVITE."""
+
+    call_id: str
+    source_ip: str
+    source_port: int
+    caller: str
+    callee: str
+    now_ms: int
+    user_agent: str = ""
+    # Set by the adapter once digest authentication of a phone succeeded.
+    phone_username: str | None = None
+    # The From user claims to be a phone but sent no credentials yet.
+    claims_phone: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RouteAttempt:
+    """One vendor to try, with the numbers as that vendor will see them."""
+
+    gateway_id: int
+    gateway_name: str
+    host: str
+    port: int
+    transport: str
+    caller_out: str
+    callee_out: str
+    capacity: int
+    cps_limit: int
+    failover_codes: frozenset[int]
+    conversation_limit: int
+    vendor_account_id: int | None
+    customer_rate: contract.Rate
+    vendor_rate: contract.Rate | None
+
+    @property
+    def limit(self) -> RouteLimit:
+        return RouteLimit(self.gateway_id, self.capacity, self.cps_limit)
+
+
+@dataclass(slots=True)
+class Plan:
+    """Everything decided from the snapshot alone, waiting for the live state's answer."""
+
+    facts: CallFacts
+    snapshot_version: int
+    billing_mode: BillingMode
+    account: contract.Account
+    mapping_gateway: contract.MappingGateway | None
+    phone: contract.Phone | None
+    caller: str  # after the mapping gateway's transforms
+    callee: str
+    routes: list[RouteAttempt]
+    parameters: dict
+    check_balance: bool
+    reservation: Decimal
+    default_max_duration_s: int = DEFAULT_MAX_DURATION_S
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    action: Action
+    reason: EndReason | None
+    billing_mode: BillingMode
+    record_cdr: bool
+    plan: Plan | None = None
+    routes: tuple[RouteAttempt, ...] = ()
+    max_duration_s: int = 0
+    available: Decimal | None = None
+    slot_taken: bool = False  # the first route's slot was taken by the live state
+    mapping_gateway: contract.MappingGateway | None = None
+    account: contract.Account | None = None
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def sip_status(self) -> int:
+        return self.reason.sip_status if self.reason else 0
+
+
+# ---------------------------------------------------------------------------
+# Numbers
+
+
+def transform(number: str, rules) -> str:
+    """Apply the first matching rule (rules come in priority order); no match leaves the number as it is."""
+    for rule in rules:
+        if not number.startswith(rule.match_prefix):
+            continue
+        if len(number) < rule.min_length or (rule.max_length and len(number) > rule.max_length):
+            continue
+        return rule.prepend + number[rule.strip_digits :]
+    return number
+
+
+def pick_from_pool(pool: contract.CallerNumberPool, call_id: str) -> str:
+    """A pool number, spread evenly by the call id: no shared counter, the same answer on every retry."""
+    return pool.numbers[zlib.crc32(call_id.encode()) % len(pool.numbers)]
+
+
+def is_scanner(user_agent: str) -> bool:
+    agent = user_agent.lower()
+    return any(marker in agent for marker in SCANNER_USER_AGENTS)
+
+
+def _digits(number: str) -> str:
+    # Carriers send +E.164 and plain E.164 alike; lists and rates hold digits.
+    return number[1:] if number.startswith("+") else number
+
+
+# ---------------------------------------------------------------------------
+# Money
+
+
+def fee_time(seconds: int, first: int, nxt: int) -> int:
+    """Billed seconds for a hold time: the first period, then whole next periods."""
+    if seconds <= 0:
+        return 0
+    if seconds <= first:
+        return first
+    return first + -(-(seconds - first) // nxt) * nxt
+
+
+def cost(rate: contract.Rate, seconds: int) -> Decimal:
+    """Unrounded cost of ``seconds`` of talk at ``rate`` (the worker does the authoritative rating)."""
+    if seconds <= 0:
+        return Decimal(0)
+    billed = fee_time(seconds, rate.first_period, rate.next_period)
+    return Decimal(rate.connect_fee) + Decimal(rate.price_per_minute) * billed / 60
+
+
+def affordable_seconds(rate: contract.Rate, available: Decimal) -> int | None:
+    """Most whole seconds of talk ``available`` money pays for at ``rate``; None = unlimited (free rate)."""
+    price = Decimal(rate.price_per_minute)
+    budget = available - Decimal(rate.connect_fee)
+    if price <= 0:
+        return None if budget >= 0 else 0
+    if budget < price * rate.first_period / 60:
+        return 0
+    # Whole next periods after the first that the rest of the budget covers.
+    rest = budget - price * rate.first_period / 60
+    periods = int(rest / (price * rate.next_period / 60))
+    return rate.first_period + periods * rate.next_period
+
+
+def reservation(rate: contract.Rate, advance_seconds: int) -> Decimal:
+    """Money held while the call lasts so concurrent calls cannot overdraw (rounded up to 4 places)."""
+    return cost(rate, advance_seconds).quantize(Decimal("0.0001"), rounding=ROUND_CEILING)
+
+
+# ---------------------------------------------------------------------------
+# The decision
+
+
+def _refuse(reason: EndReason, billing_mode: BillingMode, params, **kw) -> Decision:
+    return Decision(
+        Action.REJECT,
+        reason,
+        billing_mode,
+        record_cdr=bool(params["SERVER_BILLING_RECORD_ZERO_HOLD_TIME"]),
+        **kw,
+    )
+
+
+def _screen_lists(group_ids, number: str, snapshot, black: EndReason, white: EndReason) -> EndReason | None:
+    for group_id in group_ids:
+        group = snapshot.list_group(group_id)
+        if group is None:
+            continue
+        hit = group.matches(number)
+        if group.kind == "black" and hit:
+            return black
+        if group.kind == "white" and not hit:
+            return white
+    return None
+
+
+def _in_prefixes(number: str, prefixes) -> bool:
+    return any(number.startswith(p) for p in prefixes)
+
+
+def plan_call(facts: CallFacts, snapshot, default_max_duration_s: int = DEFAULT_MAX_DURATION_S) -> Plan | Decision:
+    """Identify, screen, transform, rate and route from the snapshot alone."""
+    params = snapshot.parameters
+    if is_scanner(facts.user_agent):
+        return Decision(Action.DROP, EndReason.SCANNER_DROPPED, BillingMode.ILLEGAL, record_cdr=False)
+
+    mapping_gateway = snapshot.mapping_gateway_for(facts.source_ip, facts.source_port)
+    phone = None
+    if mapping_gateway is None and facts.phone_username is not None:
+        phone = snapshot.phone(facts.phone_username)
+    if mapping_gateway is None and phone is None:
+        if facts.claims_phone:
+            return Decision(Action.CHALLENGE, None, BillingMode.ILLEGAL, record_cdr=False)
+        return Decision(
+            Action.REJECT,
+            EndReason.ILLEGAL_SOURCE,
+            BillingMode.ILLEGAL,
+            record_cdr=bool(params["SERVER_BILLING_RECORD_ILLEGAL_CALL"]),
+        )
+
+    billing_mode = BillingMode.MAPPING_GATEWAY if mapping_gateway is not None else BillingMode.PHONE
+    account_id = mapping_gateway.account_id if mapping_gateway is not None else phone.account_id
+    account = snapshot.accounts.get(account_id)
+    known = {"mapping_gateway": mapping_gateway, "account": account}
+    if account is None or account.account_type != "customer":
+        return _refuse(EndReason.ACCOUNT_MISSING, billing_mode, params, **known)
+    if account.locked:
+        return _refuse(EndReason.ACCOUNT_LOCKED, billing_mode, params, **known)
+
+    caller, callee = _digits(facts.caller), _digits(facts.callee)
+    if mapping_gateway is not None:
+        reason = _screen_lists(
+            mapping_gateway.caller_list_group_ids,
+            caller,
+            snapshot,
+            EndReason.CALLER_BLACKLISTED,
+            EndReason.CALLER_NOT_WHITELISTED,
+        ) or _screen_lists(
+            mapping_gateway.callee_list_group_ids,
+            callee,
+            snapshot,
+            EndReason.CALLEE_BLACKLISTED,
+            EndReason.CALLEE_NOT_WHITELISTED,
+        )
+        if reason is not None:
+            return _refuse(reason, billing_mode, params, **known)
+        if _in_prefixes(callee, mapping_gateway.prefix_forbid) or (
+            mapping_gateway.prefix_allow and not _in_prefixes(callee, mapping_gateway.prefix_allow)
+        ):
+            return _refuse(EndReason.PREFIX_FORBIDDEN, billing_mode, params, **known)
+        caller = transform(caller, mapping_gateway.caller_transforms)
+        callee = transform(callee, mapping_gateway.callee_transforms)
+
+    if account.rate_table_id is None:
+        return _refuse(EndReason.NO_RATE, billing_mode, params, **known)
+    routes = _routes(facts, snapshot, account, mapping_gateway, caller, callee)
+    if not routes:
+        reason = EndReason.NO_ROUTE
+        if snapshot.route_candidates(callee) and snapshot.rate(account.rate_table_id, callee, facts.now_ms) is None:
+            reason = EndReason.NO_RATE
+        return _refuse(reason, billing_mode, params, **known)
+
+    advance = int(params["SERVER_BILLING_PREVENT_OVERDRAFT_ADVANCE_TIME"])
+    return Plan(
+        facts=facts,
+        snapshot_version=snapshot.version,
+        billing_mode=billing_mode,
+        account=account,
+        mapping_gateway=mapping_gateway,
+        phone=phone,
+        caller=caller,
+        callee=callee,
+        routes=routes,
+        parameters=params,
+        check_balance=True,
+        reservation=reservation(routes[0].customer_rate, advance) if account.anti_overdraft else Decimal(0),
+        default_max_duration_s=default_max_duration_s,
+    )
+
+
+def _routes(facts, snapshot, account, mapping_gateway, caller, callee) -> list[RouteAttempt]:
+    params = snapshot.parameters
+    rate_sent_number = int(params["SERVER_BILLING_GATEWAY_ROUTE_PREFIX"]) == 1
+    routes = []
+    for gateway in snapshot.route_candidates(callee):
+        if not snapshot.in_schedule(gateway, facts.now_ms):
+            continue
+        callee_out = gateway.tech_prefix + transform(callee, gateway.callee_transforms)
+        caller_out = transform(caller, gateway.caller_transforms)
+        if gateway.caller_number_pool is not None and gateway.caller_number_pool.numbers:
+            caller_out = pick_from_pool(gateway.caller_number_pool, facts.call_id)
+        rated = callee_out if rate_sent_number else callee
+        customer_rate = snapshot.rate(account.rate_table_id, rated, facts.now_ms)
+        if customer_rate is None:
+            continue
+        vendor_rate = None
+        vendor = snapshot.accounts.get(gateway.clearing_account_id) if gateway.clearing_account_id else None
+        if vendor is not None and vendor.rate_table_id is not None:
+            vendor_rate = snapshot.rate(vendor.rate_table_id, callee_out if rate_sent_number else callee, facts.now_ms)
+            # The margin is kept: a vendor dearer than what the customer pays, or
+            # whose price for this number is unknown, would carry the call at a loss.
+            if vendor_rate is None or Decimal(vendor_rate.price_per_minute) > Decimal(customer_rate.price_per_minute):
+                continue
+        routes.append(
+            RouteAttempt(
+                gateway_id=gateway.id,
+                gateway_name=gateway.name,
+                host=gateway.host,
+                port=gateway.port,
+                transport=gateway.transport,
+                caller_out=caller_out,
+                callee_out=callee_out,
+                capacity=gateway.capacity,
+                cps_limit=gateway.cps_limit,
+                failover_codes=DEFAULT_FAILOVER_CODES | frozenset(gateway.failover_codes),
+                conversation_limit=gateway.conversation_limit,
+                vendor_account_id=gateway.clearing_account_id,
+                customer_rate=customer_rate,
+                vendor_rate=vendor_rate,
+            )
+        )
+    policy = mapping_gateway.route_policy if mapping_gateway is not None else "priority"
+    if policy == "least_cost":
+        routes.sort(key=lambda r: (Decimal(r.vendor_rate.price_per_minute) if r.vendor_rate else Decimal(0),))
+    # "asr" orders by priority until per-gateway ASR is published in the snapshot;
+    # candidates already come by (priority, id) and sort() is stable.
+    limit = int(params["SS_GATEWAY_SWITCH_LIMIT"])
+    return routes[:limit] if limit > 0 else routes
+
+
+def live_request(plan: Plan) -> SetupRequest:
+    """The counters and limits the live state must check and take for this plan, in one round trip."""
+    facts = plan.facts
+    gateway = plan.mapping_gateway
+    expiry = facts.now_ms + (max_duration_bound(plan) + 60) * 1000
+    return SetupRequest(
+        call_id=facts.call_id,
+        mapping_gateway_id=gateway.id if gateway is not None else None,
+        dynamic_blacklist_gateway=gateway.id if gateway is not None and gateway.dynamic_blacklist_standalone else None,
+        account_id=plan.account.id,
+        phone_id=plan.phone.id if plan.phone is not None else None,
+        mapping_capacity=gateway.capacity if gateway is not None else 0,
+        account_capacity=plan.account.capacity,
+        phone_capacity=plan.phone.capacity if plan.phone is not None else 0,
+        mapping_cps=gateway.cps_limit if gateway is not None else 0,
+        switch_cps=int(plan.parameters["SS_MAX_CPS"]),
+        caller=plan.caller,
+        callee=plan.callee,
+        check_balance=plan.check_balance,
+        credit_limit=Decimal(plan.account.credit_limit),
+        snapshot_balance=Decimal(plan.account.balance),
+        reservation=plan.reservation,
+        expiry_ms=expiry,
+        routes=[r.limit for r in plan.routes],
+        registry={
+            "account_id": plan.account.id,
+            "mapping_gateway_id": gateway.id if gateway is not None else None,
+            "caller": plan.caller,
+            "callee": plan.callee,
+            "source_ip": facts.source_ip,
+            "start_ms": facts.now_ms,
+            "snapshot_version": plan.snapshot_version,
+        },
+    )
+
+
+def max_duration_bound(plan: Plan) -> int:
+    """The longest any route of this plan may last, before the balance is known."""
+    limits = [plan.default_max_duration_s]
+    if plan.parameters["SS_ENABLE_CALL_LIMIT"] and plan.mapping_gateway and plan.mapping_gateway.conversation_limit:
+        limits.append(plan.mapping_gateway.conversation_limit)
+    return min(limits)
+
+
+def route_max_duration(plan: Plan, route: RouteAttempt, available: Decimal | None) -> int:
+    """Seconds this route's call may last: conversation limits, and the balance for anti-overdraft accounts."""
+    limits = [max_duration_bound(plan)]
+    if plan.parameters["SS_ENABLE_CALL_LIMIT"] and route.conversation_limit:
+        limits.append(route.conversation_limit)
+    if plan.account.anti_overdraft and available is not None:
+        affordable = affordable_seconds(route.customer_rate, available)
+        if affordable is not None:
+            limits.append(affordable)
+    return min(limits)
+
+
+_LIVE_REFUSALS = {
+    LiveStatus.MAPPING_CAPACITY: EndReason.MAPPING_CAPACITY,
+    LiveStatus.ACCOUNT_CAPACITY: EndReason.ACCOUNT_CAPACITY,
+    LiveStatus.PHONE_CAPACITY: EndReason.PHONE_CAPACITY,
+    LiveStatus.MAPPING_CPS: EndReason.MAPPING_CPS,
+    LiveStatus.SWITCH_CPS: EndReason.SWITCH_CPS,
+    LiveStatus.CALLER_DYNAMIC_BLACKLISTED: EndReason.DYNAMIC_BLACKLISTED,
+    LiveStatus.CALLEE_DYNAMIC_BLACKLISTED: EndReason.DYNAMIC_BLACKLISTED,
+    LiveStatus.BALANCE_INSUFFICIENT: EndReason.BALANCE_INSUFFICIENT,
+    LiveStatus.ROUTES_BUSY: EndReason.ROUTES_BUSY,
+}
+
+
+def conclude(plan: Plan, live: SetupResult) -> Decision:
+    """Turn the live state's answer into the decision for the call."""
+    known = {"plan": plan, "mapping_gateway": plan.mapping_gateway, "account": plan.account}
+    if live.status == LiveStatus.UNAVAILABLE:
+        if plan.account.anti_overdraft:
+            return _refuse(EndReason.LIVE_STATE_UNAVAILABLE, plan.billing_mode, plan.parameters, **known)
+        routes = tuple(plan.routes)
+        slot_taken = False
+    elif live.status != LiveStatus.OK:
+        return _refuse(
+            _LIVE_REFUSALS[live.status], plan.billing_mode, plan.parameters, available=live.available, **known
+        )
+    else:
+        routes = tuple(plan.routes[live.route_index :]) if live.route_index >= 0 else tuple(plan.routes)
+        slot_taken = live.route_index >= 0
+    max_duration = route_max_duration(plan, routes[0], live.available)
+    if max_duration < 1:
+        return _refuse(
+            EndReason.BALANCE_INSUFFICIENT, plan.billing_mode, plan.parameters, available=live.available, **known
+        )
+    return Decision(
+        Action.ROUTE,
+        None,
+        plan.billing_mode,
+        record_cdr=True,
+        routes=routes,
+        max_duration_s=max_duration,
+        available=live.available,
+        slot_taken=slot_taken,
+        **known,
+    )
+
+
+def decide(facts: CallFacts, snapshot, live: SetupResult | None = None) -> Decision:
+    """The whole decision; ``live`` is the live state's answer (all clear when None)."""
+    planned = plan_call(facts, snapshot)
+    if isinstance(planned, Decision):
+        return planned
+    if live is None:
+        live = SetupResult(LiveStatus.OK, None, 0)
+    return conclude(planned, live)
+
+
+def should_fail_over(
+    code: int, route: RouteAttempt, early_media: bool, params, attempts_made: int, remaining: int
+) -> bool:
+    """Whether a vendor's final failure moves the call on to the next vendor."""
+    if remaining <= 0:
+        return False
+    limit = int(params["SS_GATEWAY_SWITCH_LIMIT"])
+    if limit and attempts_made >= limit:
+        return False
+    if early_media and params["SS_SIP_STOP_SWITCH_AFTER_SDP"]:
+        return False
+    return code in route.failover_codes
+
+
+def with_routes(decision: Decision, routes) -> Decision:
+    return replace(decision, routes=tuple(routes))

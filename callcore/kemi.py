@@ -1,0 +1,525 @@
+"""The KEMI adapter: Kamailio calls these methods; they read SIP facts, ask ``decide``, apply the answer.
+
+Kept thin on purpose: what to do with a call is decided in ``callcore.decide``
+(pure, tested row by row); counters live in ``callcore.live``; CDRs go out
+through ``callcore.cdr``. This module only speaks Kamailio.
+
+Kamailio 5.6 pitfalls this file works around (see DESIGN.md):
+every route catches its exceptions and returns an int (an uncaught one drops
+the request silently); ``ksr_reply_route`` and ``ksr_onsend_route`` exist as
+stubs (a missing one poisons the next call in that process); connections are
+opened lazily per process (Kamailio forks after loading this script); the
+dialog timeout ends calls without a ``dialog:end`` event, so the server-hangup
+CDR is written on ``dialog:timeout``; Kamailio's own 408 carries no reply, so
+the last vendor code is kept in a dialog variable.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import sys
+import time
+
+import KSR  # provided by app_python3
+
+from callcore import cdr as cdr_mod
+from callcore import decide as dec
+from callcore.contract import BillingMode, EndDirection, EndReason
+from callcore.live import Keys, LiveState
+from callcore.snapshot import SnapshotLoader
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
+PREFIX = os.environ.get("REDIS_PREFIX", "ss")
+STATE_DIR = os.environ.get("CALLCORE_STATE_DIR", "var")
+NODE = os.environ.get("SS_NODE") or socket.gethostname()
+SNAPSHOT_POLL_S = float(os.environ.get("SS_SNAPSHOT_POLL_SECONDS", "1"))
+RING_TIMEOUT_MS = int(os.environ.get("SS_RING_TIMEOUT_SECONDS", "120")) * 1000
+DEFAULT_MAX_DURATION_S = int(os.environ.get("SS_DEFAULT_MAX_DURATION", str(dec.DEFAULT_MAX_DURATION_S)))
+
+# Dialog variable names.
+V_STATE = "ss"  # the call's JSON state: plan essentials and routes
+V_ATTEMPT = "att"  # index of the route being tried
+V_TRIED = "tried"  # JSON list of {gateway_id, gateway, ip, status}
+V_CODE = "code"  # last vendor status (Kamailio's own 408 has no reply to read it from)
+V_EARLY = "early"  # 1 once a vendor sent early media
+V_RING = "ring"  # ms of the first provisional answer (post-dial delay)
+V_ANSWER = "ans"  # ms of the answer
+V_DONE = "done"  # 1 once the CDR is written: events can repeat
+
+
+class _KamailioLog(logging.Handler):
+    def emit(self, record):
+        line = self.format(record) + "\n"
+        (KSR.err if record.levelno >= logging.WARNING else KSR.info)(line)
+
+
+logging.getLogger("callcore").addHandler(_KamailioLog())
+logging.getLogger("callcore").setLevel(logging.INFO)
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def pv(name):
+    return KSR.pv.get(name)
+
+
+def pvs(name) -> str:
+    value = KSR.pv.get(name)
+    return "" if value is None else str(value)
+
+
+class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
+    def __init__(self):
+        self.loader = None
+        self.live = LiveState(REDIS_URL, PREFIX)
+        self.keys = Keys(PREFIX)
+        self.sink = cdr_mod.CdrSink(REDIS_URL, PREFIX, os.path.join(STATE_DIR, "cdr-spool.jsonl"))
+        self.last_poll = 0.0
+        self.dropped = 0
+        self.pid = None
+
+    # -- per-process plumbing ---------------------------------------------------
+
+    def child_init(self, rank):
+        return 0
+
+    def snapshot(self):
+        """The current snapshot, polled at most every SNAPSHOT_POLL_S per process (one GET)."""
+        if self.loader is None or self.pid != os.getpid():
+            import redis
+
+            client = redis.Redis.from_url(REDIS_URL, socket_timeout=0.25, socket_connect_timeout=0.25)
+            self.loader = SnapshotLoader(client, PREFIX, os.path.join(STATE_DIR, "snapshot.bin"))
+            self.pid = os.getpid()
+            self.loader.start(listen=False)
+            self.last_poll = time.monotonic()
+        elif time.monotonic() - self.last_poll >= SNAPSHOT_POLL_S:
+            self.last_poll = time.monotonic()
+            try:
+                self.loader.refresh()
+            except Exception as exc:  # noqa: BLE001 - Redis away: keep routing on what we have
+                KSR.warn(f"callcore: snapshot refresh failed: {exc!r}\n")
+            if self.sink.spool.pending():
+                self.sink.replay()
+            self._flush_counters()
+        return self.loader.current
+
+    def _flush_counters(self):
+        if self.dropped:
+            try:
+                self.live.client.hincrby(f"{PREFIX}:stats", "scanner_dropped", self.dropped)
+                self.dropped = 0
+            except Exception:  # noqa: BLE001 - counted again next time
+                pass
+
+    # -- 5.6.3 stubs ---------------------------------------------------------------
+
+    def ksr_reply_route(self, msg):
+        return 1
+
+    def ksr_onsend_route(self, msg):
+        return 1
+
+    # -- requests ------------------------------------------------------------------
+
+    def ksr_request_route(self, msg):
+        try:
+            return self.request_route()
+        except Exception as exc:  # noqa: BLE001 - an escaped exception silently drops the request
+            KSR.err(f"callcore: request_route: {exc!r}\n")
+            if KSR.is_ACK() <= 0:
+                KSR.sl.sl_send_reply(500, "Server Internal Error")
+            return 1
+
+    def request_route(self):
+        source_ip = pvs("$si")
+        if KSR.htable.sht_match_name("ipban", "eq", source_ip) > 0:
+            return 1  # banned: not a byte back
+        if KSR.pike.pike_check_req() < 0:
+            KSR.htable.sht_seti("ipban", source_ip, 1)
+            KSR.err(f"callcore: flood from {source_ip}, banned\n")
+            return 1
+        if KSR.maxfwd.process_maxfwd(10) < 0:
+            KSR.sl.sl_send_reply(483, "Too Many Hops")
+            return 1
+        if KSR.sanity.sanity_check(17895, 7) < 0:
+            return 1  # sanity answered 400 itself (or dropped an ACK)
+
+        if KSR.siputils.has_totag() > 0:
+            return self.in_dialog()
+        if KSR.is_CANCEL() > 0:
+            if KSR.tm.t_check_trans() > 0:
+                KSR.tm.t_relay()
+            return 1
+        if KSR.is_ACK() > 0:
+            if KSR.tm.t_check_trans() > 0:
+                KSR.tm.t_relay()
+            return 1
+        if KSR.tm.t_check_trans() == 0:
+            return 1  # a retransmission the transaction already answers
+        if KSR.is_OPTIONS() > 0:
+            KSR.sl.sl_send_reply(200, "OK")
+            return 1
+        if dec.is_scanner(pvs("$ua")):
+            self.dropped += 1
+            return 1
+        if KSR.is_method("REGISTER") > 0:
+            return self.register()
+        if KSR.is_INVITE() > 0:
+            return self.invite()
+        KSR.sl.sl_send_reply(405, "Method Not Allowed")
+        return 1
+
+    def in_dialog(self):
+        if KSR.rr.loose_route() > 0:
+            KSR.tm.t_relay()
+            return 1
+        if KSR.is_ACK() > 0:
+            if KSR.tm.t_check_trans() > 0:
+                KSR.tm.t_relay()
+            return 1
+        KSR.sl.sl_send_reply(404, "Not Here")
+        return 1
+
+    def register(self):
+        snap = self.snapshot()
+        if snap is None:
+            KSR.sl.sl_send_reply(503, "Not Configured")
+            return 1
+        username = pvs("$au")
+        phone = snap.phone(username) if username else None
+        if phone is None:
+            KSR.auth.auth_challenge(snap.sip_realm, 1)
+            return 1
+        # flags 1: the secret is an HA1; checks 1: the To user must be the authenticated user.
+        if KSR.auth.pv_auth_check(snap.sip_realm, phone.ha1, 1, 1) < 0:
+            KSR.auth.auth_challenge(snap.sip_realm, 1)
+            return 1
+        if not self._network_allowed(phone, pvs("$si")):
+            KSR.sl.sl_send_reply(403, "Forbidden Network")
+            return 1
+        KSR.auth.consume_credentials()
+        if KSR.registrar.save("location", 0) < 0:
+            KSR.sl.sl_reply_error()
+        return 1
+
+    @staticmethod
+    def _network_allowed(phone, ip):
+        if not phone.allowed_networks:
+            return True
+        import ipaddress
+
+        address = ipaddress.ip_address(ip)
+        return any(address in ipaddress.ip_network(n, strict=False) for n in phone.allowed_networks)
+
+    # -- the initial INVITE -------------------------------------------------------
+
+    def invite(self):
+        snap = self.snapshot()
+        if snap is None:
+            KSR.sl.sl_send_reply(503, "Not Configured")
+            return 1
+        start = now_ms()
+        source_ip, source_port = pvs("$si"), int(pv("$sp") or 0)
+        caller, callee = pvs("$fU"), pvs("$rU")
+        phone_username = None
+        claims_phone = False
+        if snap.mapping_gateway_for(source_ip, source_port) is None:
+            username = pvs("$au")
+            if username:
+                phone = snap.phone(username)
+                if (
+                    phone is None
+                    or KSR.auth.pv_auth_check(snap.sip_realm, phone.ha1, 1, 2) < 0
+                    or not self._network_allowed(phone, source_ip)
+                ):
+                    KSR.sl.sl_send_reply(403, "Authentication Failed")
+                    self._refusal_cdr(snap, EndReason.AUTH_FAILED, BillingMode.ILLEGAL, start, None)
+                    return 1
+                KSR.auth.consume_credentials()
+                phone_username = username
+            else:
+                claims_phone = snap.phone(caller) is not None
+        facts = dec.CallFacts(
+            call_id=pvs("$ci"),
+            source_ip=source_ip,
+            source_port=source_port,
+            caller=caller,
+            callee=callee,
+            now_ms=start,
+            user_agent=pvs("$ua"),
+            phone_username=phone_username,
+            claims_phone=claims_phone,
+        )
+        planned = dec.plan_call(facts, snap, DEFAULT_MAX_DURATION_S)
+        if isinstance(planned, dec.Decision):
+            decision = planned
+        else:
+            decision = dec.conclude(planned, self.live.setup(dec.live_request(planned), now_ms=start))
+        if decision.action is dec.Action.DROP:
+            self.dropped += 1
+            return 1
+        if decision.action is dec.Action.CHALLENGE:
+            KSR.auth.auth_challenge(snap.sip_realm, 1)
+            return 1
+        if decision.action is dec.Action.REJECT:
+            KSR.sl.sl_send_reply(decision.sip_status, decision.reason.description)
+            if decision.record_cdr:
+                self._refusal_cdr(snap, decision.reason, decision.billing_mode, start, decision, facts)
+            return 1
+        return self.route(snap, facts, decision)
+
+    def route(self, snap, facts, decision):
+        plan = decision.plan
+        routes = [
+            {
+                "id": r.gateway_id,
+                "name": r.gateway_name,
+                "host": r.host,
+                "port": r.port,
+                "transport": r.transport,
+                "caller": r.caller_out,
+                "callee": r.callee_out,
+                "cap": r.capacity,
+                "cps": r.cps_limit,
+                "codes": sorted(r.failover_codes),
+                "limit": r.conversation_limit,
+                "vendor": r.vendor_account_id,
+                "rate": [r.customer_rate.prefix, r.customer_rate.area],
+                "vrate": [r.vendor_rate.prefix, r.vendor_rate.area] if r.vendor_rate else ["", ""],
+            }
+            for r in decision.routes
+        ]
+        state = {
+            "call_id": facts.call_id,
+            "start": facts.now_ms,
+            "ip": facts.source_ip,
+            "port": facts.source_port,
+            "ua": facts.user_agent[:200],
+            "caller_in": facts.caller,
+            "callee_in": facts.callee,
+            "caller": plan.caller,
+            "callee": plan.callee,
+            "mode": int(decision.billing_mode),
+            "account": [plan.account.id, plan.account.name],
+            "mgw": [plan.mapping_gateway.id, plan.mapping_gateway.name] if plan.mapping_gateway else None,
+            "phone": plan.phone.id if plan.phone else None,
+            "v": plan.snapshot_version,
+            "max": decision.max_duration_s,
+            "balance_limited": bool(
+                plan.account.anti_overdraft
+                and decision.available is not None
+                and decision.max_duration_s < dec.max_duration_bound(plan)
+            ),
+            "slot": decision.slot_taken,
+            "routes": routes,
+            "expiry": facts.now_ms + (decision.max_duration_s + 60) * 1000,
+            "zero": bool(plan.parameters["SERVER_BILLING_RECORD_ZERO_HOLD_TIME"]),
+            "hangup": bool(plan.parameters["SERVER_BILLING_RECORD_SERVER_HANG_UP"]),
+            "sdp_stop": bool(plan.parameters["SS_SIP_STOP_SWITCH_AFTER_SDP"]),
+            "switch_limit": int(plan.parameters["SS_GATEWAY_SWITCH_LIMIT"]),
+            "fr_ms": int(plan.parameters["SS_SIP_TIMEOUT_INVITE"]) * 1000,
+        }
+        KSR.pv.seti("$dlg_ctx(timeout_bye)", 1)
+        KSR.pv.sets("$dlg_ctx(timeout_route)", "ss_timeout")
+        if KSR.dialog.dlg_manage() < 0:
+            self._release(state)
+            KSR.sl.sl_send_reply(500, "Dialog Error")
+            return 1
+        KSR.dialog.dlg_set_timeout(max(1, decision.max_duration_s))
+        d = KSR.dialog
+        d.var_sets(V_STATE, json.dumps(state, separators=(",", ":")))
+        d.var_sets(V_TRIED, "[]")
+        KSR.rr.record_route()
+        return self._attempt(state, 0, first=True)
+
+    def _attempt(self, state, index, first=False):
+        route = state["routes"][index]
+        KSR.dialog.var_sets(V_ATTEMPT, str(index))
+        KSR.dialog.var_sets(V_CODE, "0")
+        if route["caller"] != state["caller_in"] and first:
+            KSR.uac.uac_replace_from_uri(f"sip:{route['caller']}@{pvs('$fd')}")
+        # The vendor sees its own address in the Request-URI, as VOS sends it.
+        KSR.seturi(f"sip:{route['callee']}@{route['host']}:{route['port']}")
+        KSR.setdsturi(f"sip:{route['host']}:{route['port']};transport={route['transport']}")
+        KSR.tm.t_set_fr(RING_TIMEOUT_MS, state["fr_ms"])
+        KSR.tm.t_on_failure("ksr_failure_vendor")
+        KSR.tm.t_on_reply("ksr_reply_vendor")
+        if KSR.tm.t_relay() < 0:
+            if first:
+                KSR.sl.sl_reply_error()
+            return 1
+        return 1
+
+    # -- vendor answers ------------------------------------------------------------
+
+    def ksr_reply_vendor(self, msg):
+        try:
+            status = int(pv("$rs") or 0)
+            if 180 <= status < 200:
+                d = KSR.dialog
+                if not d.var_get(V_RING):
+                    d.var_sets(V_RING, str(now_ms()))
+                if status == 183 and KSR.textops.has_body_type("application/sdp") > 0:
+                    d.var_sets(V_EARLY, "1")
+        except Exception as exc:  # noqa: BLE001
+            KSR.err(f"callcore: reply route: {exc!r}\n")
+        return 1
+
+    def ksr_failure_vendor(self, msg):
+        try:
+            return self.failure()
+        except Exception as exc:  # noqa: BLE001
+            KSR.err(f"callcore: failure route: {exc!r}\n")
+            return 1
+
+    def failure(self):
+        d = KSR.dialog
+        state = json.loads(d.var_get(V_STATE) or "{}")
+        if not state:
+            return 1
+        index = int(d.var_get(V_ATTEMPT) or 0)
+        code = int(pv("$T_reply_code") or 0)
+        if KSR.tm.t_branch_timeout() > 0 and code in (0, 408):
+            code = 408
+        d.var_sets(V_CODE, str(code))
+        route = state["routes"][index]
+        tried = json.loads(d.var_get(V_TRIED) or "[]")
+        tried.append({"gateway_id": route["id"], "gateway": route["name"], "ip": route["host"], "status": code})
+        d.var_sets(V_TRIED, json.dumps(tried, separators=(",", ":")))
+        if KSR.tm.t_is_canceled() > 0:
+            return 1
+        remaining = state["routes"][index + 1 :]
+        early = d.var_get(V_EARLY) == "1"
+        if not remaining or code not in route["codes"]:
+            return 1
+        if early and state["sdp_stop"]:
+            return 1
+        if state["switch_limit"] and len(tried) >= state["switch_limit"]:
+            return 1
+        from callcore.live import RouteLimit
+
+        limits = [RouteLimit(r["id"], r["cap"], r["cps"]) for r in remaining]
+        taken = self.live.next_route(state["call_id"], route["id"] if state["slot"] else None, limits, state["expiry"])
+        if taken == -1:
+            return 1  # every other vendor is full: the caller gets this vendor's answer
+        if taken == -2:
+            taken, state["slot"] = 0, False  # Redis away: fail open, no slot
+        else:
+            state["slot"] = True
+        next_index = index + 1 + taken
+        d.var_sets(V_STATE, json.dumps(state, separators=(",", ":")))
+        return self._attempt(state, next_index)
+
+    # -- dialog events ------------------------------------------------------------------
+
+    def ksr_dialog_event(self, msg, evname):
+        try:
+            d = KSR.dialog
+            if evname == "dialog:start":
+                d.var_sets(V_ANSWER, str(now_ms()))
+                return 1
+            if d.var_get(V_DONE) == "1":
+                return 1
+            state = json.loads(d.var_get(V_STATE) or "{}")
+            if not state:
+                return 1
+            if evname == "dialog:timeout":
+                reason = EndReason.BALANCE_EXHAUSTED if state.get("balance_limited") else EndReason.MAX_DURATION
+                self._finish(state, EndDirection.SERVER, reason, 200, record=state["hangup"])
+            elif evname == "dialog:end":
+                direction = EndDirection.CALLER if pvs("$ft") == pvs("$dlg(from_tag)") else EndDirection.CALLEE
+                self._finish(state, direction, EndReason.NORMAL_CLEARING, 200, record=True)
+            elif evname == "dialog:failed":
+                code = int(pv("$rs") or 0) if KSR.siputils.is_reply() > 0 else 0
+                code = code or int(d.var_get(V_CODE) or 0) or 408
+                if KSR.tm.t_is_canceled() > 0 or code == 487 and int(d.var_get(V_CODE) or 0) in (0, 487):
+                    direction, reason = EndDirection.CALLER, EndReason.CALLER_CANCEL
+                else:
+                    direction = EndDirection.CALLEE
+                    reason = self._failure_reason(state, code)
+                self._finish(state, direction, reason, code, record=state["zero"])
+        except Exception as exc:  # noqa: BLE001
+            KSR.err(f"callcore: dialog event {evname}: {exc!r}\n")
+        return 1
+
+    @staticmethod
+    def _failure_reason(state, code):
+        if code == 408:
+            return EndReason.VENDOR_TIMEOUT
+        routes = state["routes"]
+        if code in routes[-1]["codes"] or code in (500, 502, 503, 504, 480):
+            return EndReason.VENDOR_FAILED
+        return EndReason.VENDOR_REJECTED
+
+    def _finish(self, state, direction, reason, code, record):
+        d = KSR.dialog
+        d.var_sets(V_DONE, "1")
+        end = now_ms()
+        answer = int(d.var_get(V_ANSWER) or 0) or None
+        ring = int(d.var_get(V_RING) or 0) or None
+        index = int(d.var_get(V_ATTEMPT) or 0)
+        tried = json.loads(d.var_get(V_TRIED) or "[]")
+        route = state["routes"][index]
+        if answer is not None:
+            tried.append({"gateway_id": route["id"], "gateway": route["name"], "ip": route["host"], "status": 200})
+        record_line = ""
+        if record:
+            record_line = cdr_mod.encode(
+                cdr_mod.call_record(
+                    state,
+                    route=route,
+                    answer_ms=answer,
+                    stop_ms=end,
+                    ring_ms=ring,
+                    tried=tried,
+                    direction=direction,
+                    reason=reason,
+                    sip_status=code,
+                    callee_call_id=pvs("$dlg(callid)") if answer else "",
+                    node=NODE,
+                )
+            )
+        slot_keys = self._slot_keys(state, route)
+        if not self.live.teardown(state["call_id"], state["account"][0], slot_keys, record_line) and record_line:
+            self.sink.spool_line(record_line)
+
+    def _slot_keys(self, state, route):
+        k = self.keys
+        keys = [k.slots("account", state["account"][0])]
+        if state["mgw"]:
+            keys.append(k.slots("mgw", state["mgw"][0]))
+        if state["phone"] is not None:
+            keys.append(k.slots("phone", state["phone"]))
+        keys.extend(k.slots("rgw", r["id"]) for r in state["routes"])
+        return keys
+
+    def _release(self, state):
+        self.live.teardown(state["call_id"], state["account"][0], self._slot_keys(state, state["routes"][0]))
+
+    def _refusal_cdr(self, snap, reason, billing_mode, start, decision, facts=None):
+        record = cdr_mod.refusal_record(
+            call_id=pvs("$ci"),
+            start_ms=start,
+            source_ip=pvs("$si"),
+            source_port=int(pv("$sp") or 0),
+            user_agent=pvs("$ua"),
+            caller=pvs("$fU"),
+            callee=pvs("$rU"),
+            reason=reason,
+            billing_mode=billing_mode,
+            decision=decision,
+            snapshot_version=snap.version,
+            node=NODE,
+        )
+        self.sink.emit(record)
+
+
+def mod_init():
+    sys.stdout.flush()
+    return kamailio()

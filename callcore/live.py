@@ -1,0 +1,372 @@
+"""Live state of the switch in Redis: concurrency slots, CPS windows, dynamic blacklist,
+balance reservations and the registry of live calls.
+
+The hot path makes exactly one round trip at call setup (``LiveState.setup``)
+and one at teardown (``LiveState.teardown``, which also appends the CDR). Both
+are Lua scripts, so every check and every write of a call happens atomically
+across all call-core nodes sharing this Redis.
+
+Slots are sorted sets (member = call id, score = expiry in ms): a call that
+fails, is cancelled or times out removes its members at teardown, and the
+slots of a node that crashed fall out by themselves once their expiry passes,
+because every acquire first drops expired members. Money is counted in
+integer ten-thousandths (the portal's 4 decimal places), which Lua's doubles
+hold exactly up to 2^53.
+
+When Redis does not answer within the timeout, each check has a stated policy
+(``FAIL_POLICY``): capacity, CPS and the dynamic blacklist fail open (the
+static screening from the snapshot still applies and carrier traffic keeps
+flowing), the balance check fails closed for anti-overdraft accounts (the
+switch must not give away calls it cannot charge) and open for the others.
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+import redis
+
+log = logging.getLogger("callcore.live")
+
+MONEY_SCALE = 10_000  # ten-thousandths: the portal's MONEY decimal_places
+
+FAIL_POLICY = {
+    "capacity": "open",
+    "cps": "open",
+    "dynamic_blacklist": "open",
+    "balance_anti_overdraft": "closed",
+    "balance_postpaid": "open",
+}
+
+
+class LiveStatus(enum.IntEnum):
+    OK = 0
+    MAPPING_CAPACITY = 1
+    ACCOUNT_CAPACITY = 2
+    PHONE_CAPACITY = 3
+    MAPPING_CPS = 4
+    SWITCH_CPS = 5
+    CALLER_DYNAMIC_BLACKLISTED = 6
+    CALLEE_DYNAMIC_BLACKLISTED = 7
+    BALANCE_INSUFFICIENT = 8
+    ROUTES_BUSY = 9
+    UNAVAILABLE = 10  # Redis did not answer: the caller applies FAIL_POLICY
+
+
+def to_units(amount: Decimal) -> int:
+    return int((amount * MONEY_SCALE).to_integral_value())
+
+
+def from_units(units: int) -> Decimal:
+    return Decimal(units) / MONEY_SCALE
+
+
+# KEYS: 1 mapping-gw slots, 2 account slots, 3 phone slots, 4 mapping-gw cps, 5 switch cps,
+#       6 central dynamic blacklist, 7 gateway dynamic blacklist, 8 live balance, 9 reservations,
+#       10 live-call registry, 11 registry expiry index, then per candidate route: slots, cps
+# ARGV: 1 call id, 2 now ms, 3 slot expiry ms, 4 mapping cap, 5 account cap, 6 phone cap,
+#       7 mapping cps, 8 switch cps, 9 caller, 10 callee, 11 balance mode (0 none, 1 check),
+#       12 credit units, 13 snapshot balance units, 14 reservation units, 15 registry json,
+#       then per candidate route: cap, cps
+SETUP_LUA = r"""
+local call_id = ARGV[1]
+local now = tonumber(ARGV[2])
+local expiry = tonumber(ARGV[3])
+local second = math.floor(now / 1000)
+
+local function live_count(key)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  return redis.call('ZCARD', key)
+end
+local function full(key, cap)
+  return cap > 0 and live_count(key) >= cap
+end
+local function cps_over(key, limit)
+  if limit <= 0 then return false end
+  local n = tonumber(redis.call('GET', key .. ':' .. second) or '0')
+  return n >= limit
+end
+local function cps_take(key, limit)
+  if limit <= 0 then return end
+  local k = key .. ':' .. second
+  redis.call('INCR', k)
+  redis.call('EXPIRE', k, 2)
+end
+local function listed(key, number)
+  if number == '' then return false end
+  local until_ms = redis.call('ZSCORE', key, number)
+  return until_ms and tonumber(until_ms) > now
+end
+
+-- checks first, writes after: a refused call leaves nothing behind
+if listed(KEYS[6], ARGV[9]) or listed(KEYS[7], ARGV[9]) then return {6, 0, -1} end
+if listed(KEYS[6], ARGV[10]) or listed(KEYS[7], ARGV[10]) then return {7, 0, -1} end
+if cps_over(KEYS[5], tonumber(ARGV[8])) then return {5, 0, -1} end
+if cps_over(KEYS[4], tonumber(ARGV[7])) then return {4, 0, -1} end
+if full(KEYS[1], tonumber(ARGV[4])) then return {1, 0, -1} end
+if full(KEYS[2], tonumber(ARGV[5])) then return {2, 0, -1} end
+if KEYS[3] ~= '' and full(KEYS[3], tonumber(ARGV[6])) then return {3, 0, -1} end
+
+local available = 0
+local reserve = tonumber(ARGV[14])
+if ARGV[11] == '1' then
+  local balance = tonumber(redis.call('GET', KEYS[8]) or ARGV[13])
+  local reserved = 0
+  local held = redis.call('HGETALL', KEYS[9])
+  for i = 1, #held, 2 do
+    local amount, until_ms = string.match(held[i + 1], '^(%-?%d+):(%d+)$')
+    if tonumber(until_ms) <= now then
+      redis.call('HDEL', KEYS[9], held[i])
+    elseif held[i] ~= call_id then
+      reserved = reserved + tonumber(amount)
+    end
+  end
+  available = balance + tonumber(ARGV[12]) - reserved
+  if available < reserve or available <= 0 then return {8, available, -1} end
+end
+
+local route = -1
+local ncand = (#KEYS - 11) / 2
+for i = 0, ncand - 1 do
+  local cap = tonumber(ARGV[16 + 2 * i])
+  local limit = tonumber(ARGV[17 + 2 * i])
+  if not full(KEYS[12 + 2 * i], cap) and not cps_over(KEYS[13 + 2 * i], limit) then
+    route = i
+    break
+  end
+end
+if ncand > 0 and route < 0 then return {9, available, -1} end
+
+cps_take(KEYS[5], tonumber(ARGV[8]))
+cps_take(KEYS[4], tonumber(ARGV[7]))
+redis.call('ZADD', KEYS[1], expiry, call_id)
+redis.call('ZADD', KEYS[2], expiry, call_id)
+if KEYS[3] ~= '' then redis.call('ZADD', KEYS[3], expiry, call_id) end
+if ARGV[11] == '1' then
+  redis.call('HSET', KEYS[9], call_id, reserve .. ':' .. expiry)
+end
+if route >= 0 then
+  redis.call('ZADD', KEYS[12 + 2 * route], expiry, call_id)
+  cps_take(KEYS[13 + 2 * route], tonumber(ARGV[17 + 2 * route]))
+end
+redis.call('HSET', KEYS[10], call_id, ARGV[15])
+redis.call('ZADD', KEYS[11], expiry, call_id)
+return {0, available, route}
+"""
+
+# Failover: give back the failed route's slot and take the next free one.
+# KEYS: 1 previous route slots (or ''), then per remaining candidate: slots, cps
+# ARGV: 1 call id, 2 now ms, 3 slot expiry ms, then per candidate: cap, cps
+NEXT_ROUTE_LUA = r"""
+local call_id = ARGV[1]
+local now = tonumber(ARGV[2])
+local expiry = tonumber(ARGV[3])
+local second = math.floor(now / 1000)
+if KEYS[1] ~= '' then redis.call('ZREM', KEYS[1], call_id) end
+local ncand = (#KEYS - 1) / 2
+for i = 0, ncand - 1 do
+  local slots, cps = KEYS[2 + 2 * i], KEYS[3 + 2 * i]
+  local cap, limit = tonumber(ARGV[4 + 2 * i]), tonumber(ARGV[5 + 2 * i])
+  redis.call('ZREMRANGEBYSCORE', slots, '-inf', now)
+  local ok = cap <= 0 or redis.call('ZCARD', slots) < cap
+  local k = cps .. ':' .. second
+  if ok and limit > 0 and tonumber(redis.call('GET', k) or '0') >= limit then ok = false end
+  if ok then
+    redis.call('ZADD', slots, expiry, call_id)
+    if limit > 0 then redis.call('INCR', k); redis.call('EXPIRE', k, 2) end
+    return i
+  end
+end
+return -1
+"""
+
+# Teardown: release every slot and the reservation, drop the call from the
+# registry and append its CDR, atomically.
+# KEYS: 1 reservations, 2 registry, 3 registry expiry index, 4 CDR stream, then slot keys
+# ARGV: 1 call id, 2 CDR json ('' = no CDR)
+TEARDOWN_LUA = r"""
+local call_id = ARGV[1]
+redis.call('HDEL', KEYS[1], call_id)
+redis.call('HDEL', KEYS[2], call_id)
+redis.call('ZREM', KEYS[3], call_id)
+for i = 5, #KEYS do redis.call('ZREM', KEYS[i], call_id) end
+if ARGV[2] ~= '' then
+  return redis.call('XADD', KEYS[4], '*', 'cdr', ARGV[2])
+end
+return false
+"""
+
+
+@dataclass(frozen=True)
+class RouteLimit:
+    """A candidate routing gateway's live limits."""
+
+    gateway_id: int
+    capacity: int
+    cps_limit: int
+
+
+@dataclass
+class SetupRequest:
+    call_id: str
+    mapping_gateway_id: int | None
+    account_id: int
+    # Set when the gateway keeps a standalone dynamic blacklist, checked besides the central one.
+    dynamic_blacklist_gateway: int | None = None
+    phone_id: int | None = None
+    mapping_capacity: int = 0
+    account_capacity: int = 0
+    phone_capacity: int = 0
+    mapping_cps: int = 0
+    switch_cps: int = 0
+    caller: str = ""
+    callee: str = ""
+    check_balance: bool = False
+    credit_limit: Decimal = Decimal("0")
+    snapshot_balance: Decimal = Decimal("0")
+    reservation: Decimal = Decimal("0")
+    expiry_ms: int = 0
+    routes: list[RouteLimit] = field(default_factory=list)
+    registry: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SetupResult:
+    status: LiveStatus
+    available: Decimal | None  # balance + credit - other calls' reservations, when checked
+    route_index: int  # index into SetupRequest.routes of the route whose slot was taken, -1 if none
+
+
+class Keys:
+    """Every Redis key of the live state, under one prefix shared with the portal."""
+
+    def __init__(self, prefix: str):
+        self.prefix = prefix
+
+    def slots(self, kind: str, ident) -> str:
+        return f"{self.prefix}:live:slots:{kind}:{ident}"
+
+    def cps(self, kind: str, ident) -> str:
+        return f"{self.prefix}:live:cps:{kind}:{ident}"
+
+    def dynamic_blacklist(self, mapping_gateway_id=None) -> str:
+        if mapping_gateway_id is None:
+            return f"{self.prefix}:dynbl:central"
+        return f"{self.prefix}:dynbl:gw:{mapping_gateway_id}"
+
+    def balance(self, account_id) -> str:
+        return f"{self.prefix}:live:balance:{account_id}"
+
+    def reservations(self, account_id) -> str:
+        return f"{self.prefix}:live:resv:{account_id}"
+
+    @property
+    def registry(self) -> str:
+        return f"{self.prefix}:live:calls"
+
+    @property
+    def registry_expiry(self) -> str:
+        return f"{self.prefix}:live:calls:expiry"
+
+    @property
+    def cdr_stream(self) -> str:
+        return f"{self.prefix}:cdr"
+
+
+class LiveState:
+    """The call core's narrow interface to Redis for live counters.
+
+    Opens its connection lazily and again after a fork: Kamailio forks its
+    workers after loading the script, and a socket must never be shared
+    across processes.
+    """
+
+    def __init__(self, url: str, prefix: str, timeout: float = 0.25):
+        self.url = url
+        self.keys = Keys(prefix)
+        self.timeout = timeout
+        self._client = None
+        self._pid = None
+        self._scripts = {}
+
+    @property
+    def client(self) -> redis.Redis:
+        if self._client is None or self._pid != os.getpid():
+            self._client = redis.Redis.from_url(
+                self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout
+            )
+            self._pid = os.getpid()
+            self._scripts = {
+                "setup": self._client.register_script(SETUP_LUA),
+                "next_route": self._client.register_script(NEXT_ROUTE_LUA),
+                "teardown": self._client.register_script(TEARDOWN_LUA),
+            }
+        return self._client
+
+    def _script(self, name):
+        self.client  # noqa: B018 - (re)connects after a fork
+        return self._scripts[name]
+
+    def setup(self, req: SetupRequest, now_ms: int | None = None) -> SetupResult:
+        now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+        k = self.keys
+        keys = [
+            k.slots("mgw", req.mapping_gateway_id),
+            k.slots("account", req.account_id),
+            k.slots("phone", req.phone_id) if req.phone_id is not None else "",
+            k.cps("mgw", req.mapping_gateway_id),
+            k.cps("switch", "all"),
+            k.dynamic_blacklist(),
+            k.dynamic_blacklist(req.dynamic_blacklist_gateway),
+            k.balance(req.account_id),
+            k.reservations(req.account_id),
+            k.registry,
+            k.registry_expiry,
+        ]
+        args = [
+            req.call_id, now_ms, req.expiry_ms, req.mapping_capacity, req.account_capacity, req.phone_capacity,
+            req.mapping_cps, req.switch_cps, req.caller, req.callee, "1" if req.check_balance else "0",
+            to_units(req.credit_limit), to_units(req.snapshot_balance), to_units(req.reservation),
+            json.dumps(req.registry, separators=(",", ":")),
+        ]  # fmt: skip
+        for route in req.routes:
+            keys += [k.slots("rgw", route.gateway_id), k.cps("rgw", route.gateway_id)]
+            args += [route.capacity, route.cps_limit]
+        try:
+            status, available, index = self._script("setup")(keys=keys, args=args)
+        except redis.RedisError as exc:
+            log.warning("live state unavailable at setup of %s: %r", req.call_id, exc)
+            return SetupResult(LiveStatus.UNAVAILABLE, None, -1)
+        return SetupResult(LiveStatus(status), from_units(available) if req.check_balance else None, index)
+
+    def next_route(self, call_id, previous_gateway_id, routes: list[RouteLimit], expiry_ms, now_ms=None) -> int:
+        """Index into ``routes`` of the next route with a free slot (taken), -1 if none, -2 if Redis is away."""
+        now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+        k = self.keys
+        keys = [k.slots("rgw", previous_gateway_id) if previous_gateway_id is not None else ""]
+        args = [call_id, now_ms, expiry_ms]
+        for route in routes:
+            keys += [k.slots("rgw", route.gateway_id), k.cps("rgw", route.gateway_id)]
+            args += [route.capacity, route.cps_limit]
+        try:
+            return int(self._script("next_route")(keys=keys, args=args))
+        except redis.RedisError as exc:
+            log.warning("live state unavailable at failover of %s: %r", call_id, exc)
+            return -2
+
+    def teardown(self, call_id, account_id, slot_keys: list[str], cdr_json: str = "") -> bool:
+        """Release the call and append its CDR; False when Redis did not take it (spool the CDR)."""
+        k = self.keys
+        keys = [k.reservations(account_id), k.registry, k.registry_expiry, k.cdr_stream, *slot_keys]
+        try:
+            self._script("teardown")(keys=keys, args=[call_id, cdr_json])
+            return True
+        except redis.RedisError as exc:
+            log.warning("live state unavailable at teardown of %s: %r", call_id, exc)
+            return False

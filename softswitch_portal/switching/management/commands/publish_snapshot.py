@@ -1,0 +1,23 @@
+"""Publish the configuration snapshot to Redis now (after a restore, a bulk import, or to check Redis)."""
+
+from django.core.management.base import BaseCommand, CommandError
+
+from softswitch_portal.switching import publisher
+
+
+class Command(BaseCommand):
+    help = "Build the configuration snapshot and make it current in Redis."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--force",
+            action="store_true",
+            help="Install a new version even if the configuration is unchanged (call cores reload).",
+        )
+
+    def handle(self, *args, force=False, **options):
+        version = publisher.publish(force=force)
+        if version is None:
+            raise CommandError("Could not publish the snapshot: Redis is unreachable (see the log above).")
+        keys = publisher.snapshot_keys()
+        self.stdout.write(self.style.SUCCESS(f"Snapshot version {version} is current at {keys.current}."))

@@ -1,0 +1,256 @@
+"""End-to-end fixtures: callcore (Kamailio + our KEMI) as a subprocess, SIPp as customer and vendors.
+
+Everything runs on loopback: 127.0.0.1 is the customer's mapping gateway,
+127.0.0.2 an unknown source, vendors listen on 127.0.0.1:VENDOR_A/VENDOR_B.
+Ports stay clear of the ones `make run` uses, so a demo switch can keep running.
+"""
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+
+ROOT = Path(__file__).resolve().parents[2]
+SCENARIOS = Path(__file__).resolve().parent / "scenarios"
+SWITCH_PORT = 15060
+VENDOR_A = 15070
+VENDOR_B = 15071
+
+pytestmark = pytest.mark.sip
+
+needs_sip = pytest.mark.skipif(
+    not (shutil.which("sipp") and (shutil.which("kamailio") or os.path.exists("/usr/sbin/kamailio"))),
+    reason="SIPp and Kamailio are installed by scripts/setup.sh --test",
+)
+
+
+def options_ping(port=SWITCH_PORT, source="127.0.0.1", timeout=0.5):
+    """Send one OPTIONS over UDP; return the status line or None."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(timeout)
+    try:
+        sock.bind((source, 0))
+        local_port = sock.getsockname()[1]
+        branch = "z9hG4bK" + uuid.uuid4().hex
+        message = (
+            f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {source}:{local_port};branch={branch}\r\n"
+            f"From: <sip:ping@{source}>;tag={uuid.uuid4().hex[:8]}\r\n"
+            f"To: <sip:127.0.0.1:{port}>\r\n"
+            f"Call-ID: {uuid.uuid4().hex}\r\n"
+            "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+        sock.sendto(message.encode(), ("127.0.0.1", port))
+        data, _ = sock.recvfrom(65535)
+        return data.split(b"\r\n", 1)[0].decode(errors="replace")
+    except OSError:
+        return None
+    finally:
+        sock.close()
+
+
+@pytest.fixture(scope="session")
+def callcore(tmp_path_factory):
+    """A running call core for the whole session, on SWITCH_PORT, sharing the tests' Redis prefix."""
+    state = tmp_path_factory.mktemp("callcore")
+    env = dict(os.environ)
+    env.update(
+        SS_SIP_PORT=str(SWITCH_PORT),
+        SS_SIP_LISTEN="127.0.0.1",
+        SS_CHILDREN="4",
+        SS_TCP_CHILDREN="1",
+        REDIS_URL=settings.REDIS_URL,
+        REDIS_PREFIX=settings.REDIS_PREFIX,
+        CALLCORE_STATE_DIR=str(state),
+        SS_NODE="e2e",
+        SS_DEFAULT_INVITE_TIMEOUT="3",
+        SS_FLOOD_REQUESTS_PER_2S="5000",
+    )
+    log = open(state / "kamailio.log", "w")  # noqa: SIM115 - closed at teardown
+    process = subprocess.Popen(
+        [sys.executable, "-m", "callcore"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and options_ping() is None:
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    if options_ping() is None:
+        process.kill()
+        log.close()
+        pytest.fail("callcore did not start:\n" + (state / "kamailio.log").read_text()[-3000:])
+    yield {"process": process, "state": state, "log": state / "kamailio.log"}
+    os.killpg(process.pid, signal.SIGTERM)
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+    log.close()
+
+
+@pytest.fixture
+def live_redis():
+    client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
+    prefix = settings.REDIS_PREFIX
+    # Each test starts with no live calls, counters or CDRs of the tests before it.
+    for pattern in (f"{prefix}:live:*", f"{prefix}:cdr", f"{prefix}:dynbl:*"):
+        for key in client.scan_iter(pattern, count=1000):
+            client.delete(key)
+    yield client
+    client.close()
+
+
+def cdrs(client):
+    """The CDR records on the stream, oldest first."""
+    return [json.loads(fields["cdr"]) for _id, fields in client.xrange(f"{settings.REDIS_PREFIX}:cdr")]
+
+
+def wait_for_cdrs(client, count, timeout=10):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        records = cdrs(client)
+        if len(records) >= count:
+            return records
+        time.sleep(0.1)
+    return cdrs(client)
+
+
+def render(scenario, tmp_path, **values):
+    text = (SCENARIOS / scenario).read_text()
+    for key, value in values.items():
+        text = text.replace(f"@{key}@", str(value))
+    path = tmp_path / f"{uuid.uuid4().hex[:6]}-{scenario}"
+    path.write_text(text)
+    return path
+
+
+def free_port(ip="127.0.0.1"):
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((ip, 0))
+        return sock.getsockname()[1]
+
+
+class Sipp:
+    """Runs SIPp scenarios as customer (foreground) and vendors (background)."""
+
+    def __init__(self, tmp_path):
+        self.tmp_path = tmp_path
+        self.vendors = []
+
+    def vendor(self, scenario, port, calls=1, **values):
+        values.setdefault("EXPECT", ".")
+        values.setdefault("EARLY_MEDIA", "")
+        path = render(scenario, self.tmp_path, **values)
+        log = self.tmp_path / f"vendor-{port}-{len(self.vendors)}.log"
+        process = subprocess.Popen(
+            ["sipp", "-sf", str(path), "-i", "127.0.0.1", "-p", str(port), "-m", str(calls), "-nostdin",
+             "-timeout", "40s", "-timeout_error", "-trace_err", "-error_file", str(log) + ".err",
+             "-trace_msg", "-message_file", str(log)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        self.vendors.append(process)
+        time.sleep(0.2)  # let it bind before the customer dials
+        return process
+
+    def customer(self, scenario, callee, caller="15551230001", source="127.0.0.1", calls=1, rate=10, hold_ms=0,
+                 timeout=30, extra=(), background=False, **values):  # fmt: skip
+        values.setdefault("CODE", 200)
+        values.setdefault("UA", "customer-pbx")
+        path = render(scenario, self.tmp_path, **values)
+        log = self.tmp_path / f"customer-{uuid.uuid4().hex[:6]}.log"
+        command = [
+            "sipp", f"127.0.0.1:{SWITCH_PORT}", "-sf", str(path), "-i", source, "-p", str(free_port(source)),
+            "-s", callee, "-key", "caller", caller, "-m", str(calls), "-r", str(rate), "-d", str(hold_ms),
+            "-nostdin", "-timeout", f"{timeout}s", "-timeout_error", "-trace_msg", "-message_file", str(log),
+            "-trace_err", "-error_file", str(log) + ".err", *extra,
+        ]  # fmt: skip
+        if background:
+            process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            self.vendors.append(process)  # waited for and cleaned up with the vendors
+            return process
+        result = subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=timeout + 15)
+        result.log = log
+        return result
+
+    def wait_vendors(self, timeout=45):
+        codes = []
+        for process in self.vendors:
+            try:
+                codes.append(process.wait(timeout=timeout))
+            except subprocess.TimeoutExpired:
+                process.kill()
+                codes.append("timeout")
+        return codes
+
+    def close(self):
+        for process in self.vendors:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+@pytest.fixture
+def sipp(tmp_path):
+    runner = Sipp(tmp_path)
+    yield runner
+    runner.close()
+
+
+@pytest.fixture
+def switch_config(db):
+    """The e2e configuration in the test database; ``publish()`` makes callcore see it."""
+    from billing.models import Account, Rate, RateTable
+    from billing.services import apply_payment
+    from softswitch_portal.switching import publisher
+    from softswitch_portal.switching.models import MappingGateway, RoutingGateway, SystemParameter
+
+    retail = RateTable.objects.create(name="Retail")
+    for prefix, price in (("1", "0.0100"), ("44", "0.0200"), ("86", "0.0300")):
+        Rate.objects.create(rate_table=retail, prefix=prefix, price_per_minute=Decimal(price), first_period=6,
+                            next_period=6)  # fmt: skip
+    cost = RateTable.objects.create(name="Cost")
+    for prefix, price in (("1", "0.0050"), ("44", "0.0100"), ("86", "0.0200")):
+        Rate.objects.create(rate_table=cost, prefix=prefix, price_per_minute=Decimal(price), first_period=1,
+                            next_period=1)  # fmt: skip
+    customer = Account.objects.create(name="E2E Customer", rate_table=retail, anti_overdraft=True)
+    apply_payment(customer, "recharge", Decimal("50"), None)
+    vendor_a = Account.objects.create(name="E2E Vendor A", account_type="vendor", rate_table=cost)
+    vendor_b = Account.objects.create(name="E2E Vendor B", account_type="vendor", rate_table=cost)
+    gateway = MappingGateway.objects.create(name="E2E trunk", account=customer, remote_ips=["127.0.0.1"])
+    route_a = RoutingGateway.objects.create(name="Vendor A", host="127.0.0.1", port=VENDOR_A, priority=10,
+                                            clearing_account=vendor_a)  # fmt: skip
+    route_b = RoutingGateway.objects.create(name="Vendor B", host="127.0.0.1", port=VENDOR_B, priority=20,
+                                            clearing_account=vendor_b)  # fmt: skip
+
+    class Config:
+        pass
+
+    config = Config()
+    config.customer, config.gateway, config.route_a, config.route_b = customer, gateway, route_a, route_b
+    config.vendor_a, config.vendor_b = vendor_a, vendor_b
+
+    def set_parameter(name, value):
+        SystemParameter.objects.update_or_create(name=name, defaults={"value": str(value)})
+
+    def publish():
+        version = publisher.publish(force=True)
+        assert version is not None, "the snapshot could not be published"
+        # Each Kamailio process polls `current` at most once a second.
+        time.sleep(1.3)
+        return version
+
+    config.set_parameter = set_parameter
+    config.publish = publish
+    return config

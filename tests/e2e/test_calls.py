@@ -1,0 +1,183 @@
+"""Calls through the real switch: SIPp customer -> callcore (Kamailio + KEMI) -> SIPp vendors."""
+
+import pytest
+from django.conf import settings
+
+from .conftest import VENDOR_A, VENDOR_B, needs_sip, wait_for_cdrs
+
+pytestmark = [pytest.mark.sip, needs_sip, pytest.mark.django_db]
+
+
+def assert_nothing_held(client):
+    """After the call: no live call registered, no concurrency slot or balance reservation left."""
+    prefix = settings.REDIS_PREFIX
+    assert client.hlen(f"{prefix}:live:calls") == 0
+    held = [k for k in client.scan_iter(f"{prefix}:live:slots:*") if client.zcard(k)]
+    held += [k for k in client.scan_iter(f"{prefix}:live:resv:*") if client.hlen(k)]
+    assert held == []
+
+
+def test_an_answered_call_reaches_the_vendor_and_leaves_its_cdr(callcore, switch_config, sipp, live_redis):
+    switch_config.publish()
+    sipp.vendor("uas_answer.xml", VENDOR_A, EXPECT=r"^INVITE sip:4420794960@")
+    result = sipp.customer("uac_call.xml", "4420794960", hold_ms=1500)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert sipp.wait_vendors() == [0]
+    [record] = wait_for_cdrs(live_redis, 1)
+    assert record["billing_mode"] == 1
+    assert record["end_reason"] == "normal_clearing"
+    assert record["end_direction"] == 0
+    assert record["routing_gateway_name"] == "Vendor A"
+    assert record["account_name"] == "E2E Customer"
+    assert record["callee_number"] == "4420794960"
+    assert 1400 <= record["hold_time_ms"] <= 4000
+    assert record["vendors_tried"] == [
+        {"gateway_id": switch_config.route_a.id, "gateway": "Vendor A", "ip": "127.0.0.1", "status": 200}
+    ]
+    assert record["rate_prefix"] == "44"
+    assert_nothing_held(live_redis)
+
+
+def test_failover_503_goes_to_the_second_vendor(callcore, switch_config, sipp, live_redis):
+    switch_config.publish()
+    sipp.vendor("uas_fail.xml", VENDOR_A, CODE=503)
+    sipp.vendor("uas_answer.xml", VENDOR_B)
+    result = sipp.customer("uac_call.xml", "12125550100", hold_ms=500)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert sipp.wait_vendors() == [0, 0]
+    [record] = wait_for_cdrs(live_redis, 1)
+    assert [(t["gateway"], t["status"]) for t in record["vendors_tried"]] == [("Vendor A", 503), ("Vendor B", 200)]
+    assert record["routing_gateway_name"] == "Vendor B"
+
+
+def test_all_vendors_failing_gives_the_caller_the_last_answer(callcore, switch_config, sipp, live_redis):
+    switch_config.publish()
+    sipp.vendor("uas_fail.xml", VENDOR_A, CODE=503)
+    sipp.vendor("uas_fail.xml", VENDOR_B, CODE=502)
+    result = sipp.customer("uac_reject.xml", "12125550100", CODE=502)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    [record] = wait_for_cdrs(live_redis, 1)
+    assert record["end_reason"] == "vendor_failed"
+    assert record["end_direction"] == 1
+    assert record["sip_status"] == 502
+    assert [(t["gateway"], t["status"]) for t in record["vendors_tried"]] == [("Vendor A", 503), ("Vendor B", 502)]
+    assert record["hold_time_ms"] == 0
+
+
+def test_a_busy_vendor_does_not_fail_over(callcore, switch_config, sipp, live_redis):
+    switch_config.publish()
+    sipp.vendor("uas_fail.xml", VENDOR_A, CODE=486)
+    result = sipp.customer("uac_reject.xml", "12125550100", CODE=486)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    [record] = wait_for_cdrs(live_redis, 1)
+    assert record["end_reason"] == "vendor_rejected"
+    assert [t["gateway"] for t in record["vendors_tried"]] == ["Vendor A"]
+
+
+def test_no_failover_after_early_media(callcore, switch_config, sipp, live_redis):
+    switch_config.publish()
+    early = """<send><![CDATA[
+      SIP/2.0 183 Session Progress
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Type: application/sdp
+      Content-Length: [len]
+
+      v=0
+      o=user1 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+      s=-
+      c=IN IP[media_ip_type] [media_ip]
+      t=0 0
+      m=audio [media_port] RTP/AVP 0
+
+    ]]></send>"""
+    sipp.vendor("uas_fail.xml", VENDOR_A, CODE=503, EARLY_MEDIA=early)
+    # A proxy never relays a 503 upstream (RFC 3261 16.7): the caller hears 500.
+    result = sipp.customer("uac_reject.xml", "12125550100", CODE=500)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    [record] = wait_for_cdrs(live_redis, 1)
+    assert [t["gateway"] for t in record["vendors_tried"]] == ["Vendor A"]
+
+
+def test_a_call_from_an_unknown_source_is_illegal(callcore, switch_config, sipp, live_redis):
+    switch_config.publish()
+    result = sipp.customer("uac_reject.xml", "4420794960", source="127.0.0.2", CODE=403)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    [record] = wait_for_cdrs(live_redis, 1)
+    assert record["billing_mode"] == -2
+    assert record["end_reason"] == "illegal_source"
+    assert record["caller_ip"] == "127.0.0.2"
+    assert record["callee_number"] == "4420794960"
+    assert record["caller_number"] == "15551230001"
+
+
+def test_no_illegal_cdr_when_the_parameter_is_off(callcore, switch_config, sipp, live_redis):
+    switch_config.set_parameter("SERVER_BILLING_RECORD_ILLEGAL_CALL", 0)
+    switch_config.publish()
+    result = sipp.customer("uac_reject.xml", "4420794960", source="127.0.0.2", CODE=403)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    # A legal refusal after it proves the stream is being written, so the absence is real.
+    switch_config.gateway.prefix_forbid = ["44"]
+    switch_config.gateway.save()
+    switch_config.publish()
+    result = sipp.customer("uac_reject.xml", "4420794960", CODE=403)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    records = wait_for_cdrs(live_redis, 1)
+    assert [r["end_reason"] for r in records] == ["prefix_forbidden"]
+
+
+def test_a_scanner_gets_no_answer(callcore, switch_config, sipp, live_redis):
+    switch_config.publish()
+    result = sipp.customer("uac_reject.xml", "100", source="127.0.0.2", CODE=403, UA="friendly-scanner", timeout=3)
+    assert result.returncode != 0  # nothing came back
+    assert wait_for_cdrs(live_redis, 1, timeout=1) == []
+
+
+def test_the_vendor_receives_the_transformed_numbers(callcore, switch_config, sipp, live_redis):
+    from softswitch_portal.switching.models import CallerNumberPool, NumberTransformRule
+
+    strip = NumberTransformRule.objects.create(name="strip 00", target="callee", match_prefix="00", strip_digits=2)
+    switch_config.gateway.callee_transforms.add(strip)
+    pool = CallerNumberPool.objects.create(name="pool", numbers=["442030000001"])
+    switch_config.route_a.tech_prefix = "7788"
+    switch_config.route_a.caller_number_pool = pool
+    switch_config.route_a.save()
+    switch_config.publish()
+    sipp.vendor("uas_answer.xml", VENDOR_A, EXPECT=r"^INVITE sip:77884420794960@.*From: .sip:442030000001@")
+    result = sipp.customer("uac_call.xml", "004420794960", hold_ms=200)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert sipp.wait_vendors() == [0]
+    [record] = wait_for_cdrs(live_redis, 1)
+    assert record["callee_number"] == "004420794960"
+    assert record["callee_number_out"] == "77884420794960"
+    assert record["caller_number_out"] == "442030000001"
+
+
+def test_the_switch_hangs_up_at_the_conversation_limit(callcore, switch_config, sipp, live_redis):
+    switch_config.gateway.conversation_limit = 2
+    switch_config.gateway.save()
+    switch_config.publish()
+    sipp.vendor("uas_answer.xml", VENDOR_A)
+    result = sipp.customer("uac_wait_bye.xml", "12125550100", timeout=20)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert sipp.wait_vendors() == [0]  # the vendor got its BYE too
+    [record] = wait_for_cdrs(live_redis, 1)
+    assert record["end_direction"] == 2
+    assert record["end_reason"] == "max_duration"
+    assert 1500 <= record["hold_time_ms"] <= 3500
+
+
+def test_a_caller_cancel_ends_the_attempt(callcore, switch_config, sipp, live_redis):
+    switch_config.publish()
+    sipp.vendor("uas_ring.xml", VENDOR_A)
+    result = sipp.customer("uac_cancel.xml", "12125550100")
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert sipp.wait_vendors() == [0]
+    [record] = wait_for_cdrs(live_redis, 1)
+    assert record["end_reason"] == "caller_cancel"
+    assert record["end_direction"] == 0
+    assert [t["gateway"] for t in record["vendors_tried"]] == ["Vendor A"]
+    assert_nothing_held(live_redis)
