@@ -63,9 +63,6 @@ class Account(models.Model):
     def __str__(self):
         return self.name
 
-    def get_absolute_url(self):
-        return reverse("billing:account", args=[self.pk])
-
     def save(self, *args, **kwargs):
         # An edit form holds the balance it read; writing it back would undo any
         # payment or CDR debit committed since. Only billing.services moves it.
@@ -74,6 +71,9 @@ class Account(models.Model):
                 f.name for f in self._meta.concrete_fields if not f.primary_key and f.name != "balance"
             ]
         super().save(*args, **kwargs)
+
+    def get_absolute_url(self):
+        return reverse("billing:account", args=[self.pk])
 
     def clean(self):
         if self.account_type == AccountType.VENDOR and self.credit_limit:
