@@ -268,7 +268,14 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             KSR.auth.auth_challenge(snap.sip_realm, 1)
             return 1
         if decision.action is dec.Action.REJECT:
-            KSR.sl.sl_send_reply(decision.sip_status, decision.reason.description)
+            if decision.billing_mode == BillingMode.ILLEGAL:
+                # Stateless: a flood of illegal calls must not cost transaction memory.
+                KSR.sl.sl_send_reply(decision.sip_status, decision.reason.description)
+            else:
+                # Stateful: a retransmitted INVITE is answered by the transaction, not
+                # decided again, so it never becomes a second CDR.
+                KSR.tm.t_newtran()
+                KSR.tm.t_reply(decision.sip_status, decision.reason.description)
             if decision.record_cdr:
                 self._refusal_cdr(snap, decision.reason, decision.billing_mode, start, decision, facts)
             return 1

@@ -12,9 +12,10 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 # call core's packages must come from a venv built with it.
 PYTHON=/usr/bin/python3
 
-packages=(python3 python3-venv postgresql redis-server)
+packages=(python3 python3-venv postgresql redis-server kamailio kamailio-python3-modules)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(chromium)
+  # The tests' real peers: SIPp as customer and vendors, Chromium for the browser tests.
+  packages+=(sip-tester chromium)
 fi
 missing=()
 for p in "${packages[@]}"; do
@@ -25,6 +26,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+  # Debian enables the packaged Kamailio service; the switch runs its own, rendered configuration.
+  if [[ " ${missing[*]} " == *" kamailio "* ]] && command -v systemctl >/dev/null && systemctl is-active -q kamailio 2>/dev/null; then
+    $SUDO systemctl disable --now kamailio >/dev/null 2>&1 || true
+  fi
 fi
 
 if ! pg_isready -q -h 127.0.0.1 -p "${DB_PORT:-5432}"; then

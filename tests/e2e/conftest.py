@@ -23,9 +23,10 @@ from django.conf import settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
-SWITCH_PORT = 15060
-VENDOR_A = 15070
-VENDOR_B = 15071
+# E2E_PORT_BASE lets two suites run side by side on one machine.
+SWITCH_PORT = int(os.environ.get("E2E_PORT_BASE", "15060"))
+VENDOR_A = SWITCH_PORT + 10
+VENDOR_B = SWITCH_PORT + 11
 
 pytestmark = pytest.mark.sip
 
