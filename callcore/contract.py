@@ -360,6 +360,39 @@ def digest_ha1(username: str, realm: str, password: str) -> str:
 
 
 @dataclass(frozen=True)
+class SharedLiveKeys:
+    """The live-state keys the portal and the worker write for the call core to read.
+
+    The call core's own counters (slots, CPS windows, reservations) are
+    private to ``callcore.live``; these few are the hand-over points.
+    """
+
+    prefix: str
+
+    def balance(self, account_id: int) -> str:
+        """An account's balance in ten-thousandths (integer), refreshed by the CDR ingest."""
+        return f"{self.prefix}:live:balance:{account_id}"
+
+    def dynamic_blacklist(self, mapping_gateway_id: int | None = None) -> str:
+        """Sorted set of blocked numbers, score = expiry in epoch ms; per gateway in standalone mode."""
+        if mapping_gateway_id is None:
+            return f"{self.prefix}:dynbl:central"
+        return f"{self.prefix}:dynbl:gw:{mapping_gateway_id}"
+
+    @property
+    def cdr_stream(self) -> str:
+        return f"{self.prefix}:cdr"
+
+    @property
+    def live_calls(self) -> str:
+        return f"{self.prefix}:live:calls"
+
+
+# A blacklist entry without an expiry: far enough ahead, and exact in a double.
+NEVER_EXPIRES_MS = 2**52
+
+
+@dataclass(frozen=True)
 class SnapshotKeys:
     """Where the snapshot lives in Redis; both sides build the names here so they cannot drift."""
 

@@ -8,6 +8,7 @@ class SecurityConfig(AppConfig):
     def ready(self):
         from softswitch_portal.switching import publisher
 
-        from . import models
+        from . import dynamic_blacklist, models
 
         publisher.watch(models.BlackWhiteListGroup, models.ListEntry)
+        dynamic_blacklist.connect()

@@ -152,6 +152,11 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": envint("BEAT_CDR_PARTITIONS_SECONDS", 3600),
         "options": {"expires": envint("BEAT_CDR_PARTITIONS_SECONDS", 3600) - 60},
     },
+    "resync-dynamic-blacklist": {
+        "task": "security.tasks.resync_dynamic_blacklist",
+        "schedule": envint("BEAT_DYNBL_SECONDS", 300),
+        "options": {"expires": envint("BEAT_DYNBL_SECONDS", 300) - 30},
+    },
     "republish-snapshot": {
         "task": "softswitch_portal.switching.tasks.republish_snapshot",
         "schedule": envint("BEAT_SNAPSHOT_SECONDS", 300),

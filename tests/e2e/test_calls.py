@@ -181,3 +181,35 @@ def test_a_caller_cancel_ends_the_attempt(callcore, switch_config, sipp, live_re
     assert record["end_direction"] == 0
     assert [t["gateway"] for t in record["vendors_tried"]] == ["Vendor A"]
     assert_nothing_held(live_redis)
+
+
+def test_a_dynamically_blacklisted_caller_is_refused(callcore, switch_config, sipp, live_redis):
+    from security.models import DynamicBlacklistEntry
+
+    switch_config.publish()
+    entry = DynamicBlacklistEntry.objects.create(number="15551230001", reason="calls per minute")
+    from security.dynamic_blacklist import sync_entry
+
+    sync_entry(entry)  # the test's transaction never commits, so sync by hand
+    result = sipp.customer("uac_reject.xml", "12125550100", CODE=403)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    [record] = wait_for_cdrs(live_redis, 1)
+    assert record["end_reason"] == "dynamic_blacklisted"
+
+
+def test_the_vendor_never_sees_the_customers_address(callcore, switch_config, sipp, live_redis):
+    switch_config.gateway.remote_ips = ["127.0.0.3"]
+    switch_config.gateway.save()
+    switch_config.publish()
+    sipp.vendor("uas_answer.xml", VENDOR_A)
+    result = sipp.customer("uac_call.xml", "12125550100", source="127.0.0.3", hold_ms=200)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert sipp.wait_vendors() == [0]
+    seen_by_vendor = "\n".join(p.read_text() for p in sipp.tmp_path.glob("vendor-*.log"))
+    assert "INVITE sip:" in seen_by_vendor and "BYE sip:" in seen_by_vendor
+    topology = [
+        line for line in seen_by_vendor.splitlines()
+        if line.split(":", 1)[0].strip().lower() in ("via", "v", "contact", "m", "record-route", "route")
+    ]  # fmt: skip
+    assert any(line.lower().startswith("via") for line in topology)
+    assert [line for line in topology if "127.0.0.3" in line] == []
