@@ -11,11 +11,16 @@ spool file (a single O_APPEND write, so lines from Kamailio's many processes
 do not interleave) and replayed by whichever process next finds Redis up.
 Replay first renames the spool aside, so new records keep going to a fresh
 file and no line is replayed by two processes.
+
+A writer holds a shared ``flock`` on the spool file while it writes, and the
+replay renames it only under an exclusive one; a writer that opened the file
+just before the rename sees that the path no longer names its file and writes
+again to the new one. Without this, a line written into the renamed file after
+the replay had read it was lost with the file.
 """
 
 from __future__ import annotations
 
-import contextlib
 import fcntl
 import json
 import logging
@@ -41,17 +46,35 @@ class Spool:
 
     def append(self, line: str) -> None:
         data = (line.rstrip("\n") + "\n").encode()
-        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        while True:
+            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_SH)
+                if not self._is_current(fd):
+                    continue  # a replay renamed this file away meanwhile: write to the new spool
+                os.write(fd, data)
+                # A crash of callcore must not lose the record; a crash of the whole
+                # host is what Redis AOF and this fsync are for.
+                os.fsync(fd)
+                return
+            finally:
+                os.close(fd)  # releases the lock
+
+    def _is_current(self, fd: int) -> bool:
         try:
-            os.write(fd, data)
-            # A crash of callcore must not lose the record; a crash of the whole
-            # host is what Redis AOF and this fsync are for.
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+            named = os.stat(self.path)
+        except FileNotFoundError:
+            return False
+        opened = os.fstat(fd)
+        return (named.st_dev, named.st_ino) == (opened.st_dev, opened.st_ino)
 
     def pending(self) -> bool:
-        return self.path.exists() and self.path.stat().st_size > 0 or any(self._claimed())
+        try:
+            if self.path.stat().st_size > 0:
+                return True
+        except FileNotFoundError:  # never written, or renamed by a replay this very moment
+            pass
+        return any(self._claimed())
 
     def _claimed(self):
         return sorted(self.path.parent.glob(self.path.name + ".replay.*"))
@@ -71,11 +94,22 @@ class Spool:
         finally:
             os.close(lock_fd)
 
-    def _replay_locked(self, send) -> int:
-        if self.path.exists() and self.path.stat().st_size > 0:
-            claim = self.path.with_name(f"{self.path.name}.replay.{os.getpid()}.{time.time_ns()}")
-            with contextlib.suppress(FileNotFoundError):
+    def _claim(self) -> None:
+        """Rename the spool aside once no writer is in the middle of a line."""
+        try:
+            fd = os.open(self.path, os.O_RDONLY)
+        except FileNotFoundError:
+            return
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # waits for writers holding LOCK_SH
+            if os.fstat(fd).st_size > 0 and self._is_current(fd):
+                claim = self.path.with_name(f"{self.path.name}.replay.{os.getpid()}.{time.time_ns()}")
                 os.rename(self.path, claim)
+        finally:
+            os.close(fd)
+
+    def _replay_locked(self, send) -> int:
+        self._claim()
         sent = 0
         for claim in self._claimed():
             lines = claim.read_text().splitlines()

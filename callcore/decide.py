@@ -194,11 +194,14 @@ def affordable_seconds(rate: contract.Rate, available: Decimal) -> int | None:
     budget = available - Decimal(rate.connect_fee)
     if price <= 0:
         return None if budget >= 0 else 0
-    if budget < price * rate.first_period / 60:
+    # Compared in money x 60 seconds, so every step is an exact product: dividing by
+    # 60 first rounds (0.1 / 60 has no end) and lost a whole period at exact boundaries.
+    budget60 = budget * 60
+    first = price * rate.first_period
+    if budget60 < first:
         return 0
-    # Whole next periods after the first that the rest of the budget covers.
-    rest = budget - price * rate.first_period / 60
-    periods = int(rest / (price * rate.next_period / 60))
+    # Whole next periods after the first that the rest of the budget covers (// is exact).
+    periods = int((budget60 - first) // (price * rate.next_period))
     return rate.first_period + periods * rate.next_period
 
 
@@ -390,6 +393,7 @@ def live_request(plan: Plan) -> SetupRequest:
         credit_limit=Decimal(plan.account.credit_limit),
         snapshot_balance=Decimal(plan.account.balance),
         reservation=plan.reservation,
+        minimum_available=minimum_available(plan),
         expiry_ms=expiry,
         routes=[r.limit for r in plan.routes],
         registry={
@@ -402,6 +406,18 @@ def live_request(plan: Plan) -> SetupRequest:
             "snapshot_version": plan.snapshot_version,
         },
     )
+
+
+def minimum_available(plan: Plan) -> Decimal:
+    """The least money an anti-overdraft call needs to start: one first period of its first route.
+
+    The live state refuses below it, so ``conclude`` never has to refuse for the
+    balance after the live state already took the call's slots (a refusal gets no
+    teardown, and those slots would stay taken until they expire).
+    """
+    if not plan.account.anti_overdraft or not plan.routes:
+        return Decimal(0)
+    return reservation(plan.routes[0].customer_rate, 1)
 
 
 def max_duration_bound(plan: Plan) -> int:

@@ -59,6 +59,10 @@ class LiveStatus(enum.IntEnum):
     UNAVAILABLE = 10  # Redis did not answer: the caller applies FAIL_POLICY
 
 
+# The answers given after the balance was computed; the earlier refusals never looked at it.
+_BALANCE_COUNTED = frozenset({LiveStatus.OK, LiveStatus.BALANCE_INSUFFICIENT, LiveStatus.ROUTES_BUSY})
+
+
 def to_units(amount: Decimal) -> int:
     return int((amount * MONEY_SCALE).to_integral_value())
 
@@ -68,12 +72,13 @@ def from_units(units: int) -> Decimal:
 
 
 # KEYS: 1 mapping-gw slots, 2 account slots, 3 phone slots, 4 mapping-gw cps, 5 switch cps,
+#       ('' for 1, 3 and 4 when the call has no mapping gateway / no phone)
 #       6 central dynamic blacklist, 7 gateway dynamic blacklist, 8 live balance, 9 reservations,
 #       10 live-call registry, 11 registry expiry index, then per candidate route: slots, cps
 # ARGV: 1 call id, 2 now ms, 3 slot expiry ms, 4 mapping cap, 5 account cap, 6 phone cap,
 #       7 mapping cps, 8 switch cps, 9 caller, 10 callee, 11 balance mode (0 none, 1 check),
 #       12 credit units, 13 snapshot balance units, 14 reservation units, 15 registry json,
-#       then per candidate route: cap, cps
+#       16 minimum available units, then per candidate route: cap, cps
 SETUP_LUA = r"""
 local call_id = ARGV[1]
 local now = tonumber(ARGV[2])
@@ -85,15 +90,21 @@ local function live_count(key)
   return redis.call('ZCARD', key)
 end
 local function full(key, cap)
-  return cap > 0 and live_count(key) >= cap
+  return key ~= '' and cap > 0 and live_count(key) >= cap
+end
+local function take(key)
+  if key == '' then return end
+  -- also where no capacity is counted: a crashed node's members must not pile up for ever
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now)
+  redis.call('ZADD', key, expiry, call_id)
 end
 local function cps_over(key, limit)
-  if limit <= 0 then return false end
+  if key == '' or limit <= 0 then return false end
   local n = tonumber(redis.call('GET', key .. ':' .. second) or '0')
   return n >= limit
 end
 local function cps_take(key, limit)
-  if limit <= 0 then return end
+  if key == '' or limit <= 0 then return end
   local k = key .. ':' .. second
   redis.call('INCR', k)
   redis.call('EXPIRE', k, 2)
@@ -111,7 +122,7 @@ if cps_over(KEYS[5], tonumber(ARGV[8])) then return {5, 0, -1} end
 if cps_over(KEYS[4], tonumber(ARGV[7])) then return {4, 0, -1} end
 if full(KEYS[1], tonumber(ARGV[4])) then return {1, 0, -1} end
 if full(KEYS[2], tonumber(ARGV[5])) then return {2, 0, -1} end
-if KEYS[3] ~= '' and full(KEYS[3], tonumber(ARGV[6])) then return {3, 0, -1} end
+if full(KEYS[3], tonumber(ARGV[6])) then return {3, 0, -1} end
 
 local available = 0
 local reserve = tonumber(ARGV[14])
@@ -128,14 +139,14 @@ if ARGV[11] == '1' then
     end
   end
   available = balance + tonumber(ARGV[12]) - reserved
-  if available < reserve or available <= 0 then return {8, available, -1} end
+  if available < reserve or available < tonumber(ARGV[16]) or available <= 0 then return {8, available, -1} end
 end
 
 local route = -1
 local ncand = (#KEYS - 11) / 2
 for i = 0, ncand - 1 do
-  local cap = tonumber(ARGV[16 + 2 * i])
-  local limit = tonumber(ARGV[17 + 2 * i])
+  local cap = tonumber(ARGV[17 + 2 * i])
+  local limit = tonumber(ARGV[18 + 2 * i])
   if not full(KEYS[12 + 2 * i], cap) and not cps_over(KEYS[13 + 2 * i], limit) then
     route = i
     break
@@ -145,15 +156,15 @@ if ncand > 0 and route < 0 then return {9, available, -1} end
 
 cps_take(KEYS[5], tonumber(ARGV[8]))
 cps_take(KEYS[4], tonumber(ARGV[7]))
-redis.call('ZADD', KEYS[1], expiry, call_id)
-redis.call('ZADD', KEYS[2], expiry, call_id)
-if KEYS[3] ~= '' then redis.call('ZADD', KEYS[3], expiry, call_id) end
+take(KEYS[1])
+take(KEYS[2])
+take(KEYS[3])
 if ARGV[11] == '1' then
   redis.call('HSET', KEYS[9], call_id, reserve .. ':' .. expiry)
 end
 if route >= 0 then
-  redis.call('ZADD', KEYS[12 + 2 * route], expiry, call_id)
-  cps_take(KEYS[13 + 2 * route], tonumber(ARGV[17 + 2 * route]))
+  take(KEYS[12 + 2 * route])
+  cps_take(KEYS[13 + 2 * route], tonumber(ARGV[18 + 2 * route]))
 end
 redis.call('HSET', KEYS[10], call_id, ARGV[15])
 redis.call('ZADD', KEYS[11], expiry, call_id)
@@ -231,6 +242,8 @@ class SetupRequest:
     credit_limit: Decimal = Decimal("0")
     snapshot_balance: Decimal = Decimal("0")
     reservation: Decimal = Decimal("0")
+    # Refuse (balance insufficient) below this even when the reservation is covered: one first period.
+    minimum_available: Decimal = Decimal("0")
     expiry_ms: int = 0
     routes: list[RouteLimit] = field(default_factory=list)
     registry: dict = field(default_factory=dict)
@@ -316,11 +329,12 @@ class LiveState:
     def setup(self, req: SetupRequest, now_ms: int | None = None) -> SetupResult:
         now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
         k = self.keys
+        has_gateway = req.mapping_gateway_id is not None
         keys = [
-            k.slots("mgw", req.mapping_gateway_id),
+            k.slots("mgw", req.mapping_gateway_id) if has_gateway else "",
             k.slots("account", req.account_id),
             k.slots("phone", req.phone_id) if req.phone_id is not None else "",
-            k.cps("mgw", req.mapping_gateway_id),
+            k.cps("mgw", req.mapping_gateway_id) if has_gateway else "",
             k.cps("switch", "all"),
             k.dynamic_blacklist(),
             k.dynamic_blacklist(req.dynamic_blacklist_gateway),
@@ -333,7 +347,7 @@ class LiveState:
             req.call_id, now_ms, req.expiry_ms, req.mapping_capacity, req.account_capacity, req.phone_capacity,
             req.mapping_cps, req.switch_cps, req.caller, req.callee, "1" if req.check_balance else "0",
             to_units(req.credit_limit), to_units(req.snapshot_balance), to_units(req.reservation),
-            json.dumps(req.registry, separators=(",", ":")),
+            json.dumps(req.registry, separators=(",", ":")), to_units(req.minimum_available),
         ]  # fmt: skip
         for route in req.routes:
             keys += [k.slots("rgw", route.gateway_id), k.cps("rgw", route.gateway_id)]
@@ -343,7 +357,10 @@ class LiveState:
         except redis.RedisError as exc:
             log.warning("live state unavailable at setup of %s: %r", req.call_id, exc)
             return SetupResult(LiveStatus.UNAVAILABLE, None, -1)
-        return SetupResult(LiveStatus(status), from_units(available) if req.check_balance else None, index)
+        status = LiveStatus(status)
+        # Refusals before the balance check never computed it: say "unknown", not 0.
+        counted = req.check_balance and status in _BALANCE_COUNTED
+        return SetupResult(status, from_units(available) if counted else None, index)
 
     def next_route(self, call_id, previous_gateway_id, routes: list[RouteLimit], expiry_ms, now_ms=None) -> int:
         """Index into ``routes`` of the next route with a free slot (taken), -1 if none, -2 if Redis is away."""

@@ -1,0 +1,365 @@
+"""The live state's Lua scripts against the real Redis: slots, CPS, dynamic blacklist, balance, routes, teardown.
+
+Every test works under a prefix of its own and passes ``now_ms`` explicitly,
+so the CPS windows and expiries are the test's, not the wall clock's.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from decimal import Decimal
+
+import pytest
+import redis
+from django.conf import settings
+
+from callcore.live import LiveState, LiveStatus, RouteLimit, SetupRequest
+
+D = Decimal
+NOW = 1_900_000_000_000  # ms; a whole second, so NOW + 999 is the same second and NOW + 1000 the next
+EXPIRY = NOW + 3_600_000
+CALL = "call-1"
+
+
+@pytest.fixture
+def client():
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def prefix(client):
+    prefix = f"sstest-live-{uuid.uuid4().hex[:12]}"
+    yield prefix
+    for key in client.scan_iter(f"{prefix}:*", count=1000):
+        client.delete(key)
+
+
+@pytest.fixture
+def live(prefix):
+    return LiveState(settings.REDIS_URL, prefix)
+
+
+def request(call_id=CALL, **changes) -> SetupRequest:
+    values = {
+        "mapping_gateway_id": 1,
+        "account_id": 1,
+        "caller": "15551230000",
+        "callee": "447700900123",
+        "expiry_ms": EXPIRY,
+        "routes": [RouteLimit(1, 0, 0)],
+        "registry": {"account_id": 1, "caller": "15551230000", "start_ms": NOW},
+    }
+    values.update(changes)
+    return SetupRequest(call_id=call_id, **values)
+
+
+def dump(client, prefix) -> dict:
+    """Every key under the prefix with its whole content, to compare before and after."""
+    out = {}
+    for key in sorted(client.scan_iter(f"{prefix}:*", count=1000)):
+        kind = client.type(key).decode()
+        if kind == "zset":
+            out[key] = client.zrange(key, 0, -1, withscores=True)
+        elif kind == "hash":
+            out[key] = client.hgetall(key)
+        elif kind == "string":
+            out[key] = client.get(key)
+        else:
+            out[key] = (kind, client.xlen(key) if kind == "stream" else None)
+    return out
+
+
+def occupy(client, key, *members, expiry=EXPIRY):
+    client.zadd(key, {member: expiry for member in members})
+
+
+# ---------------------------------------------------------------------------
+# Setup
+
+
+def test_setup_takes_every_slot_and_registers_the_call(live, client):
+    registry = {"account_id": 1, "caller": "15551230000", "start_ms": NOW}
+    result = live.setup(request(phone_id=3, routes=[RouteLimit(7, 0, 0)], registry=registry), now_ms=NOW)
+    assert (result.status, result.route_index, result.available) == (LiveStatus.OK, 0, None)
+    k = live.keys
+    for key in (k.slots("mgw", 1), k.slots("account", 1), k.slots("phone", 3), k.slots("rgw", 7)):
+        assert client.zscore(key, CALL) == EXPIRY, key
+    assert json.loads(client.hget(k.registry, CALL)) == registry
+    assert client.zscore(k.registry_expiry, CALL) == EXPIRY
+
+
+def test_a_phone_call_writes_no_mapping_gateway_key(live, client, prefix):
+    result = live.setup(request(mapping_gateway_id=None, phone_id=3, mapping_cps=0), now_ms=NOW)
+    assert result.status is LiveStatus.OK
+    keys = [key.decode() for key in client.scan_iter(f"{prefix}:*")]
+    assert live.keys.slots("phone", 3) in keys
+    assert not [key for key in keys if ":mgw:" in key]
+
+
+CAPACITIES = [
+    pytest.param({"mapping_capacity": 2}, ("mgw", 1), LiveStatus.MAPPING_CAPACITY, id="mapping gateway"),
+    pytest.param({"account_capacity": 2}, ("account", 1), LiveStatus.ACCOUNT_CAPACITY, id="account"),
+    pytest.param({"phone_id": 3, "phone_capacity": 2}, ("phone", 3), LiveStatus.PHONE_CAPACITY, id="phone"),
+]
+
+
+@pytest.mark.parametrize(("limits", "slots", "status"), CAPACITIES)
+def test_a_full_entity_refuses_the_call_and_nothing_is_written(live, client, prefix, limits, slots, status):
+    # Every other kind of write is asked for too, so a refusal that wrote anything would show.
+    full = request(
+        **limits,
+        mapping_cps=10,
+        switch_cps=10,
+        check_balance=True,
+        snapshot_balance=D("50"),
+        reservation=D("1"),
+        routes=[RouteLimit(1, 5, 5)],
+    )
+    occupy(client, live.keys.slots(*slots), "other-1", "other-2")
+    before = dump(client, prefix)
+    result = live.setup(full, now_ms=NOW)
+    assert result.status is status
+    assert result.available is None  # refused before the balance was looked at
+    assert dump(client, prefix) == before
+
+
+@pytest.mark.parametrize(("limits", "slots", "status"), CAPACITIES)
+def test_an_entity_below_its_capacity_takes_the_call(live, client, limits, slots, status):
+    occupy(client, live.keys.slots(*slots), "other-1")
+    assert live.setup(request(**limits), now_ms=NOW).status is LiveStatus.OK
+    assert client.zcard(live.keys.slots(*slots)) == 2
+
+
+@pytest.mark.parametrize("limits", [{"mapping_capacity": 1}, {"account_capacity": 1}])
+def test_the_slots_of_a_crashed_call_expire(live, client, limits):
+    key = live.keys.slots("mgw" if "mapping_capacity" in limits else "account", 1)
+    occupy(client, key, "crashed", expiry=NOW)  # expiry reached: no longer counted
+    assert live.setup(request(**limits), now_ms=NOW).status is LiveStatus.OK
+    assert client.zrange(key, 0, -1) == [CALL.encode()]
+
+
+def test_expired_slots_are_dropped_even_where_no_capacity_is_counted(live, client):
+    key = live.keys.slots("account", 1)
+    occupy(client, key, "crashed", expiry=NOW - 1)
+    assert live.setup(request(account_capacity=0), now_ms=NOW).status is LiveStatus.OK
+    assert client.zrange(key, 0, -1) == [CALL.encode()]
+
+
+@pytest.mark.parametrize(
+    ("limit", "status"),
+    [("mapping_cps", LiveStatus.MAPPING_CPS), ("switch_cps", LiveStatus.SWITCH_CPS)],
+)
+def test_cps_refuses_the_attempt_over_the_limit_in_a_second_and_allows_the_next_second(
+    live, client, prefix, limit, status
+):
+    def attempt(n, now):
+        return live.setup(request(f"call-{n}", **{limit: 2}), now_ms=now).status
+
+    assert attempt(1, NOW) is LiveStatus.OK
+    assert attempt(2, NOW + 500) is LiveStatus.OK
+    before = dump(client, prefix)
+    assert attempt(3, NOW + 999) is status
+    assert dump(client, prefix) == before  # a refused attempt does not count
+    assert attempt(4, NOW + 1000) is LiveStatus.OK
+
+
+def test_a_route_over_its_cps_is_passed_over(live, client):
+    client.set(f"{live.keys.cps('rgw', 1)}:{NOW // 1000}", 1)
+    result = live.setup(request(routes=[RouteLimit(1, 0, 1), RouteLimit(2, 0, 1)]), now_ms=NOW)
+    assert (result.status, result.route_index) == (LiveStatus.OK, 1)
+    assert client.get(f"{live.keys.cps('rgw', 2)}:{NOW // 1000}") == b"1"
+
+
+# ---------------------------------------------------------------------------
+# Dynamic blacklist
+
+
+@pytest.mark.parametrize(
+    ("number", "status"),
+    [("15551230000", LiveStatus.CALLER_DYNAMIC_BLACKLISTED), ("447700900123", LiveStatus.CALLEE_DYNAMIC_BLACKLISTED)],
+)
+def test_a_number_on_the_central_dynamic_blacklist_is_refused(live, client, prefix, number, status):
+    client.zadd(live.keys.dynamic_blacklist(), {number: NOW + 60_000})
+    before = dump(client, prefix)
+    assert live.setup(request(), now_ms=NOW).status is status
+    assert dump(client, prefix) == before
+
+
+def test_a_gateway_blacklist_applies_only_when_the_gateway_keeps_one(live, client):
+    client.zadd(live.keys.dynamic_blacklist(1), {"447700900123": NOW + 60_000})
+    assert live.setup(request("call-1"), now_ms=NOW).status is LiveStatus.OK
+    standalone = request("call-2", dynamic_blacklist_gateway=1)
+    assert live.setup(standalone, now_ms=NOW).status is LiveStatus.CALLEE_DYNAMIC_BLACKLISTED
+    other_gateway = request("call-3", mapping_gateway_id=2, dynamic_blacklist_gateway=2)
+    assert live.setup(other_gateway, now_ms=NOW).status is LiveStatus.OK
+
+
+@pytest.mark.parametrize("until", [NOW, NOW - 1])
+def test_an_expired_blacklist_entry_does_not_block(live, client, until):
+    client.zadd(live.keys.dynamic_blacklist(), {"15551230000": until})
+    client.zadd(live.keys.dynamic_blacklist(1), {"447700900123": until})
+    assert live.setup(request(dynamic_blacklist_gateway=1), now_ms=NOW).status is LiveStatus.OK
+
+
+# ---------------------------------------------------------------------------
+# Balance
+
+
+def reserve(client, live, call_id, amount: str, until=EXPIRY, account_id=1):
+    client.hset(live.keys.reservations(account_id), call_id, f"{int(D(amount) * 10_000)}:{until}")
+
+
+def money(**changes):
+    return request(check_balance=True, **changes)
+
+
+def test_available_money_is_the_live_balance_plus_credit_minus_other_calls_reservations(live, client):
+    client.set(live.keys.balance(1), 100_000)  # 10.0000 in ten-thousandths
+    reserve(client, live, "other-1", "3.0000")
+    reserve(client, live, "other-2", "0.5000")
+    result = live.setup(money(credit_limit=D("5"), snapshot_balance=D("99"), reservation=D("1.2500")), now_ms=NOW)
+    assert (result.status, result.available) == (LiveStatus.OK, D("11.5"))
+    assert client.hget(live.keys.reservations(1), CALL) == f"12500:{EXPIRY}".encode()
+
+
+def test_the_snapshot_balance_counts_when_the_live_balance_is_missing(live):
+    result = live.setup(money(credit_limit=D("1"), snapshot_balance=D("2.5")), now_ms=NOW)
+    assert (result.status, result.available) == (LiveStatus.OK, D("3.5"))
+
+
+def test_a_call_whose_reservation_exceeds_the_available_money_is_refused_and_nothing_is_written(live, client, prefix):
+    reserve(client, live, "other-1", "1.0000")
+    before = dump(client, prefix)
+    result = live.setup(money(snapshot_balance=D("3.5"), reservation=D("2.5001")), now_ms=NOW)
+    assert (result.status, result.available) == (LiveStatus.BALANCE_INSUFFICIENT, D("2.5"))
+    assert dump(client, prefix) == before
+    assert live.setup(money(snapshot_balance=D("3.5"), reservation=D("2.5")), now_ms=NOW).status is LiveStatus.OK
+
+
+def test_a_call_is_refused_below_its_minimum_even_with_the_reservation_covered(live, client, prefix):
+    before = dump(client, prefix)
+    result = live.setup(money(snapshot_balance=D("0.30"), reservation=D("0.10"), minimum_available=D("0.35")), NOW)
+    assert result.status is LiveStatus.BALANCE_INSUFFICIENT
+    assert dump(client, prefix) == before
+
+
+def test_nothing_available_refuses_even_a_call_that_reserves_nothing(live):
+    result = live.setup(money(snapshot_balance=D("-5"), credit_limit=D("5"), reservation=D("0")), now_ms=NOW)
+    assert (result.status, result.available) == (LiveStatus.BALANCE_INSUFFICIENT, D("0"))
+
+
+def test_a_calls_own_reservation_does_not_count_against_it(live, client):
+    reserve(client, live, CALL, "90.0000")  # left by an earlier attempt of the same call
+    result = live.setup(money(snapshot_balance=D("10"), reservation=D("5")), now_ms=NOW)
+    assert (result.status, result.available) == (LiveStatus.OK, D("10"))
+
+
+def test_expired_reservations_are_purged_and_not_counted(live, client):
+    reserve(client, live, "gone-1", "4.0000", until=NOW)
+    reserve(client, live, "gone-2", "4.0000", until=NOW - 1)
+    reserve(client, live, "live-1", "1.0000", until=NOW + 1)
+    result = live.setup(money(snapshot_balance=D("5")), now_ms=NOW)
+    assert result.available == D("4")
+    assert set(client.hkeys(live.keys.reservations(1))) == {b"live-1", CALL.encode()}
+
+
+def test_without_a_balance_check_nothing_is_reserved(live, client):
+    result = live.setup(request(snapshot_balance=D("-100"), reservation=D("5")), now_ms=NOW)
+    assert (result.status, result.available) == (LiveStatus.OK, None)
+    assert not client.exists(live.keys.reservations(1))
+
+
+# ---------------------------------------------------------------------------
+# Routes
+
+
+def test_the_first_route_with_a_free_slot_is_taken(live, client):
+    occupy(client, live.keys.slots("rgw", 1), "other-1")
+    routes = [RouteLimit(1, 1, 0), RouteLimit(2, 1, 0), RouteLimit(3, 0, 0)]
+    result = live.setup(request(routes=routes), now_ms=NOW)
+    assert (result.status, result.route_index) == (LiveStatus.OK, 1)
+    assert client.zscore(live.keys.slots("rgw", 2), CALL) == EXPIRY
+    assert client.zscore(live.keys.slots("rgw", 1), CALL) is None
+    assert not client.exists(live.keys.slots("rgw", 3))
+
+
+def test_every_route_full_refuses_the_call_as_routes_busy_and_nothing_is_written(live, client, prefix):
+    occupy(client, live.keys.slots("rgw", 1), "other-1")
+    occupy(client, live.keys.slots("rgw", 2), "other-2")
+    before = dump(client, prefix)
+    result = live.setup(money(snapshot_balance=D("7"), routes=[RouteLimit(1, 1, 0), RouteLimit(2, 1, 0)]), NOW)
+    assert (result.status, result.route_index, result.available) == (LiveStatus.ROUTES_BUSY, -1, D("7"))
+    assert dump(client, prefix) == before
+
+
+def test_next_route_releases_the_previous_route_and_takes_the_next_free_one(live, client):
+    assert live.setup(request(routes=[RouteLimit(1, 1, 0)]), now_ms=NOW).route_index == 0
+    occupy(client, live.keys.slots("rgw", 2), "other-2")
+    remaining = [RouteLimit(2, 1, 0), RouteLimit(3, 1, 0)]
+    assert live.next_route(CALL, 1, remaining, EXPIRY, now_ms=NOW) == 1
+    assert client.zscore(live.keys.slots("rgw", 1), CALL) is None
+    assert client.zscore(live.keys.slots("rgw", 3), CALL) == EXPIRY
+    assert client.zscore(live.keys.slots("rgw", 2), CALL) is None
+
+
+def test_next_route_answers_minus_one_when_every_other_route_is_full_yet_releases_the_previous(live, client):
+    live.setup(request(routes=[RouteLimit(1, 1, 0)]), now_ms=NOW)
+    occupy(client, live.keys.slots("rgw", 2), "other-2")
+    assert live.next_route(CALL, 1, [RouteLimit(2, 1, 0)], EXPIRY, now_ms=NOW) == -1
+    assert client.zscore(live.keys.slots("rgw", 1), CALL) is None
+
+
+def test_next_route_without_a_previous_slot_only_takes(live, client):
+    occupy(client, live.keys.slots("rgw", 1), CALL)
+    assert live.next_route(CALL, None, [RouteLimit(2, 0, 1)], EXPIRY, now_ms=NOW) == 0
+    assert client.zscore(live.keys.slots("rgw", 1), CALL) == EXPIRY
+    assert client.get(f"{live.keys.cps('rgw', 2)}:{NOW // 1000}") == b"1"
+
+
+# ---------------------------------------------------------------------------
+# Teardown
+
+
+def test_teardown_releases_everything_and_appends_the_cdr_at_once(live, client):
+    req = money(phone_id=3, snapshot_balance=D("10"), reservation=D("1"), routes=[RouteLimit(1, 0, 0)])
+    assert live.setup(req, now_ms=NOW).status is LiveStatus.OK
+    assert live.setup(request("other", routes=[RouteLimit(1, 0, 0)]), now_ms=NOW).status is LiveStatus.OK
+    k = live.keys
+    slot_keys = [k.slots("mgw", 1), k.slots("account", 1), k.slots("phone", 3), k.slots("rgw", 1)]
+    cdr = json.dumps({"call_uuid": "node:call-1:1", "hold_time_ms": 61_000})
+    assert live.teardown(CALL, 1, slot_keys, cdr) is True
+    for key in slot_keys:
+        assert client.zscore(key, CALL) is None, key
+    assert client.hget(k.reservations(1), CALL) is None
+    assert client.hget(k.registry, CALL) is None
+    assert client.zscore(k.registry_expiry, CALL) is None
+    [(_id, fields)] = client.xrange(k.cdr_stream)
+    assert fields == {b"cdr": cdr.encode()}
+    # The other call keeps its slots.
+    assert client.zscore(k.slots("mgw", 1), "other") == EXPIRY
+    assert client.hget(k.registry, "other") is not None
+
+
+def test_teardown_without_a_cdr_appends_nothing(live, client):
+    live.setup(request(), now_ms=NOW)
+    assert live.teardown(CALL, 1, [live.keys.slots("mgw", 1)]) is True
+    assert client.zscore(live.keys.slots("mgw", 1), CALL) is None
+    assert not client.exists(live.keys.cdr_stream)
+
+
+# ---------------------------------------------------------------------------
+# Redis away
+
+
+def test_an_unreachable_redis_is_reported_quickly_and_never_raises(prefix):
+    away = LiveState("redis://127.0.0.1:1", prefix)
+    started = time.monotonic()
+    result = away.setup(money(snapshot_balance=D("10")), now_ms=NOW)
+    assert (result.status, result.available, result.route_index) == (LiveStatus.UNAVAILABLE, None, -1)
+    assert away.teardown(CALL, 1, [away.keys.slots("mgw", 1)], "{}") is False
+    assert away.next_route(CALL, 1, [RouteLimit(2, 0, 0)], EXPIRY, now_ms=NOW) == -2
+    assert time.monotonic() - started < 1.0
