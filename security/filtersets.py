@@ -1,0 +1,55 @@
+"""Security filtersets: one per model, used by the list pages and (later) the REST API."""
+
+import django_filters
+from django.contrib.auth import get_user_model
+
+from softswitch_portal.generic.filtersets import BOOKKEEPING, FREE_TEXT, BaseFilterSet
+
+from .models import BlackWhiteListGroup, DynamicBlacklistEntry, ListEntry
+
+
+class BlackWhiteListGroupFilterSet(BaseFilterSet):
+    name = django_filters.CharFilter(lookup_expr="icontains")
+
+    search_fields = ("name__icontains", "description__icontains")
+    unfiltered_fields = {"description": FREE_TEXT, "created": BOOKKEEPING, "updated": BOOKKEEPING}
+
+    class Meta:
+        model = BlackWhiteListGroup
+        fields = ("id", "name", "kind")
+
+
+class ListEntryFilterSet(BaseFilterSet):
+    number = django_filters.CharFilter(lookup_expr="startswith", label="Number starts with")
+    note = django_filters.CharFilter(lookup_expr="icontains")
+
+    search_fields = ("number__startswith", "note__icontains")
+    unfiltered_fields = {"created": BOOKKEEPING}
+
+    class Meta:
+        model = ListEntry
+        fields = ("id", "group", "number", "match", "note")
+
+
+class DynamicBlacklistEntryFilterSet(BaseFilterSet):
+    number = django_filters.CharFilter(lookup_expr="startswith", label="Number starts with")
+    reason = django_filters.CharFilter(lookup_expr="icontains", label="Reason contains")
+    evidence = django_filters.CharFilter(method="filter_evidence", label="Evidence CDR (call uuid)")
+    created_after = django_filters.DateTimeFilter(field_name="created", lookup_expr="gte", label="Blocked from")
+    created_before = django_filters.DateTimeFilter(field_name="created", lookup_expr="lt", label="Blocked before")
+    expires_before = django_filters.DateTimeFilter(field_name="expires_at", lookup_expr="lt", label="Expires before")
+    reviewed_by = django_filters.ModelChoiceFilter(queryset=get_user_model().objects.filter(is_staff=True))
+
+    search_fields = ("number__startswith", "reason__icontains")
+    unfiltered_fields = {
+        "thresholds": "a JSON object of the thresholds tripped: open the entry to read it",
+        "reviewed_at": "bookkeeping timestamp of the review: filter by reviewer or status",
+    }
+
+    class Meta:
+        model = DynamicBlacklistEntry
+        fields = ("id", "number", "scope", "mapping_gateway", "status", "reviewed_by")
+
+    def filter_evidence(self, queryset, name, value):
+        value = value.strip()
+        return queryset.filter(evidence__contains=[value]) if value else queryset

@@ -1,0 +1,76 @@
+from django import forms
+from django.contrib import admin
+
+from callcore.contract import PARAMETERS
+
+from .models import (
+    CallerNumberPool,
+    MappingGateway,
+    NumberTransformRule,
+    Phone,
+    RoutingGateway,
+    RoutingSchedule,
+    SystemParameter,
+)
+
+
+@admin.register(MappingGateway)
+class MappingGatewayAdmin(admin.ModelAdmin):
+    list_display = ("name", "account", "remote_ips", "auth_mode", "capacity", "cps_limit", "route_policy", "enabled")
+    list_filter = ("enabled", "auth_mode", "route_policy", "dynamic_blacklist_standalone")
+    search_fields = ("name", "description", "account__name")
+    list_select_related = ("account",)
+    filter_horizontal = ("caller_transforms", "callee_transforms", "caller_list_groups", "callee_list_groups")
+
+
+@admin.register(RoutingGateway)
+class RoutingGatewayAdmin(admin.ModelAdmin):
+    list_display = ("name", "host", "port", "transport", "prefixes", "priority", "capacity", "clearing_account",
+                    "enabled")  # fmt: skip
+    list_filter = ("enabled", "transport", "dynamic_blacklist_standalone")
+    search_fields = ("name", "host", "description")
+    list_select_related = ("clearing_account",)
+    filter_horizontal = ("caller_transforms", "callee_transforms", "schedules")
+
+
+@admin.register(Phone)
+class PhoneAdmin(admin.ModelAdmin):
+    list_display = ("username", "account", "capacity", "enabled")
+    list_filter = ("enabled",)
+    search_fields = ("username", "description", "account__name")
+    list_select_related = ("account",)
+
+
+@admin.register(NumberTransformRule)
+class NumberTransformRuleAdmin(admin.ModelAdmin):
+    list_display = ("name", "target", "priority", "match_prefix", "min_length", "max_length", "strip_digits", "prepend")
+    list_filter = ("target",)
+    search_fields = ("name", "match_prefix", "prepend")
+
+
+@admin.register(RoutingSchedule)
+class RoutingScheduleAdmin(admin.ModelAdmin):
+    list_display = ("name", "weekdays", "start_time", "end_time")
+    search_fields = ("name", "description")
+
+
+@admin.register(CallerNumberPool)
+class CallerNumberPoolAdmin(admin.ModelAdmin):
+    list_display = ("name", "mode")
+    list_filter = ("mode",)
+    search_fields = ("name", "description")
+
+
+class SystemParameterAdminForm(forms.ModelForm):
+    name = forms.ChoiceField(choices=[(p.name, p.name) for p in PARAMETERS])
+
+    class Meta:
+        model = SystemParameter
+        fields = ("name", "value")
+
+
+@admin.register(SystemParameter)
+class SystemParameterAdmin(admin.ModelAdmin):
+    form = SystemParameterAdminForm
+    list_display = ("name", "value", "updated")
+    search_fields = ("name",)

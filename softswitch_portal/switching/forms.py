@@ -1,0 +1,251 @@
+"""Switching forms. List fields are typed as text and checked entry by entry."""
+
+from django import forms
+
+from billing.choices import AccountType
+from billing.models import Account
+from callcore.contract import PARAMETERS, PARAMETERS_BY_NAME
+from softswitch_portal.generic.forms import ArrayTextField, BaseModelForm
+from softswitch_portal.validators import validate_ip_or_cidr, validate_number, validate_prefix
+
+from .choices import WEEKDAYS, TransformTarget
+from .models import (
+    CallerNumberPool,
+    MappingGateway,
+    NumberTransformRule,
+    Phone,
+    RoutingGateway,
+    RoutingSchedule,
+    SystemParameter,
+)
+
+
+def validate_sip_failure(code):
+    if not 300 <= code <= 699:
+        raise forms.ValidationError("%(value)s is not a final SIP failure status (300-699).", params={"value": code})
+
+
+def validate_country(code):
+    if len(code) != 2 or not code.isalpha():
+        raise forms.ValidationError("%(value)r is not a two-letter country code.", params={"value": code})
+
+
+def ip_list(**kwargs):
+    return ArrayTextField(item_validator=validate_ip_or_cidr, **kwargs)
+
+
+def prefix_list(**kwargs):
+    return ArrayTextField(item_validator=validate_prefix, **kwargs)
+
+
+def transforms_field(target, label):
+    """Only rules written for this side: a callee rule on the caller list is always a mistake."""
+    return forms.ModelMultipleChoiceField(
+        queryset=NumberTransformRule.objects.filter(target=target),
+        required=False,
+        label=label,
+        help_text="Applied in ascending priority; the first matching rule wins.",
+    )
+
+
+class MappingGatewayForm(BaseModelForm):
+    remote_ips = ip_list(label="Remote IPs", help_text="Source IPs or CIDR networks calls are accepted from.")
+    prefix_allow = prefix_list(required=False, label="Allowed prefixes", help_text="Callee prefixes; empty = all.")
+    prefix_forbid = prefix_list(required=False, label="Forbidden prefixes")
+    caller_transforms = transforms_field(TransformTarget.CALLER, "Caller transforms")
+    callee_transforms = transforms_field(TransformTarget.CALLEE, "Callee transforms")
+
+    fieldsets = (
+        ("Gateway", ("name", "account", "enabled", "description")),
+        ("Authentication", ("auth_mode", "remote_ips", "remote_port")),
+        ("Limits", ("capacity", "cps_limit", "conversation_limit")),
+        ("Numbers", ("caller_transforms", "callee_transforms", "prefix_allow", "prefix_forbid")),
+        ("Screening", ("caller_list_groups", "callee_list_groups", "dynamic_blacklist_standalone")),
+        ("Routing", ("route_policy",)),
+    )
+
+    class Meta:
+        model = MappingGateway
+        fields = (
+            "name",
+            "account",
+            "enabled",
+            "description",
+            "auth_mode",
+            "remote_ips",
+            "remote_port",
+            "capacity",
+            "cps_limit",
+            "conversation_limit",
+            "caller_transforms",
+            "callee_transforms",
+            "prefix_allow",
+            "prefix_forbid",
+            "caller_list_groups",
+            "callee_list_groups",
+            "dynamic_blacklist_standalone",
+            "route_policy",
+        )
+
+
+class RoutingGatewayForm(BaseModelForm):
+    prefixes = prefix_list(required=False, help_text="Callee prefixes this vendor serves (VOS prefix); empty = all.")
+    failover_codes = ArrayTextField(
+        required=False,
+        coerce=int,
+        item_validator=validate_sip_failure,
+        label="Failover codes",
+        help_text="SIP codes that fail over to the next vendor besides 408, 480, 500, 502, 503, 504.",
+    )
+    clearing_account = forms.ModelChoiceField(
+        queryset=Account.objects.filter(account_type=AccountType.VENDOR),
+        required=False,
+        help_text="The vendor account the cost of calls accrues on.",
+    )
+    caller_transforms = transforms_field(TransformTarget.CALLER, "Caller transforms")
+    callee_transforms = transforms_field(TransformTarget.CALLEE, "Callee transforms")
+
+    fieldsets = (
+        ("Gateway", ("name", "enabled", "description")),
+        ("Destination", ("host", "port", "transport", "prefixes", "tech_prefix", "priority")),
+        ("Limits", ("capacity", "cps_limit", "conversation_limit", "dynamic_blacklist_standalone")),
+        ("Billing", ("clearing_account",)),
+        ("Numbers", ("caller_transforms", "callee_transforms", "caller_number_pool")),
+        ("Failover and schedule", ("failover_codes", "schedules")),
+    )
+
+    class Meta:
+        model = RoutingGateway
+        fields = (
+            "name",
+            "enabled",
+            "description",
+            "host",
+            "port",
+            "transport",
+            "prefixes",
+            "tech_prefix",
+            "priority",
+            "capacity",
+            "cps_limit",
+            "conversation_limit",
+            "dynamic_blacklist_standalone",
+            "clearing_account",
+            "caller_transforms",
+            "callee_transforms",
+            "caller_number_pool",
+            "failover_codes",
+            "schedules",
+        )
+
+
+class PhoneForm(BaseModelForm):
+    allowed_networks = ip_list(
+        required=False, label="Allowed networks", help_text="Source networks it may register from; empty = anywhere."
+    )
+    allowed_countries = ArrayTextField(
+        required=False,
+        normalize=str.upper,
+        item_validator=validate_country,
+        label="Allowed countries",
+        help_text="ISO 3166 codes such as DE, US (geofence); empty = anywhere.",
+    )
+
+    fieldsets = (
+        ("Phone", ("username", "password", "account", "enabled", "description")),
+        ("Limits", ("capacity", "allowed_networks", "allowed_countries")),
+    )
+
+    class Meta:
+        model = Phone
+        fields = (
+            "username",
+            "password",
+            "account",
+            "enabled",
+            "description",
+            "capacity",
+            "allowed_networks",
+            "allowed_countries",
+        )
+        # render_value: editing a phone must not blank its secret.
+        widgets = {"password": forms.PasswordInput(render_value=True, attrs={"autocomplete": "new-password"})}
+
+
+class NumberTransformRuleForm(BaseModelForm):
+    fieldsets = (
+        ("Rule", ("name", "target", "priority", "description")),
+        ("Match", ("match_prefix", "min_length", "max_length")),
+        ("Rewrite", ("strip_digits", "prepend")),
+    )
+
+    class Meta:
+        model = NumberTransformRule
+        fields = (
+            "name",
+            "target",
+            "priority",
+            "description",
+            "match_prefix",
+            "min_length",
+            "max_length",
+            "strip_digits",
+            "prepend",
+        )
+
+
+class RoutingScheduleForm(BaseModelForm):
+    weekdays = forms.TypedMultipleChoiceField(
+        choices=WEEKDAYS,
+        coerce=int,
+        required=False,
+        widget=forms.CheckboxSelectMultiple(attrs={"class": "inline-choices"}),
+        help_text="None ticked = every day.",
+    )
+
+    class Meta:
+        model = RoutingSchedule
+        fields = ("name", "weekdays", "start_time", "end_time", "description")
+
+
+class CallerNumberPoolForm(BaseModelForm):
+    numbers = ArrayTextField(item_validator=validate_number, help_text="Caller numbers presented to the vendor.")
+
+    class Meta:
+        model = CallerNumberPool
+        fields = ("name", "mode", "numbers", "description")
+
+
+def parameter_help(declaration):
+    if declaration.type is bool:
+        shape = "0 or 1"
+    else:
+        low = "" if declaration.min_value is None else declaration.min_value
+        high = "" if declaration.max_value is None else declaration.max_value
+        shape = f"an integer {low}…{high}"
+    return f"{declaration.description} Default {int(declaration.default)}; {shape}."
+
+
+class SystemParameterForm(BaseModelForm):
+    """The name is chosen from the declared parameters; the model's clean() checks the value."""
+
+    name = forms.ChoiceField(choices=[("", "---------")] + [(p.name, p.name) for p in PARAMETERS])
+
+    class Meta:
+        model = SystemParameter
+        fields = ("name", "value")
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk:
+            # Renaming a row would silently reset one parameter and set another.
+            self.fields["name"].disabled = True
+        else:
+            taken = set(SystemParameter.objects.values_list("name", flat=True))
+            self.fields["name"].choices = [(v, label) for v, label in self.fields["name"].choices if v not in taken]
+        name = self.instance.name or self.initial.get("name") or self.data.get("name")
+        declaration = PARAMETERS_BY_NAME.get(name or "")
+        if declaration is not None:
+            self.fields["value"].help_text = parameter_help(declaration)
+            if not self.instance.pk and self.initial.get("value") in (None, ""):
+                self.initial["value"] = int(declaration.default)

@@ -1,0 +1,176 @@
+"""Switching list tables."""
+
+import django_tables2 as tables
+from django.urls import reverse
+from django.utils.html import format_html
+
+from softswitch_portal.generic.tables import (
+    ArrayColumn,
+    BaseTable,
+    BooleanColumn,
+    ManyToManyColumn,
+    NumberColumn,
+    PageInfoMixin,
+    TextColumn,
+)
+
+from .models import CallerNumberPool, MappingGateway, NumberTransformRule, Phone, RoutingGateway, RoutingSchedule
+
+
+class MappingGatewayTable(BaseTable):
+    name = tables.Column(linkify=True)
+    account = tables.Column(linkify=True)
+    remote_ips = ArrayColumn(verbose_name="Remote IPs")
+    capacity = NumberColumn()
+    cps_limit = NumberColumn(verbose_name="CPS")
+    conversation_limit = NumberColumn(verbose_name="Max s")
+    enabled = BooleanColumn()
+
+    class Meta(BaseTable.Meta):
+        model = MappingGateway
+        fields = (
+            "name",
+            "account",
+            "remote_ips",
+            "auth_mode",
+            "capacity",
+            "cps_limit",
+            "conversation_limit",
+            "route_policy",
+            "enabled",
+        )
+
+
+class RoutingGatewayTable(BaseTable):
+    name = tables.Column(linkify=True)
+    host = tables.Column(verbose_name="Host:port", order_by=("host", "port"), attrs={"td": {"class": "mono"}})
+    prefixes = ArrayColumn()
+    priority = NumberColumn()
+    capacity = NumberColumn()
+    cps_limit = NumberColumn(verbose_name="CPS")
+    clearing_account = tables.Column(linkify=True)
+    schedules = ManyToManyColumn()
+    enabled = BooleanColumn()
+
+    class Meta(BaseTable.Meta):
+        model = RoutingGateway
+        fields = (
+            "name",
+            "host",
+            "transport",
+            "prefixes",
+            "tech_prefix",
+            "priority",
+            "capacity",
+            "cps_limit",
+            "clearing_account",
+            "schedules",
+            "enabled",
+        )
+
+    def render_host(self, record):
+        return f"{record.host}:{record.port}"
+
+
+class PhoneTable(BaseTable):
+    description = TextColumn()
+    username = tables.Column(linkify=True, attrs={"td": {"class": "mono"}})
+    account = tables.Column(linkify=True)
+    capacity = NumberColumn(verbose_name="Lines")
+    allowed_networks = ArrayColumn()
+    allowed_countries = ArrayColumn()
+    enabled = BooleanColumn()
+
+    class Meta(BaseTable.Meta):
+        model = Phone
+        fields = ("username", "account", "capacity", "allowed_networks", "allowed_countries", "enabled", "description")
+
+
+class NumberTransformRuleTable(BaseTable):
+    description = TextColumn()
+    name = tables.Column(linkify=True)
+    priority = NumberColumn()
+    match_prefix = tables.Column(attrs={"td": {"class": "mono"}})
+    length = tables.Column(empty_values=(), order_by=("min_length", "max_length"), verbose_name="Length")
+    strip_digits = NumberColumn(verbose_name="Strip")
+    prepend = tables.Column(attrs={"td": {"class": "mono"}})
+
+    class Meta(BaseTable.Meta):
+        model = NumberTransformRule
+        fields = ("name", "target", "priority", "match_prefix", "length", "strip_digits", "prepend", "description")
+
+    def render_length(self, record):
+        if not record.min_length and not record.max_length:
+            return "any"
+        return f"{record.min_length}–{record.max_length or '∞'}"
+
+
+class RoutingScheduleTable(BaseTable):
+    description = TextColumn()
+    name = tables.Column(linkify=True)
+    weekdays = tables.Column(empty_values=(), orderable=False, verbose_name="Days")
+    start_time = tables.TimeColumn(format="H:i")
+    end_time = tables.TimeColumn(format="H:i")
+
+    class Meta(BaseTable.Meta):
+        model = RoutingSchedule
+        fields = ("name", "weekdays", "start_time", "end_time", "description")
+
+    def render_weekdays(self, value):
+        from .choices import WEEKDAYS
+
+        if not value:
+            return "Every day"
+        names = dict(WEEKDAYS)
+        return ", ".join(names.get(day, str(day)) for day in value)
+
+
+class CallerNumberPoolTable(BaseTable):
+    description = TextColumn()
+    name = tables.Column(linkify=True)
+    numbers = ArrayColumn()
+    size = tables.Column(empty_values=(), orderable=False, verbose_name="Numbers", attrs={"td": {"class": "num"}})
+
+    class Meta(BaseTable.Meta):
+        model = CallerNumberPool
+        fields = ("name", "mode", "size", "numbers", "description")
+
+    def render_size(self, record):
+        return len(record.numbers)
+
+
+class SystemParameterTable(PageInfoMixin, tables.Table):
+    """Every declared parameter, whether or not the database holds a value for it (rows are dicts)."""
+
+    name = tables.Column(attrs={"td": {"class": "mono"}})
+    value = tables.Column(attrs={"td": {"class": "num"}, "th": {"class": "num"}})
+    default = tables.Column(attrs={"td": {"class": "num"}, "th": {"class": "num"}})
+    allowed = tables.Column(verbose_name="Range", orderable=False)
+    description = TextColumn(orderable=False, length=300)
+    updated = tables.DateTimeColumn(format="Y-m-d H:i")
+    actions = tables.Column(empty_values=(), orderable=False, verbose_name="", exclude_from_export=True)
+
+    class Meta:
+        attrs = {"class": "table table-hover"}
+        template_name = "generic/table.html"
+        empty_text = "No system parameters match."
+        row_attrs = {"class": lambda record: "row-changed" if record["changed"] else ""}
+
+    def render_name(self, value, record):
+        if record["pk"]:
+            url = reverse("switching:systemparameter", args=[record["pk"]])
+            return format_html('<a href="{}">{}</a>', url, value)
+        return value
+
+    def render_value(self, value, record):
+        if not record["declared"]:
+            return format_html('{} <span class="badge badge-danger">unknown parameter</span>', value)
+        if record["changed"]:
+            return format_html("<strong>{}</strong>", value)
+        return value
+
+    def render_actions(self, record):
+        if not record["edit_url"]:
+            return ""
+        label = "Edit" if record["pk"] else "Set"
+        return format_html('<a class="btn btn-xs" href="{}">{}</a>', record["edit_url"], label)

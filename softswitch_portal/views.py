@@ -1,0 +1,134 @@
+"""The home page: what is configured, and what the switch did in the last day."""
+
+import datetime as dt
+
+from django.contrib.auth.decorators import login_required
+from django.db.models import Count, Q
+from django.shortcuts import render
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.http import urlencode
+
+from billing.choices import AccountType
+from billing.models import CDR, Account, Payment, Rate, RateTable
+from callcore.contract import BillingMode
+from security.choices import BlacklistStatus
+from security.models import BlackWhiteListGroup, DynamicBlacklistEntry, ListEntry
+from softswitch_portal.switching.models import (
+    CallerNumberPool,
+    MappingGateway,
+    NumberTransformRule,
+    Phone,
+    RoutingGateway,
+    RoutingSchedule,
+    SystemParameter,
+)
+
+
+def link(name, **params):
+    url = reverse(name)
+    return f"{url}?{urlencode(params)}" if params else url
+
+
+def row(label, value, url, alert=False):
+    return {"label": label, "value": value, "url": url, "alert": bool(alert)}
+
+
+def enabled_of(counts):
+    return f"{counts['enabled']} of {counts['total']} enabled"
+
+
+def enabled_counts(model):
+    return model.objects.aggregate(total=Count("pk"), enabled=Count("pk", filter=Q(enabled=True)))
+
+
+@login_required
+def home(request):
+    now = timezone.now()
+    since = now - dt.timedelta(hours=24)
+    since_param = timezone.localtime(since).strftime("%Y-%m-%dT%H:%M")
+    # Bounded by start_time so PostgreSQL reads only the last day's partitions.
+    calls = CDR.objects.filter(start_time__gte=since).aggregate(
+        total=Count("id"),
+        answered=Count("id", filter=Q(hold_time_ms__gt=0)),
+        illegal=Count("id", filter=Q(billing_mode=BillingMode.ILLEGAL)),
+    )
+    accounts = Account.objects.aggregate(
+        customers=Count("pk", filter=Q(account_type=AccountType.CUSTOMER)),
+        vendors=Count("pk", filter=Q(account_type=AccountType.VENDOR)),
+        locked=Count("pk", filter=Q(locked=True)),
+        negative=Count("pk", filter=Q(balance__lt=0)),
+    )
+    mapping = enabled_counts(MappingGateway)
+    routing = enabled_counts(RoutingGateway)
+    phones = enabled_counts(Phone)
+    midnight = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
+    unreviewed = DynamicBlacklistEntry.objects.filter(status=BlacklistStatus.ACTIVE).count()
+    recent = {"start_time_after": since_param}
+
+    areas = [
+        (
+            "Traffic, last 24 hours",
+            [
+                row("Calls", calls["total"], link("billing:cdr_list", **recent)),
+                row("Answered", calls["answered"], link("billing:cdr_list", **recent, min_hold_seconds=0.001)),
+                row(
+                    "Illegal calls",
+                    calls["illegal"],
+                    link("billing:cdr_list", **recent, billing_mode=BillingMode.ILLEGAL.value),
+                    alert=calls["illegal"],
+                ),
+            ],
+        ),
+        (
+            "Billing",
+            [
+                row("Customer accounts", accounts["customers"], link("billing:account_list", account_type="customer")),
+                row("Vendor accounts", accounts["vendors"], link("billing:account_list", account_type="vendor")),
+                row(
+                    "Below zero",
+                    accounts["negative"],
+                    link("billing:account_list", balance_max=0),
+                    alert=accounts["negative"],
+                ),
+                row("Locked", accounts["locked"], link("billing:account_list", locked="true")),
+                row(
+                    "Payments today",
+                    Payment.objects.filter(created__gte=midnight).count(),
+                    link("billing:payment_list", created_after=midnight.strftime("%Y-%m-%dT%H:%M")),
+                ),
+                row("Rate tables", RateTable.objects.count(), link("billing:ratetable_list")),
+                row("Rates", Rate.objects.count(), link("billing:rate_list")),
+            ],
+        ),
+        (
+            "Switching",
+            [
+                row("Mapping gateways", enabled_of(mapping), link("switching:mappinggateway_list")),
+                row("Routing gateways", enabled_of(routing), link("switching:routinggateway_list")),
+                row("Phones", enabled_of(phones), link("switching:phone_list")),
+                row(
+                    "Number transforms", NumberTransformRule.objects.count(), link("switching:numbertransformrule_list")
+                ),
+                row("Routing schedules", RoutingSchedule.objects.count(), link("switching:routingschedule_list")),
+                row("Caller number pools", CallerNumberPool.objects.count(), link("switching:callernumberpool_list")),
+                row("Parameters set", SystemParameter.objects.count(), link("switching:systemparameter_list")),
+            ],
+        ),
+        (
+            "Security",
+            [
+                row(
+                    "Black/white lists", BlackWhiteListGroup.objects.count(), link("security:blackwhitelistgroup_list")
+                ),
+                row("List entries", ListEntry.objects.count(), link("security:listentry_list")),
+                row(
+                    "Blacklisted, unreviewed",
+                    unreviewed,
+                    link("security:dynamicblacklistentry_list", status=BlacklistStatus.ACTIVE),
+                    alert=unreviewed,
+                ),
+            ],
+        ),
+    ]
+    return render(request, "home.html", {"areas": areas, "since": since})
