@@ -10,4 +10,6 @@ scripts/setup.sh --test
 .venv/bin/python manage.py makemigrations --check --dry-run
 # Each run keeps its Redis keys under its own prefix, so a running switch is untouched.
 export REDIS_PREFIX="sstest-$$"
+# Persistent connections would keep the live server's thread attached to the test database at teardown.
+export DB_CONN_MAX_AGE=0
 .venv/bin/pytest "$@"

@@ -1,0 +1,81 @@
+"""An operator's first minutes in the portal, in a real browser (Debian's Chromium through Playwright)."""
+
+import datetime as dt
+import os
+import shutil
+
+import pytest
+
+from billing.models import CDR, Account
+
+CHROMIUM = "/usr/bin/chromium"
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(not shutil.which(CHROMIUM), reason="scripts/setup.sh --test installs Debian's chromium"),
+]
+
+
+@pytest.fixture
+def page(live_server):
+    # Playwright's sync API runs an event loop in this thread; the ORM calls
+    # the test makes around it are plain synchronous code.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                  "--disable-sync", "--no-first-run"],
+        )  # fmt: skip
+        context = browser.new_context(viewport={"width": 1400, "height": 900})
+        page = context.new_page()
+        page.set_default_timeout(15000)
+        yield page
+        browser.close()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_operator_logs_in_adds_a_vendor_and_finds_illegal_calls(page, live_server, django_user_model, tmp_path):
+    django_user_model.objects.create_superuser("operator", "ops@example.com", "operator-pass-1")
+    Account.objects.create(name="Carrier X", account_type="vendor")
+    now = dt.datetime.now(dt.UTC)
+    CDR.objects.create(call_uuid="legal-1", start_time=now, billing_mode=1, caller_ip="192.0.2.10",
+                       callee_number="4420794960", end_reason="normal_clearing")  # fmt: skip
+    CDR.objects.create(call_uuid="illegal-1", start_time=now, billing_mode=-2, caller_ip="203.0.113.66",
+                       callee_number="972599000111", end_reason="illegal_source")  # fmt: skip
+
+    page.goto(f"{live_server.url}/switching/routing-gateways/")
+    assert "/login" in page.url  # anonymous operators are sent to log in first
+    page.fill("input[name=username]", "operator")
+    page.fill("input[name=password]", "operator-pass-1")
+    page.click("button[type=submit]")
+    page.wait_for_load_state()
+    assert "/login" not in page.url
+
+    page.goto(f"{live_server.url}/switching/routing-gateways/add/")
+    page.fill("input[name=name]", "Carrier X Premium")
+    page.fill("input[name=host]", "198.51.100.20")
+    page.fill("input[name=port]", "5060")
+    page.fill("[name=prefixes]", "44, 4420")
+    page.select_option("select[name=clearing_account]", label="Carrier X")
+    page.click("button[type=submit]:has-text('Create')")
+    page.wait_for_load_state()
+    assert page.locator("text=Carrier X Premium").first.is_visible()
+
+    page.goto(f"{live_server.url}/switching/routing-gateways/")
+    row = page.locator("table tbody tr", has_text="Carrier X Premium")
+    assert row.count() == 1
+    assert "198.51.100.20" in row.inner_text()
+
+    page.goto(f"{live_server.url}/billing/cdrs/")
+    assert page.locator("table tbody tr").count() == 2
+    page.select_option("select[name=billing_mode]", value="-2")
+    page.click("button[type=submit]:has-text('Apply filters')")
+    page.wait_for_load_state()
+    rows = page.locator("table tbody tr")
+    assert rows.count() == 1
+    assert "203.0.113.66" in rows.first.inner_text()
+    assert "billing_mode=-2" in page.url
+    page.screenshot(path=str(tmp_path / "cdr-illegal.png"), full_page=True)
