@@ -76,7 +76,7 @@ def callcore(tmp_path_factory):
         CALLCORE_STATE_DIR=str(state),
         SS_NODE="e2e",
         SS_DEFAULT_INVITE_TIMEOUT="3",
-        SS_FLOOD_REQUESTS_PER_2S="5000",
+        SS_FLOOD_REQUESTS_PER_2S="1000",
     )
     log = open(state / "kamailio.log", "w")  # noqa: SIM115 - closed at teardown
     process = subprocess.Popen(

@@ -213,3 +213,14 @@ def test_the_vendor_never_sees_the_customers_address(callcore, switch_config, si
     ]  # fmt: skip
     assert any(line.lower().startswith("via") for line in topology)
     assert [line for line in topology if "127.0.0.3" in line] == []
+
+
+def test_a_call_over_tcp_is_relayed_to_a_udp_vendor(callcore, switch_config, sipp, live_redis):
+    switch_config.publish()
+    sipp.vendor("uas_answer.xml", VENDOR_A)
+    result = sipp.customer("uac_call.xml", "12125550100", hold_ms=300, extra=("-t", "t1"))
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert sipp.wait_vendors() == [0]
+    [record] = wait_for_cdrs(live_redis, 1)
+    assert record["end_reason"] == "normal_clearing"
+    assert "SIP/2.0/TCP" in result.log.read_text()
