@@ -27,6 +27,7 @@ import KSR  # provided by app_python3
 
 from callcore import cdr as cdr_mod
 from callcore import decide as dec
+from callcore import sipsyntax
 from callcore.contract import BillingMode, EndDirection, EndReason
 from callcore.live import Keys, LiveState
 from callcore.snapshot import SnapshotLoader
@@ -38,6 +39,14 @@ NODE = os.environ.get("SS_NODE") or socket.gethostname()
 SNAPSHOT_POLL_S = float(os.environ.get("SS_SNAPSHOT_POLL_SECONDS", "1"))
 RING_TIMEOUT_MS = int(os.environ.get("SS_RING_TIMEOUT_SECONDS", "120")) * 1000
 DEFAULT_MAX_DURATION_S = int(os.environ.get("SS_DEFAULT_MAX_DURATION", str(dec.DEFAULT_MAX_DURATION_S)))
+
+# sanity checks (module README): R-URI SIP version (1), required headers (4), CSeq method (32)
+# and value (64), Expires (256), parseable URIs (1024: R-URI, From, To), first Via (16384).
+# Left to request_route: the URI scheme (416, not 400), Content-Length (UDP allows extra
+# bytes after the body, RFC 3261 §18.3), Proxy-Require (420 with the UAS/proxy split).
+SANITY_CHECKS = 1 | 4 | 32 | 64 | 256 | 1024 | 16384
+SANITY_URIS = 1 | 2 | 4
+ROUTED_SCHEMES = ("sip", "sips", "tel", "tels")
 
 # Dialog variable names.
 V_STATE = "ss"  # the call's JSON state: plan essentials and routes
@@ -120,6 +129,13 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
     # -- 5.6.3 stubs ---------------------------------------------------------------
 
     def ksr_reply_route(self, msg):
+        # A response that belongs to none of our transactions is dropped: left to the core it
+        # would be forwarded statelessly by its second Via (RFC 4475 bcast: to a broadcast address).
+        try:
+            if KSR.tm.t_check_trans() < 0:
+                KSR.set_drop()
+        except Exception as exc:  # noqa: BLE001 - an escaped exception poisons the next call (5.6.3)
+            KSR.err(f"callcore: reply route: {exc!r}\n")
         return 1
 
     def ksr_onsend_route(self, msg):
@@ -137,54 +153,194 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             return 1
 
     def request_route(self):
-        source_ip = pvs("$si")
-        if KSR.htable.sht_match_name("ipban", "eq", source_ip) > 0:
-            return 1  # banned: not a byte back
-        if KSR.pike.pike_check_req() < 0:
-            KSR.htable.sht_seti("ipban", source_ip, 1)
-            KSR.err(f"callcore: flood from {source_ip}, banned\n")
+        if self._flood_blocked(pvs("$si")):
             return 1
-        if KSR.maxfwd.process_maxfwd(10) < 0:
-            KSR.sl.sl_send_reply(483, "Too Many Hops")
+        if not self._well_formed():
+            return 1  # answered 400, 416 or 505
+        # OPTIONS outside a dialog is answered here (the UAS role): Max-Forwards 0 is no
+        # reason to refuse it (RFC 4475 zeromf); anything relayed gets 483.
+        uas_options = KSR.is_OPTIONS() > 0 and KSR.siputils.has_totag() < 0
+        hops = KSR.maxfwd.process_maxfwd(10)
+        if hops == -2:
+            self._reply(400, "Invalid Max-Forwards")
             return 1
-        if KSR.sanity.sanity_check(17895, 7) < 0:
-            return 1  # sanity answered 400 itself (or dropped an ACK)
+        if hops == -1 and not uas_options:
+            self._reply(483, "Too Many Hops")
+            return 1
 
         if KSR.siputils.has_totag() > 0:
             return self.in_dialog()
         if KSR.is_CANCEL() > 0:
-            if KSR.tm.t_check_trans() > 0:
+            found = KSR.tm.t_check_trans()
+            if found > 0:
                 KSR.tm.t_relay()
-            return 1
+            elif found < 0:
+                KSR.sl.sl_send_reply(481, "Call/Transaction Does Not Exist")
+            return 1  # 0: a retransmitted CANCEL, answered by its transaction
         if KSR.is_ACK() > 0:
             if KSR.tm.t_check_trans() > 0:
                 KSR.tm.t_relay()
             return 1
         if KSR.tm.t_check_trans() == 0:
             return 1  # a retransmission the transaction already answers
-        if KSR.is_OPTIONS() > 0:
-            KSR.sl.sl_send_reply(200, "OK")
+        if uas_options:
+            if not self._unsupported_extensions("Require"):
+                KSR.sl.sl_send_reply(200, "OK")
             return 1
         if dec.is_scanner(pvs("$ua")):
             self.dropped += 1
             return 1
         if KSR.is_method("REGISTER") > 0:
+            if self._unsupported_extensions("Require"):
+                return 1  # the registrar is the UAS
             return self.register()
+        if self._unsupported_extensions("Proxy-Require"):
+            return 1  # Require is end to end: the vendor judges it
         if KSR.is_INVITE() > 0:
+            if not self._invite_media_acceptable():
+                return 1
             return self.invite()
-        KSR.sl.sl_send_reply(405, "Method Not Allowed")
+        self._method_not_served()
         return 1
 
     def in_dialog(self):
         if KSR.rr.loose_route() > 0:
-            KSR.tm.t_relay()
+            # Only a dialog the switch set up is relayed: a To tag and a Route naming any host
+            # must not make it an open relay that bypasses decide() (RFC 4475 wsinv has both).
+            if KSR.dialog.is_known_dlg() < 0:
+                if KSR.is_ACK() <= 0:
+                    KSR.sl.sl_send_reply(481, "Call/Transaction Does Not Exist")
+                return 1
+            if KSR.tm.t_relay() < 0 and KSR.is_ACK() <= 0:
+                KSR.sl.sl_reply_error()
             return 1
         if KSR.is_ACK() > 0:
             if KSR.tm.t_check_trans() > 0:
                 KSR.tm.t_relay()
             return 1
-        KSR.sl.sl_send_reply(404, "Not Here")
+        KSR.sl.sl_send_reply(481, "Call/Transaction Does Not Exist")
         return 1
+
+    # -- request checks (RFC 3261, RFC 4475 torture messages) ---------------------
+
+    def _flood_blocked(self, source_ip):
+        """True for a banned source or one pike finds flooding (then banned): not a byte back."""
+        if KSR.htable.sht_match_name("ipban", "eq", source_ip) > 0:
+            return True
+        if KSR.pike.pike_check_req() < 0:
+            KSR.htable.sht_seti("ipban", source_ip, 1)
+            KSR.err(f"callcore: flood from {source_ip}, banned\n")
+            return True
+        return False
+
+    def _well_formed(self):
+        """Syntax checks, cheapest first; answers the request itself and returns False when one fails."""
+        if pv("$rz") not in ROUTED_SCHEMES:  # None when Kamailio cannot parse the R-URI
+            first_line = (self._raw_message() or b"").split(b"\r\n", 1)[0].decode("utf-8", "replace")
+            code, reason = sipsyntax.uri_scheme_answer(first_line)
+            self._reply(code, reason)
+            return False
+        if KSR.sanity.sanity_check(SANITY_CHECKS, SANITY_URIS) < 0:
+            # sanity_reply() fails when Kamailio cannot copy the request's headers into a reply
+            # (a duplicate or negative Content-Length: RFC 4475 mcl01, ncl).
+            if KSR.is_ACK() <= 0 and KSR.sanity.sanity_reply() < 0:
+                self._raw_reply(400, "Bad Request")
+            return False
+        length = pv("$cl")
+        if length and int(length) > int(pv("$bs") or 0):
+            # Over UDP a Content-Length past the datagram's end is an error; bytes after the
+            # body are not (RFC 3261 §18.3: RFC 4475 clerr vs dblreq).
+            self._reply(400, "Content-Length Exceeds Message")
+            return False
+        return True
+
+    def _unsupported_extensions(self, header):
+        """Answers 420 listing the option tags of ``header`` (Require or Proxy-Require): we support none."""
+        value = pv(f"$(hdr({header})[*])")
+        tags = sipsyntax.option_tags(str(value)) if value else []
+        if not tags:
+            return False
+        KSR.hdr.append_to_reply(f"Unsupported: {', '.join(tags)}\r\n")
+        KSR.sl.sl_send_reply(420, "Bad Extension")
+        return True
+
+    def _invite_media_acceptable(self):
+        """415 for a body that is not SDP (RFC 4475 invut), 406 when the caller accepts no SDP (sdp01)."""
+        content_type = pv("$cT")
+        if content_type and sipsyntax.media_type(str(content_type)) not in sipsyntax.INVITE_BODY_TYPES:
+            KSR.hdr.append_to_reply(f"Accept: {sipsyntax.INVITE_ACCEPT}\r\n")
+            KSR.sl.sl_send_reply(415, "Unsupported Media Type")
+            return False
+        accept = pv("$(hdr(Accept)[*])")
+        if accept is not None and not sipsyntax.accepts_sdp(str(accept)):
+            KSR.sl.sl_send_reply(406, "Not Acceptable")
+            return False
+        return True
+
+    def _method_not_served(self):
+        """405 (with Allow) for a method we know but do not serve here, 501 for one we do not know."""
+        if pvs("$rm") in sipsyntax.KNOWN_METHODS:
+            KSR.hdr.append_to_reply(f"Allow: {sipsyntax.ALLOW}\r\n")
+            KSR.sl.sl_send_reply(405, "Method Not Allowed")
+        else:
+            KSR.sl.sl_send_reply(501, "Not Implemented")
+
+    def _reply(self, code, reason):
+        """A stateless reply, built from the raw bytes when Kamailio cannot build it."""
+        if KSR.is_ACK() > 0:
+            return
+        if KSR.sl.sl_send_reply(code, reason) < 0:
+            self._raw_reply(code, reason)
+
+    # -- requests Kamailio cannot parse (event routes in kamailio.cfg.tmpl) -------
+
+    def ksr_parse_error(self, msg, *args):
+        """event_route[core:receive-parse-error]: answer 400 (505 for another SIP version), drop responses."""
+        try:
+            raw = self._raw_message()
+            if raw and not sipsyntax.is_response(raw.lstrip(b"\r\n")[:4]) and not self._flood_blocked(pvs("$si")):
+                code, reason = sipsyntax.broken_request_answer(raw)
+                self._raw_reply(code, reason, raw)
+        except Exception as exc:  # noqa: BLE001 - never let a broken message break the worker
+            KSR.err(f"callcore: parse error route: {exc!r}\n")
+        return 1
+
+    def ksr_missing_headers(self, msg, *args):
+        """event_route[core:pre-routing]: a request without (or with a duplicate) Call-ID, CSeq, From or To."""
+        try:
+            if not self._flood_blocked(pvs("$si")):
+                self._raw_reply(400, "Missing or Invalid Required Header")
+        except Exception as exc:  # noqa: BLE001
+            KSR.err(f"callcore: pre-routing: {exc!r}\n")
+        return 1
+
+    @staticmethod
+    def _raw_message():
+        """The request's bytes as received (hex through Kamailio when they are not UTF-8)."""
+        try:
+            text = KSR.pv.get("$mb")
+        except UnicodeDecodeError:
+            text = None
+        if text is not None:
+            return str(text).encode("utf-8", "surrogateescape")
+        hexa = KSR.pv.get("$(mb{s.encode.hexa})")
+        return bytes.fromhex(str(hexa)) if hexa else None
+
+    def _raw_reply(self, code, reason, raw=None):
+        """Send a reply built from the raw request to where it came from, on the socket it came in on."""
+        raw = raw if raw is not None else self._raw_message()
+        data = sipsyntax.raw_reply(raw or b"", code, reason)
+        if data is None:
+            return  # a response, an ACK, or no Via to answer to
+        proto = pvs("$pr").lower() or "udp"
+        source, local = pvs("$si"), pvs("$Ri")
+        source = f"[{source}]" if ":" in source and not source.startswith("[") else source
+        local = f"[{local}]" if ":" in local and not local.startswith("[") else local
+        KSR.corex.sendx(
+            f"sip:{source}:{pvs('$sp')};transport={proto}",
+            f"{proto}:{local}:{pvs('$Rp')}",
+            data.replace(b"\0", b"").decode("utf-8", "replace"),
+        )
 
     def register(self):
         snap = self.snapshot()
