@@ -48,6 +48,22 @@ def test_failover_503_goes_to_the_second_vendor(callcore, switch_config, sipp, l
     [record] = wait_for_cdrs(live_redis, 1)
     assert [(t["gateway"], t["status"]) for t in record["vendors_tried"]] == [("Vendor A", 503), ("Vendor B", 200)]
     assert record["routing_gateway_name"] == "Vendor B"
+    assert_nothing_held(live_redis)
+
+
+def test_a_vendor_that_never_answers_times_out_and_the_next_one_takes_the_call(
+    callcore, switch_config, sipp, live_redis
+):
+    switch_config.set_parameter("SS_SIP_TIMEOUT_INVITE", 2)
+    switch_config.publish()
+    # Nobody listens on vendor A's port: no provisional answer within 2 s means 408.
+    sipp.vendor("uas_answer.xml", VENDOR_B)
+    result = sipp.customer("uac_call.xml", "12125550100", hold_ms=200)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    [record] = wait_for_cdrs(live_redis, 1)
+    assert [(t["gateway"], t["status"]) for t in record["vendors_tried"]] == [("Vendor A", 408), ("Vendor B", 200)]
+    assert 2000 <= record["answer_ms"] - record["start_ms"] < 6000
+    assert_nothing_held(live_redis)
 
 
 def test_all_vendors_failing_gives_the_caller_the_last_answer(callcore, switch_config, sipp, live_redis):
@@ -62,6 +78,7 @@ def test_all_vendors_failing_gives_the_caller_the_last_answer(callcore, switch_c
     assert record["sip_status"] == 502
     assert [(t["gateway"], t["status"]) for t in record["vendors_tried"]] == [("Vendor A", 503), ("Vendor B", 502)]
     assert record["hold_time_ms"] == 0
+    assert_nothing_held(live_redis)
 
 
 def test_a_busy_vendor_does_not_fail_over(callcore, switch_config, sipp, live_redis):
