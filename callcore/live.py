@@ -9,7 +9,10 @@ across all call-core nodes sharing this Redis.
 Slots are sorted sets (member = call id, score = expiry in ms): a call that
 fails, is cancelled or times out removes its members at teardown, and the
 slots of a node that crashed fall out by themselves once their expiry passes,
-because every acquire first drops expired members. Money is counted in
+because every acquire first drops expired members. An account's reservations
+keep a running total (``...:resv:{id}:sum``) and an expiry index
+(``...:resv:{id}:exp``) beside the hash, derived from its key inside the
+scripts, so checking the balance does not scan every live call. Money is counted in
 integer ten-thousandths (the portal's 4 decimal places), which Lua's doubles
 hold exactly up to 2^53.
 
@@ -114,6 +117,16 @@ local function listed(key, number)
   local until_ms = redis.call('ZSCORE', key, number)
   return until_ms and tonumber(until_ms) > now
 end
+-- Reservations: a hash (call -> "amount:expiry"), a running total and an expiry index,
+-- so a setup costs O(log n) however many calls the account has up (not a scan of them all).
+local function release_reservation(hash, id)
+  local held = redis.call('HGET', hash, id)
+  if held then
+    redis.call('DECRBY', hash .. ':sum', tonumber(string.match(held, '^(%-?%d+)')))
+    redis.call('HDEL', hash, id)
+  end
+  redis.call('ZREM', hash .. ':exp', id)
+end
 
 -- checks first, writes after: a refused call leaves nothing behind
 if listed(KEYS[6], ARGV[9]) or listed(KEYS[7], ARGV[9]) then return {6, 0, -1} end
@@ -128,16 +141,12 @@ local available = 0
 local reserve = tonumber(ARGV[14])
 if ARGV[11] == '1' then
   local balance = tonumber(redis.call('GET', KEYS[8]) or ARGV[13])
-  local reserved = 0
-  local held = redis.call('HGETALL', KEYS[9])
-  for i = 1, #held, 2 do
-    local amount, until_ms = string.match(held[i + 1], '^(%-?%d+):(%d+)$')
-    if tonumber(until_ms) <= now then
-      redis.call('HDEL', KEYS[9], held[i])
-    elseif held[i] ~= call_id then
-      reserved = reserved + tonumber(amount)
-    end
-  end
+  -- a crashed node's reservations lapse: purge a bounded number of expired ones per setup
+  local expired = redis.call('ZRANGEBYSCORE', KEYS[9] .. ':exp', '-inf', now, 'LIMIT', 0, 50)
+  for _, id in ipairs(expired) do release_reservation(KEYS[9], id) end
+  local reserved = tonumber(redis.call('GET', KEYS[9] .. ':sum') or '0')
+  local own = redis.call('HGET', KEYS[9], call_id)
+  if own then reserved = reserved - tonumber(string.match(own, '^(%-?%d+)')) end
   available = balance + tonumber(ARGV[12]) - reserved
   if available < reserve or available < tonumber(ARGV[16]) or available <= 0 then return {8, available, -1} end
 end
@@ -160,7 +169,10 @@ take(KEYS[1])
 take(KEYS[2])
 take(KEYS[3])
 if ARGV[11] == '1' then
+  release_reservation(KEYS[9], call_id)
   redis.call('HSET', KEYS[9], call_id, reserve .. ':' .. expiry)
+  redis.call('INCRBY', KEYS[9] .. ':sum', reserve)
+  redis.call('ZADD', KEYS[9] .. ':exp', expiry, call_id)
 end
 if route >= 0 then
   take(KEYS[12 + 2 * route])
@@ -203,7 +215,12 @@ return -1
 # ARGV: 1 call id, 2 CDR json ('' = no CDR)
 TEARDOWN_LUA = r"""
 local call_id = ARGV[1]
-redis.call('HDEL', KEYS[1], call_id)
+local held = redis.call('HGET', KEYS[1], call_id)
+if held then
+  redis.call('DECRBY', KEYS[1] .. ':sum', tonumber(string.match(held, '^(%-?%d+)')))
+  redis.call('HDEL', KEYS[1], call_id)
+end
+redis.call('ZREM', KEYS[1] .. ':exp', call_id)
 redis.call('HDEL', KEYS[2], call_id)
 redis.call('ZREM', KEYS[3], call_id)
 for i = 5, #KEYS do redis.call('ZREM', KEYS[i], call_id) end

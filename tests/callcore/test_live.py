@@ -210,7 +210,11 @@ def test_an_expired_blacklist_entry_does_not_block(live, client, until):
 
 
 def reserve(client, live, call_id, amount: str, until=EXPIRY, account_id=1):
-    client.hset(live.keys.reservations(account_id), call_id, f"{int(D(amount) * 10_000)}:{until}")
+    """A reservation as another live call's setup leaves it: entry, running total, expiry index."""
+    key, units = live.keys.reservations(account_id), int(D(amount) * 10_000)
+    client.hset(key, call_id, f"{units}:{until}")
+    client.incrby(f"{key}:sum", units)
+    client.zadd(f"{key}:exp", {call_id: until})
 
 
 def money(**changes):
@@ -265,6 +269,22 @@ def test_expired_reservations_are_purged_and_not_counted(live, client):
     result = live.setup(money(snapshot_balance=D("5")), now_ms=NOW)
     assert result.available == D("4")
     assert set(client.hkeys(live.keys.reservations(1))) == {b"live-1", CALL.encode()}
+    assert int(client.get(f"{live.keys.reservations(1)}:sum")) == 10_000  # live-1's; the new call reserves 0
+
+
+def test_the_running_total_follows_setups_and_teardowns(live, client):
+    for n in range(5):
+        assert live.setup(money(call_id=f"c{n}", snapshot_balance=D("10"), reservation=D("1")), NOW).status is (
+            LiveStatus.OK
+        )
+    total = f"{live.keys.reservations(1)}:sum"
+    assert int(client.get(total)) == 50_000
+    result = live.setup(money(call_id="c5", snapshot_balance=D("10"), reservation=D("1")), NOW)
+    assert result.available == D("5")
+    for n in range(6):
+        assert live.teardown(f"c{n}", 1, [])
+    assert int(client.get(total)) == 0
+    assert client.zcard(f"{live.keys.reservations(1)}:exp") == 0
 
 
 def test_without_a_balance_check_nothing_is_reserved(live, client):
