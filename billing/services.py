@@ -1,11 +1,14 @@
-"""Money movements. The only code that changes an account's balance lives here (and in rating).
+"""Money movements. The only code that changes an account's balance lives here (and in the CDR ingest).
 
 Every movement locks the account row, so concurrent payments and CDR debits
 serialise per account and ``balance_after`` is exact.
 """
 
+import logging
 from decimal import Decimal, InvalidOperation
+from functools import partial
 
+import redis
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
@@ -13,6 +16,8 @@ from softswitch_portal.switching import publisher
 
 from .choices import PaymentKind
 from .models import Account, Payment
+
+log = logging.getLogger(__name__)
 
 
 def _amount(value):
@@ -47,5 +52,22 @@ def apply_payment(account, kind, amount, user, memo=""):
         )
         # update() sends no post_save: tell the call core about the new balance ourselves.
         publisher.schedule_publish()
+        # The call core prefers the live balance key to the snapshot's: a recharge
+        # must reach it too, or the account stays refused until its next CDR.
+        transaction.on_commit(partial(_refresh_live_balance, locked.pk), robust=True)
     account.balance = locked.balance
     return payment
+
+
+def _refresh_live_balance(account_id):
+    from .ingest import redis_client, refresh_live_balances
+
+    # Short timeouts: this runs in the portal's request, which must not hang on a Redis outage.
+    client = redis_client(socket_timeout=1, connect_timeout=1)
+    try:
+        refresh_live_balances(client, [account_id])
+    except redis.RedisError as exc:
+        # The ingest worker rewrites every live balance periodically; it heals this then.
+        log.warning("live balance of account %s not refreshed: %s", account_id, exc)
+    finally:
+        client.close()

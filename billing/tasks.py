@@ -1,10 +1,30 @@
 """Celery tasks of the billing app."""
 
 from celery import shared_task
+from django.core.mail import send_mail
 
 from . import partitions
+from .models import Account
 
 
 @shared_task
 def ensure_cdr_partitions():
     return partitions.ensure_partitions()
+
+
+@shared_task
+def send_low_balance_alarm(account_id, balance, threshold):
+    """E-mail an account's alarm address that its balance fell below its threshold (queued by the CDR ingest)."""
+    account = Account.objects.filter(pk=account_id).first()
+    if account is None or not account.alarm_email:
+        return False
+    send_mail(
+        subject=f"Low balance: {account.name} is at {balance}",
+        message=(
+            f"The balance of account {account.name} fell to {balance}, below its alarm threshold of {threshold}.\n"
+            f"Credit limit: {account.credit_limit}. Recharge the account to keep its calls flowing.\n"
+        ),
+        from_email=None,
+        recipient_list=[account.alarm_email],
+    )
+    return True

@@ -22,6 +22,7 @@ the replay had read it was lost with the file.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import logging
 import os
@@ -183,7 +184,8 @@ class CdrSink:
 def _blank_record(call_id, start_ms, node, snapshot_version) -> dict:
     return {
         "cdr_schema": 1,
-        "call_uuid": f"{node}:{call_id}:{start_ms}",
+        # Bounded and unique per attempt (a Call-ID may be any length; the column is 64 wide).
+        "call_uuid": hashlib.sha256(f"{node}\n{call_id}\n{start_ms}".encode()).hexdigest()[:32],
         "caller_call_id": call_id,
         "callee_call_id": "",
         "start_ms": start_ms,

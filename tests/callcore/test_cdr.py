@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import multiprocessing
 import os
@@ -253,7 +254,9 @@ def test_a_refusal_record_carries_the_reason_the_source_and_the_account():
     snapshot = F.indexed(version=42, customer={"locked": True})
     facts = F.facts(user_agent="PBX/" + "x" * 300)
     row = _refusal(facts, decide(facts, snapshot), snapshot)
-    assert row["call_uuid"] == f"node-a:{facts.call_id}:{facts.now_ms}"
+    assert len(row["call_uuid"]) == 32  # bounded whatever the Call-ID's length
+    other_attempt = _refusal(dataclasses.replace(facts, now_ms=facts.now_ms + 1), decide(facts, snapshot), snapshot)
+    assert other_attempt["call_uuid"] != row["call_uuid"]
     assert (row["end_reason"], row["sip_status"], row["end_direction"]) == ("account_locked", 403, 2)
     assert (row["account_id"], row["account_name"], row["mapping_gateway_id"]) == (1, "customer-1", 1)
     assert (row["caller_ip"], row["caller_port"], row["billing_mode"]) == (F.CUSTOMER_IP, 5060, 1)
