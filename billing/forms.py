@@ -1,10 +1,16 @@
 """Billing forms. An account's balance is absent on purpose: it moves only through payments."""
 
+import datetime as dt
+
 from django import forms
 from django.core.exceptions import ValidationError
+from django.utils import timezone
 
-from softswitch_portal.generic.forms import BaseModelForm
+from softswitch_portal.generic.forms import BaseModelForm, style_widgets
+from softswitch_portal.switching.models import MappingGateway, RoutingGateway
 
+from . import reports
+from .choices import AccountType
 from .models import Account, Payment, Rate, RateTable
 
 
@@ -81,3 +87,88 @@ class RateImportForm(forms.Form):
         help_text="UTF-8, comma-separated, with a header row.",
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
     )
+
+
+# Report filters. Always bound: an empty query string means the defaults, so a report shows at once.
+
+
+class ReportForm(forms.Form):
+    """The period every report shares: whole local days, grouped by day, month or not at all."""
+
+    date_from = forms.DateField(label="From")
+    date_to = forms.DateField(label="To (included)")
+    group_by = forms.ChoiceField(label="Group by", choices=reports.GROUP_BY_CHOICES)
+
+    default_days = 7
+    default_group_by = reports.DAY
+    max_days = 400
+
+    def __init__(self, query):
+        today = timezone.localdate()
+        defaults = {
+            "date_from": (today - dt.timedelta(days=self.default_days - 1)).isoformat(),
+            "date_to": today.isoformat(),
+            "group_by": self.default_group_by,
+        }
+        data = {**defaults, **{key: value for key, value in query.items() if value not in ("", None)}}
+        super().__init__(data)
+        style_widgets(self.fields)
+        for field in self.fields.values():
+            if getattr(field, "empty_label", None) is not None:
+                field.widget.choices = field.choices
+
+    def clean(self):
+        data = super().clean()
+        first, last = data.get("date_from"), data.get("date_to")
+        if first and last:
+            if last < first:
+                self.add_error("date_to", "The period must end on or after its first day.")
+            elif (last - first).days >= self.max_days:
+                self.add_error("date_from", f"At most {self.max_days} days at once.")
+        return data
+
+    def period(self):
+        data = self.cleaned_data
+        return reports.Period(data["date_from"], data["date_to"], data.get("group_by") or reports.TOTAL)
+
+
+class RevenueReportForm(ReportForm):
+    account = forms.ModelChoiceField(
+        queryset=Account.objects.filter(account_type=AccountType.CUSTOMER), required=False, empty_label="All customers"
+    )
+
+
+class GatewayBillForm(ReportForm):
+    # Chosen by the tabs above the table.
+    side = forms.ChoiceField(
+        choices=((reports.MAPPING, "Mapping gateway"), (reports.ROUTING, "Routing gateway")), widget=forms.HiddenInput
+    )
+    mapping_gateway = forms.ModelChoiceField(queryset=MappingGateway.objects.all(), required=False, empty_label="Any")
+    routing_gateway = forms.ModelChoiceField(queryset=RoutingGateway.objects.all(), required=False, empty_label="Any")
+
+    default_group_by = reports.TOTAL
+
+    def __init__(self, query):
+        query = {"side": reports.MAPPING, **{k: v for k, v in query.items() if v not in ("", None)}}
+        super().__init__(query)
+
+
+class AccountBalanceReportForm(ReportForm):
+    account_type = forms.ChoiceField(label="Type", choices=(("", "Any"), *AccountType.choices), required=False)
+    account = forms.ModelChoiceField(queryset=Account.objects.all(), required=False, empty_label="All accounts")
+    low_only = forms.BooleanField(label="Low balance only", required=False)
+
+    def __init__(self, query):
+        super().__init__(query)
+        del self.fields["group_by"]
+
+
+class VendorClearingForm(ReportForm):
+    vendor_account = forms.ModelChoiceField(
+        queryset=Account.objects.filter(account_type=AccountType.VENDOR),
+        required=False,
+        empty_label="All vendor accounts",
+        label="Vendor account",
+    )
+
+    default_group_by = reports.TOTAL

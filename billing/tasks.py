@@ -12,6 +12,14 @@ def ensure_cdr_partitions():
     return partitions.ensure_partitions()
 
 
+@shared_task(acks_late=True)
+def rerate(job_id):
+    """Run a re-rating job (billing.rerating); redelivered or retried, it never applies a chunk twice."""
+    from .rerating import run_job
+
+    return run_job(job_id).status
+
+
 @shared_task
 def send_low_balance_alarm(account_id, balance, threshold):
     """E-mail an account's alarm address that its balance fell below its threshold (queued by the CDR ingest)."""

@@ -1,6 +1,8 @@
+from django.urls import path
+
 from softswitch_portal.generic.urls import model_urls
 
-from . import views
+from . import rerating_views, views
 
 app_name = "billing"
 
@@ -34,4 +36,23 @@ urlpatterns = [
         delete_view=views.RateDeleteView,
     ),
     *model_urls("cdrs", list_view=views.CDRListView, detail_view=views.CDRView),
+]
+
+urlpatterns += [
+    path("reports/revenue/", views.RevenueReportView.as_view(), name="report_revenue"),
+    path("reports/gateway-bill/", views.GatewayBillView.as_view(), name="report_gateway_bill"),
+    path("reports/account-balances/", views.AccountBalanceReportView.as_view(), name="report_account_balances"),
+    path("reports/vendor-clearing/", views.VendorClearingView.as_view(), name="report_vendor_clearing"),
+]
+
+# Re-rating, dead letters, balance history (billing/rerating_views.py)
+urlpatterns += [
+    *model_urls(
+        "rerating",
+        list_view=rerating_views.RerateJobListView,
+        detail_view=rerating_views.RerateJobView,
+        add_view=rerating_views.RerateJobCreateView,
+    ),
+    path("dead-letters/", rerating_views.DeadLetterView.as_view(), name="dead_letters"),
+    path("balance-history/", rerating_views.BalanceHistoryView.as_view(), name="balance_history"),
 ]

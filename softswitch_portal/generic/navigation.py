@@ -9,6 +9,18 @@ MENU = (
             ("Rate tables", "billing:ratetable_list"),
             ("Rates", "billing:rate_list"),
             ("CDRs", "billing:cdr_list"),
+            ("Balance history", "billing:balance_history"),
+            ("Re-rating", "billing:reratejob_list"),
+            ("CDR dead letters", "billing:dead_letters"),
+        ),
+    ),
+    (
+        "Reports",
+        (
+            ("Revenue details", "billing:report_revenue"),
+            ("Gateway bill", "billing:report_gateway_bill"),
+            ("Account balances", "billing:report_account_balances"),
+            ("Vendor clearing", "billing:report_vendor_clearing"),
         ),
     ),
     (

@@ -88,6 +88,9 @@ class MoneyColumn(tables.Column):
             return format_html('<span class="negative">{}</span>', value)
         return value
 
+    def value(self, value):
+        return value
+
 
 class NumberColumn(tables.Column):
     def __init__(self, *args, **kwargs):
@@ -119,12 +122,27 @@ class ActionsColumn(tables.Column):
 
 
 class PageInfoMixin:
-    """What the pager shows; a LazyPaginator (CDRs) knows no total, so none is asked for."""
+    """What the pager shows; a LazyPaginator knows no total, so none is asked for.
+
+    A view that pages by keyset (generic.keyset) sets ``table.keyset`` instead
+    of paginating: the pager then offers first / previous / next only.
+    """
 
     per_page_choices = (25, 50, 100, 250, 500, 1000)
+    keyset = None
 
     @property
     def page_info(self):
+        if self.keyset is not None:
+            shown = len(self.keyset.rows)
+            return {
+                "keyset": self.keyset,
+                "shown": shown,
+                "per_page": self.keyset.per_page,
+                "lazy": True,
+                "total": None,
+                "multiple_pages": self.keyset.has_previous or self.keyset.has_next,
+            }
         page = getattr(self, "page", None)
         if page is None:
             return None

@@ -73,6 +73,10 @@ class ObjectListView(BaseObjectView):
     def get_table_data(self, request, queryset):
         return queryset
 
+    def get_extra_context(self, request, queryset, filterset):
+        """More for the template (totals, a different pager); ``queryset`` is the filtered set."""
+        return {}
+
     def get(self, request):
         queryset = self.get_queryset(request)
         filterset = None
@@ -94,7 +98,8 @@ class ObjectListView(BaseObjectView):
         self.paginate(request, table)
 
         export_query = request.GET.copy()
-        export_query.pop("page", None)
+        for paging in ("page", "after", "before"):
+            export_query.pop(paging, None)
         export_query["export"] = "csv"
         context = {
             **self.model_context(request),
@@ -106,6 +111,7 @@ class ObjectListView(BaseObjectView):
             "is_filtered": filterset is not None and filterset.is_filtered,
             "export_url": "?" + export_query.urlencode(),
         }
+        context.update(self.get_extra_context(request, queryset, filterset))
         return render(request, self.template_name, context)
 
     def split_filters(self, filterset):
@@ -126,12 +132,15 @@ class ObjectListView(BaseObjectView):
         )
         return {"primary_fields": primary, "more_fields": more, "more_open": more_open}
 
-    def paginate(self, request, table):
+    def per_page(self, request):
         try:
             per_page = int(request.GET.get("per_page", settings.PAGINATE_BY))
         except ValueError:
             per_page = settings.PAGINATE_BY
-        per_page = max(1, min(per_page, self.max_per_page))
+        return max(1, min(per_page, self.max_per_page))
+
+    def paginate(self, request, table):
+        per_page = self.per_page(request)
         try:
             page = int(request.GET.get("page", 1))
         except ValueError:

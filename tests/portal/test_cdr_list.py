@@ -65,7 +65,7 @@ def listed(client, **params):
     response = client.get(reverse("billing:cdr_list"), params)
     assert response.status_code == 200
     assert not response.context["filters_invalid"], response.context["filterset"].errors
-    return [row.record.call_uuid for row in response.context["table"].page.object_list]
+    return [row.record.call_uuid for row in response.context["table"].paginated_rows]
 
 
 def test_the_list_is_newest_first(operator_client, calls):
@@ -118,7 +118,7 @@ def test_the_time_range_bounds_the_start(operator_client, calls):
 
 def test_the_illegal_call_filter_returns_only_illegal_calls(operator_client, calls):
     response = operator_client.get(reverse("billing:cdr_list"), {"billing_mode": "-2"})
-    records = [row.record for row in response.context["table"].page.object_list]
+    records = [row.record for row in response.context["table"].paginated_rows]
     assert [r.billing_mode for r in records] == [-2]
     assert "Illegal call" in html.unescape(response.content.decode())
 
@@ -147,12 +147,23 @@ def test_the_detail_page_of_a_cdr_whose_configuration_is_gone(operator_client, c
 
 def test_the_list_pages_without_counting(operator_client, calls):
     response = operator_client.get(reverse("billing:cdr_list"), {"per_page": "2"})
-    assert [row.record.call_uuid for row in response.context["table"].page.object_list] == ["illegal", "answered"]
+    assert [row.record.call_uuid for row in response.context["table"].paginated_rows] == ["illegal", "answered"]
     page = html.unescape(response.content.decode())
-    assert "Rows 1–2" in page and " of " not in page.split("Rows 1–2")[1][:10]
-    assert "Next ›</a>" in page
-    second = operator_client.get(reverse("billing:cdr_list"), {"per_page": "2", "page": "3"})
-    assert [row.record.call_uuid for row in second.context["table"].page.object_list] == ["failed"]
+    assert "2 rows" in page and " of " not in page.split("2 rows")[1][:10]
+    assert 'rel="next">Next ›</a>' in page
+    second = operator_client.get(
+        reverse("billing:cdr_list"), {"per_page": "2", "after": response.context["keyset"].next_key}
+    )
+    third = operator_client.get(
+        reverse("billing:cdr_list"), {"per_page": "2", "after": second.context["keyset"].next_key}
+    )
+    assert [row.record.call_uuid for row in third.context["table"].paginated_rows] == ["failed"]
+
+
+def test_sorted_by_another_column_the_list_pages_by_number(operator_client, calls):
+    response = operator_client.get(reverse("billing:cdr_list"), {"per_page": "2", "page": "3", "sort": "fee"})
+    assert response.context["keyset"] is None
+    assert len(response.context["table"].page.object_list) == 1
 
 
 def test_sorting_by_a_column(operator_client, calls):

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from billing.filtersets import AccountFilterSet, CDRFilterSet, PaymentFilterSet, RateFilterSet, RateTableFilterSet
 from billing.models import CDR, Account, Rate, RateTable
+from billing.rerating_filtersets import RerateChangeFilterSet, RerateJobFilterSet
 from security.filtersets import BlackWhiteListGroupFilterSet, DynamicBlacklistEntryFilterSet, ListEntryFilterSet
 from softswitch_portal.generic.attributes import model_fields
 from softswitch_portal.switching.filtersets import (
@@ -39,6 +40,8 @@ FILTERSETS = [
     BlackWhiteListGroupFilterSet,
     ListEntryFilterSet,
     DynamicBlacklistEntryFilterSet,
+    RerateJobFilterSet,
+    RerateChangeFilterSet,
 ]
 
 

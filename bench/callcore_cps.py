@@ -1,0 +1,1557 @@
+"""Benchmark of the call core's call rate and concurrency against a bare Kamailio relay.
+
+Run: .venv/bin/python bench/callcore_cps.py [--quick] [--also-children 2] [--renice-redis]
+     [--kamailio-args "-x tlsf"]      (a full run takes 10-20 minutes; --quick about 4)
+
+1. Call-rate ramps, one system at a time on loopback: (a) callcore (`python -m
+   callcore`, Kamailio + our KEMI Python) with full policy: a customer trunk
+   whose caller is screened against a black list of thousands of numbers and
+   whose callee against a callee list, a rate table, an anti-overdraft
+   account (so the balance reservation runs in the Lua setup), caller
+   rewriting towards the vendor and a backup vendor; (b) Kamailio with the
+   bare tm+rr+sl+dialog relay of bench/relay/kamailio-bare.cfg, no Python.
+   Each system first takes a short warm-up (its cold start is reported), then
+   each step offers RATE calls/s for the step's seconds (1 s hold) from a
+   SIPp customer to a SIPp vendor, and records successful/failed calls, the
+   INVITE->200 delay seen by the customer (p50/p95/p99 from SIPp's
+   -trace_rtt, which SIPp quantises to its ~4 ms clock), the CPU of the
+   switch's processes (utime+stime deltas from /proc, split by Kamailio's
+   process roles), of both SIPp, of Redis and of the whole machine, Redis's
+   round trip (a PING every 10 ms) and its Lua time per call, Kamailio's
+   shared memory, and for callcore the CDRs on the stream against the calls
+   placed. A ramp stops at the first step with 0.1% failed calls or more.
+2. A concurrency run: a fresh callcore holds thousands of calls 60 s at once;
+   the switch's memory (RSS/PSS sum from /proc/<pid>/smaps_rollup, Kamailio's
+   shared memory) and our live-state keys in Redis before and at the plateau
+   give the memory per call; every call must complete and have its CDR.
+3. A per-call cost breakdown of the Python half outside Kamailio (plan_call,
+   the setup Lua round trip with 0, 1000 and 2500 other live calls on the
+   account, the teardown with a CDR), for reading the ramps.
+
+Both systems run with the same Kamailio options: -m 512 (--shm-mb; Kamailio's
+64 MB default runs out near 400 CPS with 1 s calls) plus --kamailio-args.
+The machine may be shared: the benchmark and every process it starts run at
+niceness --nice (-10), set on their scheduler autogroups too (with
+kernel.sched_autogroup_enabled a plain nice only counts inside a session),
+and --renice-redis does the same for the local Redis, which is in every
+call's path, restoring it at the end. other% in the summary is the CPU the
+rest of the machine used during each step.
+
+Everything runs on 127.0.0.1. The configuration lives in a scratch database
+(softswitch_bench_cps, created and migrated if missing) and Redis keys under
+the "ssbench-cps" prefix, deleted at the end. Every child process is started
+in its own process group and killed at the end, also on Ctrl-C or errors.
+Raw results go to bench/out/callcore_cps-<time>.json, SIPp's files and
+Kamailio's logs to bench/out/callcore_cps-<time>/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import random
+import re
+import resource
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import replace
+from decimal import Decimal
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BENCH = ROOT / "bench"
+sys.path.insert(0, str(ROOT))
+
+BENCH_DB = os.environ.get("BENCH_CPS_DB_NAME", "softswitch_bench_cps")
+PREFIX = os.environ.get("BENCH_CPS_PREFIX", "ssbench-cps")
+# Settings read these at import: the scratch database and prefix must be in place before django.setup().
+os.environ["DB_NAME"] = BENCH_DB
+os.environ["REDIS_PREFIX"] = PREFIX
+os.environ.setdefault("LOG_LEVEL", "WARNING")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "softswitch_portal.settings")
+
+# Ports away from the e2e suites' (15060 and E2E_PORT_BASE); --port-base moves them all.
+PORT_BASE = 46060
+CALLCORE_PORT = PORT_BASE
+BARE_PORT = PORT_BASE + 2
+VENDOR_PORT = PORT_BASE + 10  # the backup vendor's port (VENDOR_PORT + 1) has nobody listening
+CALLER_PREFIX = "1555000"  # caller = prefix + SIPp call number; never on the black list
+CALLEE_PREFIX = "1212555"  # callee = prefix + call number; rated by prefix "1"
+FAIL_THRESHOLD_PCT = 0.1
+SHM_MB = 512  # Kamailio's shared memory for both systems (--shm-mb); 0 = Kamailio's default, 64 MB
+KAMAILIO_EXTRA: list[str] = []  # more Kamailio command-line options for both systems (--kamailio-args)
+
+
+def kamailio_options() -> list[str]:
+    return (["-m", str(SHM_MB)] if SHM_MB else []) + KAMAILIO_EXTRA
+
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+NCPU = os.cpu_count() or 1
+
+
+def log(message=""):
+    print(message, flush=True)
+
+
+# ---------------------------------------------------------------------------
+# Child processes: every one in its own process group, all killed at the end
+
+
+def set_autogroup_nice(pid, nice) -> bool:
+    """Niceness of the scheduler autogroup (the session) of ``pid``.
+
+    With kernel.sched_autogroup_enabled, CPU is shared between sessions first and a process's
+    own niceness only counts inside its session; every child here runs in a session of its own.
+    """
+    try:
+        with open(f"/proc/{pid}/autogroup", "w") as f:
+            f.write(str(nice))
+        return True
+    except OSError:
+        return False
+
+
+def autogroup_nice(pid):
+    try:
+        with open(f"/proc/{pid}/autogroup") as f:
+            return int(f.read().split("nice")[1])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+class Children:
+    def __init__(self):
+        self.procs: list[subprocess.Popen] = []
+        self.nice = 0
+
+    def start(self, command, **kwargs) -> subprocess.Popen:
+        kwargs.setdefault("stdin", subprocess.DEVNULL)
+        process = subprocess.Popen(command, start_new_session=True, **kwargs)
+        self.procs.append(process)
+        if self.nice:
+            set_autogroup_nice(process.pid, self.nice)
+        return process
+
+    def stop(self, process: subprocess.Popen, timeout=10.0):
+        if process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGTERM)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(timeout=timeout)
+        # The group may outlive its leader (Kamailio's workers under the launcher): make sure.
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=5)
+        if process in self.procs:
+            self.procs.remove(process)
+
+    def stop_all(self):
+        for process in list(reversed(self.procs)):
+            self.stop(process, timeout=5)
+
+
+CHILDREN = Children()
+
+
+def raise_interrupt(signum, frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+# ---------------------------------------------------------------------------
+# /proc readings
+
+
+def proc_stat(pid):
+    """(comm, pgrp, utime+stime ticks) of a process, or None when it is gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            data = f.read()
+    except OSError:
+        return None
+    comm = data[data.index("(") + 1 : data.rindex(")")]
+    fields = data[data.rindex(")") + 2 :].split()
+    return comm, int(fields[2]), int(fields[11]) + int(fields[12])
+
+
+def group_pids(pgid, comm="kamailio"):
+    pids = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            stat = proc_stat(int(entry))
+            if stat and stat[1] == pgid and (comm is None or stat[0] == comm):
+                pids.append(int(entry))
+    return sorted(pids)
+
+
+def cpu_ticks(pids):
+    ticks = {}
+    for pid in pids:
+        stat = proc_stat(pid)
+        if stat:
+            ticks[pid] = stat[2]
+    return ticks
+
+
+def machine_ticks():
+    """(busy, total) jiffies of all CPUs from /proc/stat."""
+    with open("/proc/stat") as f:
+        parts = [int(x) for x in f.readline().split()[1:]]
+    idle = parts[3] + parts[4]
+    total = sum(parts[:8])
+    return total - idle, total
+
+
+def smaps_rollup(pids):
+    """Sum of Rss and Pss (kB) over the processes."""
+    rss = pss = 0
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1])
+        except OSError:
+            pass
+    return rss, pss
+
+
+class CpuMeter:
+    """CPU seconds of named sets of processes, and of the machine, between start() and stop().
+
+    sample() keeps each process's latest reading, so one that exits before stop() (the SIPp
+    customer ends by itself) still counts up to its last sample.
+    """
+
+    def __init__(self, groups: dict[str, list[int]]):
+        self.groups = groups
+
+    def start(self):
+        self.t0 = time.monotonic()
+        self.m0 = machine_ticks()
+        self.c0 = {name: cpu_ticks(pids) for name, pids in self.groups.items()}
+        self.last = {name: dict(ticks) for name, ticks in self.c0.items()}
+        return self
+
+    def sample(self):
+        for name, pids in self.groups.items():
+            self.last[name].update(cpu_ticks(pids))
+
+    def ticks(self, name, pid):
+        return self.last[name].get(pid, 0) - self.c0[name].get(pid, 0)
+
+    def stop(self) -> dict:
+        self.sample()
+        wall = time.monotonic() - self.t0
+        m1 = machine_ticks()
+        result = {"wall_s": round(wall, 3)}
+        for name, pids in self.groups.items():
+            ticks = sum(self.ticks(name, p) for p in pids)
+            result[name] = round(100.0 * ticks / CLK_TCK / wall, 1)
+            result[name + "_cpu_s"] = round(ticks / CLK_TCK, 2)
+        busy, total = m1[0] - self.m0[0], m1[1] - self.m0[1]
+        result["machine"] = round(100.0 * NCPU * busy / total, 1) if total else 0.0
+        return result
+
+
+def machine_busy(seconds=1.0):
+    b0, t0 = machine_ticks()
+    time.sleep(seconds)
+    b1, t1 = machine_ticks()
+    return 100.0 * NCPU * (b1 - b0) / max(1, t1 - t0)
+
+
+def wait_quiet(limit_pct=30.0, max_wait=20.0):
+    """Wait (bounded) until the machine is nearly idle before a measurement; return the last reading."""
+    deadline = time.monotonic() + max_wait
+    busy = machine_busy(1.0)
+    while busy > limit_pct and time.monotonic() < deadline:
+        busy = machine_busy(1.0)
+    return round(busy, 1)
+
+
+# ---------------------------------------------------------------------------
+# SIP helpers
+
+
+def options_ping(port, timeout=0.5):
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.settimeout(timeout)
+    try:
+        sock.bind(("127.0.0.1", 0))
+        local_port = sock.getsockname()[1]
+        message = (
+            f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{local_port};branch=z9hG4bK{uuid.uuid4().hex}\r\n"
+            f"From: <sip:ping@127.0.0.1>;tag={uuid.uuid4().hex[:8]}\r\n"
+            f"To: <sip:127.0.0.1:{port}>\r\n"
+            f"Call-ID: {uuid.uuid4().hex}\r\n"
+            "CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+        sock.sendto(message.encode(), ("127.0.0.1", port))
+        data, _ = sock.recvfrom(65535)
+        return data.split(b"\r\n", 1)[0].decode(errors="replace")
+    except OSError:
+        return None
+    finally:
+        sock.close()
+
+
+def port_free(port):
+    for kind in (socket.SOCK_DGRAM, socket.SOCK_STREAM):
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                return False
+    return True
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def kamcmd(ctl_socket, *command, timeout=5):
+    try:
+        result = subprocess.run(
+            ["kamcmd", "-s", f"unix:{ctl_socket}", *command], capture_output=True, text=True, timeout=timeout
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return ""
+    return result.stdout
+
+
+def process_roles(ctl_socket) -> dict[int, str]:
+    """pid -> role ("udp", "tcp", "timer", "other") from Kamailio's own process list."""
+    roles = {}
+    text = kamcmd(ctl_socket, "core.psx")
+    for pid, description in re.findall(r"PID:\s*(\d+)\s*\n\s*DSC:\s*([^\n]+)", text):
+        d = description.lower()
+        if d.startswith("udp receiver"):
+            role = "udp"
+        elif d.startswith("tcp"):
+            role = "tcp"
+        elif "timer" in d:
+            role = "timer"
+        else:
+            role = "other"
+        roles[int(pid)] = role
+    return roles
+
+
+def shm_used(ctl_socket):
+    """Kamailio's shared memory (real_used, max_used) in bytes."""
+    text = kamcmd(ctl_socket, "core.shmmem")
+    values = dict(re.findall(r"(\w+):\s*(\d+)", text))
+    return int(values.get("real_used", 0)), int(values.get("max_used", 0)), int(values.get("total", 0))
+
+
+def dialog_stats(ctl_socket) -> dict[str, int]:
+    text = kamcmd(ctl_socket, "stats.get_statistics", "dialog:")
+    return {name: int(value) for name, value in re.findall(r"dialog:(\w+)\s*=\s*(\d+)", text)}
+
+
+def active_dialogs(ctl_socket):
+    return dialog_stats(ctl_socket).get("active_dialogs", -1)
+
+
+# ---------------------------------------------------------------------------
+# The systems under test
+
+
+class Switch:
+    """A running Kamailio (callcore or bare) with its process group and control socket."""
+
+    name = "switch"
+
+    def __init__(self, run_dir: Path, port: int, children: int):
+        self.run_dir = run_dir
+        self.port = port
+        self.children = children
+        self.process = None
+        self.log_path = run_dir / "kamailio.log"
+
+    @property
+    def ctl(self):
+        raise NotImplementedError
+
+    def check_port(self):
+        if not port_free(self.port):
+            raise RuntimeError(f"{self.name}: port {self.port} is busy (use --port-base)")
+
+    def wait_ready(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                break
+            if options_ping(self.port):
+                # The ping answers as soon as one worker runs; give the rest a moment, then make
+                # sure it was ours that answered (a failed bind ends Kamailio after its first output).
+                time.sleep(1.5)
+                text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+                if self.process.poll() is None and len(self.pids()) > 3 and "Address already in use" not in text:
+                    return
+                break
+            time.sleep(0.2)
+        tail = self.log_path.read_text(errors="replace")[-3000:] if self.log_path.exists() else ""
+        raise RuntimeError(f"{self.name} did not start on port {self.port}:\n{tail}")
+
+    def pids(self):
+        return group_pids(self.process.pid)
+
+    def roles(self):
+        roles = process_roles(self.ctl)
+        return {pid: roles.get(pid, "other") for pid in self.pids()}
+
+    def stop(self):
+        if self.process is not None:
+            CHILDREN.stop(self.process, timeout=15)
+            self.process = None
+            self.log_file.close()
+
+    def log_size(self):
+        return self.log_path.stat().st_size if self.log_path.exists() else 0
+
+    def log_lines_since(self, offset, limit=2_000_000):
+        with open(self.log_path, "rb") as f:
+            f.seek(offset)
+            return f.read(limit).decode(errors="replace").splitlines()
+
+
+class Callcore(Switch):
+    name = "callcore"
+
+    def __init__(self, run_dir, port, children, redis_url):
+        super().__init__(run_dir, port, children)
+        self.redis_url = redis_url
+
+    @property
+    def ctl(self):
+        return str(self.run_dir / "run" / "kamailio_ctl")
+
+    def start(self):
+        self.check_port()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        env = dict(os.environ)
+        env.update(
+            SS_SIP_PORT=str(self.port),
+            SS_SIP_LISTEN="127.0.0.1",
+            SS_CHILDREN=str(self.children),
+            SS_TCP_CHILDREN="1",
+            REDIS_URL=self.redis_url,
+            REDIS_PREFIX=PREFIX,
+            CALLCORE_STATE_DIR=str(self.run_dir),
+            SS_NODE="bench",
+            SS_KAMAILIO_DEBUG="1",
+            # pike would ban the one benchmark source: 3 requests per call from 127.0.0.1.
+            SS_FLOOD_REQUESTS_PER_2S="10000000",
+        )
+        if kamailio_options():
+            # `python -m callcore` has no setting for Kamailio's -m (or -x): a wrapper first on PATH adds them.
+            from callcore.__main__ import kamailio_binary
+
+            wrapper_dir = self.run_dir / "bin"
+            wrapper_dir.mkdir(exist_ok=True)
+            wrapper = wrapper_dir / "kamailio"
+            wrapper.write_text(f'#!/bin/sh\nexec {kamailio_binary()} {" ".join(kamailio_options())} "$@"\n')
+            wrapper.chmod(0o755)
+            env["PATH"] = f"{wrapper_dir}{os.pathsep}{env.get('PATH', '')}"
+        self.log_file = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.process = CHILDREN.start(
+            [sys.executable, "-m", "callcore"], cwd=ROOT, env=env, stdout=self.log_file, stderr=subprocess.STDOUT
+        )
+        self.wait_ready()
+        return self
+
+
+class BareRelay(Switch):
+    name = "bare"
+
+    def __init__(self, run_dir, port, children, vendor_port):
+        super().__init__(run_dir, port, children)
+        self.vendor_port = vendor_port
+
+    @property
+    def ctl(self):
+        return str(self.run_dir / "kamailio_ctl")
+
+    def start(self):
+        from callcore.__main__ import MODULE_PATHS, kamailio_binary
+
+        self.check_port()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        module_path = next((p for p in MODULE_PATHS if os.path.isdir(p)), MODULE_PATHS[0])
+        text = (BENCH / "relay" / "kamailio-bare.cfg").read_text()
+        for key, value in {
+            "CHILDREN": self.children,
+            "TCP_CHILDREN": 1,
+            "PORT": self.port,
+            "VENDOR_PORT": self.vendor_port,
+            "RUNDIR": self.run_dir,
+            "MPATH": module_path,
+        }.items():
+            text = text.replace(f"@{key}@", str(value))
+        cfg = self.run_dir / "kamailio.cfg"
+        cfg.write_text(text)
+        self.log_file = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.process = CHILDREN.start(
+            [kamailio_binary(), *kamailio_options(), "-DD", "-E", "-f", str(cfg),
+             "-P", str(self.run_dir / "kamailio.pid"), "-Y", str(self.run_dir)],
+            stdout=self.log_file, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.wait_ready()
+        return self
+
+
+# ---------------------------------------------------------------------------
+# SIPp
+
+
+def sipp_stats(path: Path) -> dict:
+    """The last line of a SIPp -trace_stat file, by column name."""
+    try:
+        lines = [line for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    except OSError:
+        return {}
+    if len(lines) < 2:
+        return {}
+    header = lines[0].rstrip(";").split(";")
+    values = lines[-1].rstrip(";").split(";")
+    return dict(zip(header, values, strict=False))
+
+
+def stat_int(stats, name):
+    try:
+        return int(stats.get(name, 0))
+    except ValueError:
+        return 0
+
+
+def rtt_values(directory: Path) -> list[tuple[float, int]]:
+    """(time ms since SIPp start, INVITE->200 ms) of every answered call, from -trace_rtt files."""
+    values = []
+    for path in directory.glob("uac_load_*_rtt.csv"):
+        for line in path.read_text(errors="replace").splitlines()[1:]:
+            parts = line.split(";")
+            if len(parts) >= 3 and parts[2].strip() == "1":
+                with contextlib.suppress(ValueError):
+                    values.append((float(parts[0]), int(float(parts[1]))))
+    return values
+
+
+def percentile(sorted_values, q):
+    if not sorted_values:
+        return None
+    k = (len(sorted_values) - 1) * q
+    lo, hi = int(k), min(int(k) + 1, len(sorted_values) - 1)
+    return sorted_values[lo] + (sorted_values[hi] - sorted_values[lo]) * (k - lo)
+
+
+FAILURE_COLUMNS = (
+    "FailedMaxUDPRetrans", "FailedUnexpectedMessage", "FailedCallRejected", "FailedTimeoutOnRecv",
+    "FailedCannotSendMessage", "FailedOutboundCongestion", "FailedTimeoutOnSend",
+)  # fmt: skip
+
+
+def start_vendor(step_dir: Path, port: int, timeout_s: int):
+    shutil.copy(BENCH / "scenarios" / "uas_load.xml", step_dir / "uas_load.xml")
+    if not port_free(port):
+        raise RuntimeError(f"vendor port {port} is busy")
+    vendor = CHILDREN.start(
+        ["sipp", "-sf", "uas_load.xml", "-i", "127.0.0.1", "-p", str(port), "-nostdin", "-timeout", f"{timeout_s}s",
+         "-trace_stat", "-stf", "vendor_stat.csv", "-fd", "5", "-trace_err", "-error_file", "vendor_err.log",
+         "-max_log_size", "5000000"],
+        cwd=step_dir, stdout=subprocess.DEVNULL, stderr=open(step_dir / "vendor.stderr", "w"),  # noqa: SIM115
+    )  # fmt: skip
+    deadline = time.monotonic() + 5
+    while port_free(port) and time.monotonic() < deadline and vendor.poll() is None:
+        time.sleep(0.05)
+    if vendor.poll() is not None:
+        raise RuntimeError(f"SIPp vendor exited: {(step_dir / 'vendor.stderr').read_text()[-500:]}")
+    return vendor
+
+
+def start_caller(step_dir: Path, switch_port: int, rate: int, calls: int, hold_ms: int, limit: int, timeout_s: int,
+                 rtt_freq: int = 100):  # fmt: skip
+    # SIPp writes response times in batches of rtt_freq calls and drops a last partial batch.
+    shutil.copy(BENCH / "scenarios" / "uac_load.xml", step_dir / "uac_load.xml")
+    return CHILDREN.start(
+        ["sipp", f"127.0.0.1:{switch_port}", "-sf", "uac_load.xml", "-i", "127.0.0.1", "-p", str(free_port()),
+         "-s", CALLEE_PREFIX, "-key", "caller", CALLER_PREFIX, "-r", str(rate), "-rp", "1000", "-m", str(calls),
+         "-d", str(hold_ms), "-l", str(limit), "-nostdin", "-recv_timeout", "10000", "-timeout", f"{timeout_s}s",
+         "-trace_stat", "-stf", "caller_stat.csv", "-fd", "1", "-trace_rtt", "-rtt_freq", str(rtt_freq),
+         "-trace_err", "-error_file", "caller_err.log", "-max_log_size", "5000000"],
+        cwd=step_dir, stdout=subprocess.DEVNULL, stderr=open(step_dir / "caller.stderr", "w"),  # noqa: SIM115
+    )  # fmt: skip
+
+
+def caller_result(step_dir: Path, rate: int) -> dict:
+    stats = sipp_stats(step_dir / "caller_stat.csv")
+    placed = stat_int(stats, "OutgoingCall(C)")
+    ok = stat_int(stats, "SuccessfulCall(C)")
+    failed = stat_int(stats, "FailedCall(C)")
+    # Calls SIPp created but never finished (killed at the step's time limit) count as failed.
+    unfinished = max(0, placed - ok - failed)
+    rtts = rtt_values(step_dir)
+    delays = sorted(v for _t, v in rtts)
+    times = sorted(t for t, _v in rtts)
+    achieved = (len(times) - 1) * 1000.0 / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0
+    return {
+        "placed": placed,
+        "successful": ok,
+        "failed": failed + unfinished,
+        "unfinished": unfinished,
+        "fail_pct": round(100.0 * (failed + unfinished) / placed, 3) if placed else 100.0,
+        "failures": {c: stat_int(stats, c + "(C)") for c in FAILURE_COLUMNS if stat_int(stats, c + "(C)")},
+        "retransmissions": stat_int(stats, "Retransmissions(C)"),
+        "achieved_cps": round(achieved, 1),
+        "delay_ms": {
+            "n": len(delays),
+            "p50": percentile(delays, 0.50),
+            "p95": percentile(delays, 0.95),
+            "p99": percentile(delays, 0.99),
+            "max": delays[-1] if delays else None,
+            "mean": round(statistics.fmean(delays), 2) if delays else None,
+        },
+    }
+
+
+# ---------------------------------------------------------------------------
+# Redis
+
+
+class RedisProbe:
+    def __init__(self, url):
+        import redis
+
+        self.url = url
+        self.client = redis.Redis.from_url(url, decode_responses=True)
+        self.pid = int(self.client.info("server")["process_id"])
+        self.stream = f"{PREFIX}:cdr"
+
+    def local(self):
+        """Redis runs on this machine (its /proc entry is readable): its CPU can be measured."""
+        return proc_stat(self.pid) is not None
+
+    def evalsha(self):
+        stats = self.client.info("commandstats")
+        total_calls = total_usec = 0
+        for name in ("cmdstat_evalsha", "cmdstat_eval"):
+            if name in stats:
+                total_calls += int(stats[name]["calls"])
+                total_usec += int(stats[name]["usec"])
+        return total_calls, total_usec
+
+    def used_memory(self):
+        """Bytes held by our live-state keys (Redis is shared: INFO's total would count other users' keys)."""
+        total = 0
+        for key in self.client.scan_iter(f"{PREFIX}:live:*", count=1000):
+            total += int(self.client.memory_usage(key, samples=0) or 0)
+        return total
+
+    def cdr_count(self):
+        return int(self.client.xlen(self.stream))
+
+    def live_calls(self):
+        return int(self.client.hlen(f"{PREFIX}:live:calls"))
+
+    def cdr_call_numbers(self, placed, path: Path) -> dict:
+        seen: dict[int, int] = {}
+        ids = []
+        for _id, fields in self.client.xrange(self.stream):
+            call_id = json.loads(fields["cdr"]).get("caller_call_id", "")
+            ids.append(call_id)
+            head = call_id.split("-", 1)[0]
+            if head.isdigit():
+                seen[int(head)] = seen.get(int(head), 0) + 1
+        path.write_text("\n".join(ids) + "\n")
+        missing = [n for n in range(1, placed + 1) if n not in seen]
+        doubled = [n for n, count in seen.items() if count > 1]
+        return {"missing": missing[:50], "missing_count": len(missing), "doubled": doubled[:50],
+                "doubled_count": len(doubled)}  # fmt: skip
+
+    def sample_cdr(self):
+        entries = self.client.xrange(self.stream, count=1)
+        return entries[0][1]["cdr"] if entries else None
+
+    def reset_calls(self):
+        """Drop the CDR stream and any live state left between steps (our prefix only)."""
+        self.client.delete(self.stream)
+        for pattern in (f"{PREFIX}:live:*", f"{PREFIX}:dynbl:*", f"{PREFIX}:stats"):
+            for key in self.client.scan_iter(pattern, count=1000):
+                self.client.delete(key)
+
+    def delete_prefix(self):
+        n = 0
+        for key in self.client.scan_iter(f"{PREFIX}:*", count=1000):
+            n += self.client.delete(key)
+        return n
+
+
+class RedisLatency:
+    """PINGs Redis every 10 ms from a thread while a step runs: the round trip a worker waits for."""
+
+    def __init__(self, url):
+        import threading
+
+        import redis
+
+        self.client = redis.Redis.from_url(url, socket_timeout=2)
+        self.samples: list[float] = []
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self.stop_event.wait(0.01):
+            t0 = time.perf_counter()
+            with contextlib.suppress(Exception):  # a lost ping counts as its 2 s timeout
+                self.client.ping()
+            self.samples.append((time.perf_counter() - t0) * 1000)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop_event.set()
+        self.thread.join(timeout=5)
+        self.client.close()
+
+    def result(self):
+        values = sorted(self.samples)
+        return {
+            "n": len(values),
+            "p50": round(percentile(values, 0.5) or 0, 3),
+            "p99": round(percentile(values, 0.99) or 0, 3),
+            "max": round(values[-1], 3) if values else None,
+        }
+
+
+# ---------------------------------------------------------------------------
+# Configuration: the scratch database and the published snapshot
+
+
+def callcore_fingerprint() -> dict:
+    """Short hashes of the call core's files as this run loads them (others may be editing them)."""
+    import hashlib
+
+    files = sorted((ROOT / "callcore").glob("*.py")) + [ROOT / "callcore" / "kamailio.cfg.tmpl"]
+    return {f.name: hashlib.sha256(f.read_bytes()).hexdigest()[:12] for f in files if f.exists()}
+
+
+def ensure_database():
+    import psycopg
+    from django.conf import settings
+
+    db = settings.DATABASES["default"]
+    with psycopg.connect(
+        host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"] or None, dbname="postgres",
+        autocommit=True,
+    ) as conn:  # fmt: skip
+        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone() is None:
+            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+            log(f"created database {BENCH_DB}")
+
+
+def configure(vendor_port, black_entries=5000, callee_entries=2000, rates=2000) -> dict:
+    """The full-policy configuration in the scratch database, published under PREFIX; a summary."""
+    from django.conf import settings
+    from django.core.management import call_command
+    from django.db import connection, transaction
+
+    from billing.models import Account, Rate, RateTable
+    from billing.services import apply_payment
+    from security.models import BlackWhiteListGroup, ListEntry
+    from softswitch_portal.switching import publisher
+    from softswitch_portal.switching.models import (
+        MappingGateway,
+        NumberTransformRule,
+        RoutingGateway,
+        SystemParameter,
+    )
+
+    name = settings.DATABASES["default"]["NAME"]
+    if name != BENCH_DB or settings.REDIS_PREFIX != PREFIX:
+        raise SystemExit(f"refusing to configure database {name!r} / prefix {settings.REDIS_PREFIX!r}")
+    call_command("migrate", verbosity=0)
+    rng = random.Random(42)
+    tables = [m._meta.db_table for m in (Account, RateTable, BlackWhiteListGroup, NumberTransformRule)]
+    tables += [m._meta.db_table for m in (MappingGateway, RoutingGateway, SystemParameter)]
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute(f"TRUNCATE {', '.join(tables)} RESTART IDENTITY CASCADE")
+        # Rates: "1" for the benchmark's callees, the rest elsewhere (never a prefix of 1212555...).
+        retail = RateTable.objects.create(name="bench retail")
+        cost = RateTable.objects.create(name="bench cost")
+        prefixes = {"1"}
+        while len(prefixes) < rates:
+            prefixes.add(str(rng.randint(2, 999)) + "".join(rng.choices("0123456789", k=rng.randint(0, 4))))
+        Rate.objects.bulk_create(
+            [Rate(rate_table=retail, prefix=p, price_per_minute=Decimal("0.0100"), first_period=6, next_period=6)
+             for p in prefixes]
+            + [Rate(rate_table=cost, prefix=p, price_per_minute=Decimal("0.0050"), first_period=1, next_period=1)
+               for p in prefixes],
+            batch_size=2000,
+        )  # fmt: skip
+        customer = Account.objects.create(name="bench customer", rate_table=retail, anti_overdraft=True)
+        vendor = Account.objects.create(name="bench vendor", account_type="vendor", rate_table=cost)
+        backup = Account.objects.create(name="bench backup vendor", account_type="vendor", rate_table=cost)
+        # Caller lists: thousands of numbers that are not ours (exact and prefix entries).
+        caller_black = BlackWhiteListGroup.objects.create(name="bench caller black", kind="black")
+        callee_black = BlackWhiteListGroup.objects.create(name="bench callee black", kind="black")
+        entries = set()
+        while len(entries) < black_entries:
+            if len(entries) % 20 == 0:
+                entries.add((str(rng.randint(4, 9)) + "".join(rng.choices("0123456789", k=4)), "prefix"))
+            else:
+                entries.add(("44" + "".join(rng.choices("0123456789", k=9)), "exact"))
+        callee_set = {("1900", "prefix"), ("1976", "prefix")}
+        while len(callee_set) < callee_entries:
+            callee_set.add(("1900" + "".join(rng.choices("0123456789", k=7)), "exact"))
+        ListEntry.objects.bulk_create(
+            [ListEntry(group=caller_black, number=n, match=m) for n, m in entries]
+            + [ListEntry(group=callee_black, number=n, match=m) for n, m in callee_set],
+            batch_size=5000,
+        )
+        rewrite = NumberTransformRule.objects.create(
+            name="bench caller out", target="caller", match_prefix="1555", strip_digits=1, prepend="001"
+        )
+        gateway = MappingGateway.objects.create(
+            name="bench trunk", account=customer, remote_ips=["127.0.0.1"], capacity=0, cps_limit=0,
+            prefix_forbid=["1900", "1976"],
+        )  # fmt: skip
+        gateway.caller_list_groups.add(caller_black)
+        gateway.callee_list_groups.add(callee_black)
+        route = RoutingGateway.objects.create(
+            name="bench vendor", host="127.0.0.1", port=vendor_port, priority=10, clearing_account=vendor,
+            capacity=0, cps_limit=0,
+        )  # fmt: skip
+        route.caller_transforms.add(rewrite)
+        RoutingGateway.objects.create(
+            name="bench backup vendor", host="127.0.0.1", port=vendor_port + 1, priority=20,
+            clearing_account=backup,
+        )  # fmt: skip
+    apply_payment(customer, "recharge", Decimal("100000000"), None)
+    version = publisher.publish(force=True)
+    if version is None:
+        raise SystemExit("the snapshot could not be published")
+    return {
+        "snapshot_version": version,
+        "rates_per_table": len(prefixes),
+        "caller_black_entries": len(entries),
+        "callee_black_entries": len(callee_set),
+        "account": {"anti_overdraft": True, "balance": "100000000"},
+        "routes": 2,
+        "caller_rewrite": "1555... -> 001555... (uac From replace)",
+    }
+
+
+# ---------------------------------------------------------------------------
+# One ramp step
+
+
+def run_step(switch: Switch, redis_probe: RedisProbe, out: Path, rate: int, seconds: int, hold_ms: int,
+             check_cdrs: bool) -> dict:  # fmt: skip
+    step_dir = out / f"{switch.name}-{switch.children}w-{rate}cps"
+    step_dir.mkdir(parents=True, exist_ok=True)
+    calls = rate * seconds
+    quiet = wait_quiet()
+    if check_cdrs:
+        redis_probe.reset_calls()
+    roles = switch.roles()
+    vendor = start_vendor(step_dir, VENDOR_PORT, timeout_s=seconds + 120)
+    log_offset = switch.log_size()
+    evalsha0 = redis_probe.evalsha()
+    dialogs0 = dialog_stats(switch.ctl)
+    shm_peak = 0
+    timeout_s = seconds + hold_ms // 1000 + 60
+    caller = start_caller(step_dir, switch.port, rate, calls, hold_ms, limit=max(rate * 20, 2000), timeout_s=timeout_s)
+    groups = {role: [p for p, r in roles.items() if r == role] for role in ("udp", "timer", "tcp", "other")}
+    groups["switch"] = list(roles)
+    groups["sipp_caller"] = [caller.pid]
+    groups["sipp_vendor"] = [vendor.pid]
+    if redis_probe.local():
+        groups["redis"] = [redis_probe.pid]
+    meter = CpuMeter(groups).start()
+    deadline = time.monotonic() + timeout_s + 30
+    with RedisLatency(redis_probe.url) as latency:
+        while caller.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+            meter.sample()
+            shm_peak = max(shm_peak, shm_used(switch.ctl)[0])
+    cpu = meter.stop()
+    busiest = max((meter.ticks("udp", p) for p in groups["udp"]), default=0)
+    cpu["busiest_udp_worker"] = round(100.0 * busiest / CLK_TCK / cpu["wall_s"], 1)
+    if caller.poll() is None:
+        CHILDREN.stop(caller)
+    evalsha1 = redis_probe.evalsha()
+    dialogs1 = dialog_stats(switch.ctl)
+    result = {"system": switch.name, "children": switch.children, "rate": rate, "seconds": seconds,
+              "hold_ms": hold_ms, "machine_busy_before": quiet}  # fmt: skip
+    result.update(caller_result(step_dir, rate))
+    result["cpu_pct"] = cpu
+    placed = max(1, result["placed"])
+    result["switch_cpu_ms_per_call"] = round(1000.0 * cpu["switch_cpu_s"] / placed, 3)
+    result["udp_cpu_ms_per_call"] = round(1000.0 * cpu["udp_cpu_s"] / placed, 3)
+    if "redis_cpu_s" in cpu:
+        result["redis_cpu_ms_per_call"] = round(1000.0 * cpu["redis_cpu_s"] / placed, 3)
+    d_calls, d_usec = evalsha1[0] - evalsha0[0], evalsha1[1] - evalsha0[1]
+    result["redis_lua"] = {"calls": d_calls, "usec_per_call": round(d_usec / d_calls, 1) if d_calls else None}
+    result["shm_peak_mb"] = round(shm_peak / 2**20, 1)
+    result["redis_ping_ms"] = latency.result()
+    # More dialogs than calls placed: INVITE retransmissions decided again as new calls.
+    result["dialogs_processed"] = dialogs1.get("processed_dialogs", 0) - dialogs0.get("processed_dialogs", 0)
+    if check_cdrs:
+        # Calls end on the caller's BYE; wait (bounded) until their CDRs are all on the stream.
+        deadline = time.monotonic() + 15
+        count = redis_probe.cdr_count()
+        while count < result["placed"] and time.monotonic() < deadline:
+            time.sleep(0.5)
+            count = redis_probe.cdr_count()
+        time.sleep(0.5)
+        count = redis_probe.cdr_count()
+        spool = switch.run_dir / "cdr-spool.jsonl"
+        spooled = len(spool.read_text().splitlines()) if spool.exists() else 0
+        result["cdrs"] = count
+        result["cdrs_spooled"] = spooled
+        result["cdrs_match"] = count + spooled == result["placed"]
+        result["live_calls_left"] = redis_probe.live_calls()
+        if not result["cdrs_match"]:
+            # Which calls have no CDR, or more than one: SIPp numbers its Call-IDs "<n>-<pid>@...".
+            result["cdr_check"] = redis_probe.cdr_call_numbers(result["placed"], step_dir / "cdr_call_ids.txt")
+        if result.get("sample_cdr") is None:
+            result["sample_cdr"] = redis_probe.sample_cdr()
+    time.sleep(2.5)  # the vendor's last calls finish their timewait
+    CHILDREN.stop(vendor)
+    lines = switch.log_lines_since(log_offset)
+    errors = [line for line in lines if "ERROR" in line or "CRITICAL" in line or "WARNING" in line]
+    result["log_errors"] = len(errors)
+    result["log_error_samples"] = errors[:5]
+    result["redis_unavailable_logs"] = sum("live state unavailable" in line for line in lines)
+    return result
+
+
+def step_passes(step) -> bool:
+    return step["fail_pct"] < FAIL_THRESHOLD_PCT and step["placed"] > 0
+
+
+def warm_up(switch: Switch, redis_probe, out, calls) -> dict:
+    """A few calls at 50 CPS before measuring: each callcore worker loads the snapshot and opens its
+    Redis connections on its first call. Returns what that cold start cost the first callers."""
+    step_dir = out / f"{switch.name}-{switch.children}w-warmup"
+    step_dir.mkdir(parents=True, exist_ok=True)
+    vendor = start_vendor(step_dir, VENDOR_PORT, timeout_s=120)
+    caller = start_caller(step_dir, switch.port, 50, calls, 0, 1000, 90, rtt_freq=10)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        caller.wait(timeout=100)
+    CHILDREN.stop(caller)
+    time.sleep(2.5)
+    CHILDREN.stop(vendor)
+    result = caller_result(step_dir, 50)
+    redis_probe.reset_calls()
+    delays = result["delay_ms"]
+    log(f"  warm-up: {result['successful']}/{result['placed']} calls at 50 CPS, first-call delays "
+        f"p50 {fmt(delays['p50'])} / max {fmt(delays['max'])} ms (cold start)")  # fmt: skip
+    time.sleep(5.0)  # tm's wait timer lets the warm-up transactions go
+    return result
+
+
+def ramp(switch: Switch, redis_probe, out, rates, seconds, hold_ms, check_cdrs) -> list[dict]:
+    steps = []
+    for rate in rates:
+        step = run_step(switch, redis_probe, out, rate, seconds, hold_ms, check_cdrs)
+        steps.append(step)
+        print_step(step)
+        if not step_passes(step):
+            log(f"  {switch.name}: {step['fail_pct']}% failed at {rate} CPS: ramp stops")
+            break
+        time.sleep(2.0)
+    return steps
+
+
+def print_step(s):
+    d = s["delay_ms"]
+    cpu = s["cpu_pct"]
+    cdr = ""
+    if "cdrs" in s:
+        cdr = f" cdr {s['cdrs']}+{s['cdrs_spooled']}{'=' if s['cdrs_match'] else '!='}{s['placed']}"
+    log(
+        f"  {s['system']:<8} {s['children']}w {s['rate']:>5} CPS  ok {s['successful']:>6} failed {s['failed']:>5} "
+        f"({s['fail_pct']:.3f}%)  achieved {s['achieved_cps']:>7.1f}  p50/p95 {fmt(d['p50'])}/{fmt(d['p95'])} ms  "
+        f"switch {cpu['switch']:.0f}% (udp {cpu['udp']:.0f}%, busiest {cpu['busiest_udp_worker']:.0f}%, "
+        f"timers {cpu['timer']:.0f}%)  sipp {cpu['sipp_caller']:.0f}+{cpu['sipp_vendor']:.0f}%  "
+        f"redis {cpu.get('redis', float('nan')):.0f}%  machine {cpu['machine']:.0f}%  "
+        f"dialogs {s.get('dialogs_processed', '-')}  retrans {s['retransmissions']}  "
+        f"redis ping p50/p99 {s['redis_ping_ms']['p50']}/{s['redis_ping_ms']['p99']} ms{cdr}"
+    )
+
+
+def fmt(value, digits=0):
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+# ---------------------------------------------------------------------------
+# The concurrency run
+
+
+def concurrency_run(redis_url, redis_probe, out, children, rate, seconds, hold_s) -> dict:
+    switch = Callcore(out / f"callcore-{children}w-concurrency", CALLCORE_PORT, children, redis_url).start()
+    try:
+        warm_dir = out / "concurrency-warmup"
+        warm_dir.mkdir(parents=True, exist_ok=True)
+        redis_probe.reset_calls()
+        # Warm every worker (interpreter, snapshot, Redis connections) so the baseline holds them.
+        vendor = start_vendor(warm_dir, VENDOR_PORT, timeout_s=60)
+        caller = start_caller(warm_dir, CALLCORE_PORT, 100, 300, 0, 1000, 40)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            caller.wait(timeout=50)
+        CHILDREN.stop(caller)
+        time.sleep(1.0)
+        CHILDREN.stop(vendor)
+        time.sleep(7.0)  # tm's wait timer lets the warm-up transactions go
+        redis_probe.reset_calls()
+        pids = switch.pids()
+        base_rss, base_pss = smaps_rollup(pids)
+        base_shm = shm_used(switch.ctl)[0]
+        base_redis = redis_probe.used_memory()
+        base_dialogs = active_dialogs(switch.ctl)
+        roles = switch.roles()
+        base_worker = {p: smaps_rollup([p]) for p, r in roles.items() if r == "udp"}
+
+        step_dir = out / "concurrency"
+        step_dir.mkdir(parents=True, exist_ok=True)
+        calls = rate * seconds
+        vendor = start_vendor(step_dir, VENDOR_PORT, timeout_s=seconds + hold_s + 120)
+        timeout_s = seconds + hold_s + 60
+        caller = start_caller(step_dir, CALLCORE_PORT, rate, calls, hold_s * 1000, calls * 2, timeout_s)
+        groups = {"switch": pids, **({"redis": [redis_probe.pid]} if redis_probe.local() else {})}
+        meter = CpuMeter(groups).start()
+        evalsha0 = redis_probe.evalsha()
+        samples = []
+        plateau_worker = None
+        t0 = time.monotonic()
+        deadline = t0 + timeout_s + 30
+        while caller.poll() is None and time.monotonic() < deadline:
+            time.sleep(2.0)
+            rss, pss = smaps_rollup(pids)
+            samples.append({
+                "t": round(time.monotonic() - t0, 1), "dialogs": active_dialogs(switch.ctl), "rss_kb": rss,
+                "pss_kb": pss, "shm": shm_used(switch.ctl)[0], "redis": redis_probe.used_memory(),
+                "live_calls": redis_probe.live_calls(),
+            })  # fmt: skip
+            if len(samples) % 5 == 0:
+                s = samples[-1]
+                log(f"    t={s['t']:>5.0f}s dialogs {s['dialogs']:>5}  PSS {s['pss_kb'] / 1024:.1f} MB  "
+                    f"shm {s['shm'] / 2**20:.1f} MB  live calls in Redis {s['live_calls']}")  # fmt: skip
+            if plateau_worker is None and samples[-1]["dialogs"] >= calls * 0.99:
+                plateau_worker = {p: smaps_rollup([p]) for p in base_worker}
+        cpu = meter.stop()
+        evalsha1 = redis_probe.evalsha()
+        if caller.poll() is None:
+            CHILDREN.stop(caller)
+        d_calls, d_usec = evalsha1[0] - evalsha0[0], evalsha1[1] - evalsha0[1]
+        result = {"redis_lua": {"calls": d_calls, "usec_per_call": round(d_usec / d_calls, 1) if d_calls else None}}
+        result |= {"children": children, "rate": rate, "seconds": seconds, "hold_s": hold_s, "target_calls": calls}
+        result.update(caller_result(step_dir, rate))
+        deadline = time.monotonic() + 15
+        while redis_probe.cdr_count() < result["placed"] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        result["cdrs"] = redis_probe.cdr_count()
+        result["cdrs_match"] = result["cdrs"] == result["placed"]
+        result["live_calls_left"] = redis_probe.live_calls()
+        time.sleep(2.5)
+        CHILDREN.stop(vendor)
+        peak = max((s["dialogs"] for s in samples), default=0)
+        plateau = [s for s in samples if peak > 0 and s["dialogs"] >= 0.97 * peak]
+
+        def med(key):
+            return statistics.median(s[key] for s in plateau) if plateau else 0
+
+        calls_held = med("dialogs") - max(0, base_dialogs)
+        per = lambda delta: round(delta / calls_held, 1) if calls_held > 0 else None  # noqa: E731
+        result.update({
+            "peak_dialogs": peak,
+            "plateau_samples": len(plateau),
+            "plateau_dialogs": med("dialogs"),
+            "baseline": {"rss_kb": base_rss, "pss_kb": base_pss, "shm": base_shm, "redis": base_redis,
+                         "dialogs": base_dialogs},
+            "plateau": {"rss_kb": med("rss_kb"), "pss_kb": med("pss_kb"), "shm": med("shm"), "redis": med("redis")},
+            "per_call_bytes": {
+                "pss": per((med("pss_kb") - base_pss) * 1024),
+                "rss": per((med("rss_kb") - base_rss) * 1024),
+                "kamailio_shm": per(med("shm") - base_shm),
+                "redis": per(med("redis") - base_redis),
+            },
+            "udp_worker_pss_kb": {
+                "baseline": {str(p): v[1] for p, v in base_worker.items()},
+                "plateau": {str(p): v[1] for p, v in (plateau_worker or {}).items()},
+            },
+            "cpu_pct": cpu,
+            "samples": samples,
+        })  # fmt: skip
+        return result
+    finally:
+        switch.stop()
+
+
+# ---------------------------------------------------------------------------
+# The Python half of a call, outside Kamailio
+
+
+def profile_python(redis_url, probe, out, sample_cdr, n=1000) -> dict:
+    """Microseconds per call of each Python step the KEMI adapter runs, in this process."""
+    import redis
+
+    from callcore import decide as dec
+    from callcore.live import Keys, LiveState
+    from callcore.snapshot import SnapshotLoader
+
+    client = redis.Redis.from_url(redis_url)
+    loader = SnapshotLoader(client, PREFIX, out / "profile-snapshot.bin")
+    snap = loader.start(listen=False)
+    live = LiveState(redis_url, PREFIX)
+    keys = Keys(PREFIX)
+    now = int(time.time() * 1000)
+    facts = [
+        dec.CallFacts(call_id=f"prof-{i}-{uuid.uuid4().hex}", source_ip="127.0.0.1", source_port=5060,
+                      caller=f"{CALLER_PREFIX}{i}", callee=f"{CALLEE_PREFIX}{i}", now_ms=now, user_agent="bench-pbx")
+        for i in range(n)
+    ]  # fmt: skip
+    result = {"n": n}
+
+    def timed(fn, items):
+        start = time.perf_counter()
+        out_ = [fn(x) for x in items]
+        return (time.perf_counter() - start) * 1e6 / len(items), out_
+
+    result["plan_call_us"], plans = timed(lambda f: dec.plan_call(f, snap), facts)
+    if not isinstance(plans[0], dec.Plan):
+        result["error"] = f"plan_call refused the benchmark call: {plans[0]}"
+        return result
+    result["live_request_us"], requests = timed(dec.live_request, plans)
+    result["redis_ping_us"], _ = timed(lambda _x: client.ping(), range(n))
+    account_id = plans[0].account.id
+    slot_keys = [keys.slots("account", account_id), keys.slots("mgw", plans[0].mapping_gateway.id)]
+    slot_keys += [keys.slots("rgw", r.gateway_id) for r in plans[0].routes]
+    cdr_line = sample_cdr or json.dumps({"call_uuid": "x" * 36, "pad": "y" * 1500})
+    result["cdr_bytes"] = len(cdr_line)
+
+    def fake_request(i):
+        return dec.live_request(dec.plan_call(replace(facts[0], call_id=f"held-{i}-{uuid.uuid4().hex}"), snap))
+
+    def setup_and_teardown(held):
+        """Mean us of setup and of teardown while the account holds ``held`` other live calls.
+
+        The held calls are set up through the same script, so this measures whatever layout the
+        live state keeps its reservations in.
+        """
+        holders = [fake_request(i) for i in range(held)]
+        for request in holders:
+            live.setup(request, now_ms=now)
+        setup_ns = teardown_ns = 0
+        statuses = set()
+        server0 = probe.evalsha()
+        for request in requests[:500]:
+            t0 = time.perf_counter_ns()
+            answer = live.setup(request, now_ms=now)
+            t1 = time.perf_counter_ns()
+            live.teardown(request.call_id, account_id, slot_keys, cdr_line)
+            t2 = time.perf_counter_ns()
+            setup_ns += t1 - t0
+            teardown_ns += t2 - t1
+            statuses.add(answer.status.name)
+        server1 = probe.evalsha()
+        for request in holders:
+            live.teardown(request.call_id, account_id, slot_keys, "")
+        for key in client.scan_iter(f"{PREFIX}:live:*", count=1000):
+            client.delete(key)
+        client.delete(keys.cdr_stream)
+        count = min(500, len(requests))
+        server_pair = (server1[1] - server0[1]) / count
+        return (round(setup_ns / count / 1000, 1), round(teardown_ns / count / 1000, 1), sorted(statuses),
+                round(server_pair, 1))  # fmt: skip
+
+    for held in (0, 1000, 2500):
+        setup_us, teardown_us, statuses, server_us = setup_and_teardown(held)
+        result[f"setup_us_with_{held}_reserved"] = setup_us
+        result[f"teardown_us_with_{held}_reserved"] = teardown_us
+        result[f"setup_status_with_{held}_reserved"] = statuses
+        result[f"redis_server_us_per_call_with_{held}_reserved"] = server_us
+    result["conclude_us"], _ = timed(
+        lambda p: dec.conclude(p, dec.SetupResult(dec.LiveStatus.OK, Decimal("1000"), 0)), plans
+    )
+    state = {"routes": [{"id": 1, "name": "x" * 20, "host": "127.0.0.1", "port": 5060, "codes": [408, 480, 500]}] * 2,
+             "account": [1, "bench customer"], "call_id": facts[0].call_id, "ua": "bench-pbx"}  # fmt: skip
+    result["json_state_roundtrip_us"], _ = timed(lambda _x: json.loads(json.dumps(state)), range(n))
+    for key, value in list(result.items()):
+        if isinstance(value, float):
+            result[key] = round(value, 1)
+    client.close()
+    return result
+
+
+# ---------------------------------------------------------------------------
+# Summary
+
+
+def best_rate(steps):
+    passing = [s["rate"] for s in steps if step_passes(s)]
+    # Only the steps before the first failing one count (the ramp stops there anyway).
+    best = 0
+    for s in steps:
+        if not step_passes(s):
+            break
+        best = s["rate"]
+    return best if passing else 0
+
+
+def cpu_cost(steps) -> dict | None:
+    """Switch (and Redis) CPU per call at the highest passing step."""
+    passing = []
+    for s in steps:
+        if not step_passes(s):
+            break
+        passing.append(s)
+    if not passing:
+        return None
+    s = passing[-1]
+    return {"rate": s["rate"], "switch_ms": s["switch_cpu_ms_per_call"], "redis_ms": s.get("redis_cpu_ms_per_call")}
+
+
+def other_load(cpu) -> float:
+    """CPU% of the machine used by processes other than the switch, both SIPp and Redis."""
+    ours = cpu["switch"] + cpu["sipp_caller"] + cpu["sipp_vendor"] + cpu.get("redis", 0.0)
+    return max(0.0, cpu["machine"] - ours)
+
+
+def summary(results) -> list[str]:
+    lines = []
+    add = lines.append
+    add("")
+    add("=" * 118)
+    add("CALL RATE RAMPS (1 s hold; failed = SIPp failed + unfinished calls; delay = customer's INVITE -> 200)")
+    add("=" * 118)
+    header = (f"{'system':<10}{'CPS':>6}{'achieved':>9}{'ok':>8}{'failed':>7}{'fail%':>8}{'p50':>6}{'p95':>6}"
+              f"{'p99':>6}{'switch%':>8}{'udp%':>6}{'max1%':>6}{'redis%':>7}{'sipp%':>7}{'mach%':>6}{'other%':>7}"
+              f"{'ms/call':>8}{'shmMB':>6}  CDRs")  # fmt: skip
+    for key, steps in results["ramps"].items():
+        add("")
+        add(header)
+        add("-" * len(header))
+        for s in steps:
+            cpu = s["cpu_pct"]
+            d = s["delay_ms"]
+            cdr = (
+                ""
+                if "cdrs" not in s
+                else f"{s['cdrs'] + s['cdrs_spooled']}/{s['placed']} {'ok' if s['cdrs_match'] else 'MISMATCH'}"
+            )
+            add(
+                f"{key:<10}{s['rate']:>6}{s['achieved_cps']:>9.0f}{s['successful']:>8}{s['failed']:>7}"
+                f"{s['fail_pct']:>8.3f}{fmt(d['p50']):>6}{fmt(d['p95']):>6}{fmt(d['p99']):>6}"
+                f"{cpu['switch']:>8.0f}{cpu['udp']:>6.0f}{cpu['busiest_udp_worker']:>6.0f}"
+                f"{fmt(cpu.get('redis')):>7}{cpu['sipp_caller'] + cpu['sipp_vendor']:>7.0f}{cpu['machine']:>6.0f}"
+                f"{other_load(cpu):>7.0f}"
+                f"{s['switch_cpu_ms_per_call']:>8.2f}{s['shm_peak_mb']:>6.0f}  {cdr}"
+            )
+    add("")
+    add(
+        "columns: switch% = CPU of all Kamailio processes (100% = one core; the machine has "
+        f"{NCPU}), udp% = the SIP workers (where Python runs),"
+    )
+    add("         max1% = the busiest worker, sipp% = both SIPp, mach% = whole machine, other% = the machine less")
+    add("         switch, SIPp and Redis (other people's jobs), ms/call = switch CPU per call")
+    add("")
+    best = {key: best_rate(steps) for key, steps in results["ramps"].items()}
+    top = max(s["rate"] for steps in results["ramps"].values() for s in steps) if results["ramps"] else 0
+    for key, rate in best.items():
+        steps = results["ramps"][key]
+        tail = "" if not steps or not step_passes(steps[-1]) else f" (never failed: >= {rate}, the ramp's top)"
+        add(f"highest rate with < {FAIL_THRESHOLD_PCT}% failed calls: {key:<12} {rate:>5} CPS{tail}")
+    for key, warm in results.get("warm_up", {}).items():
+        add(f"cold start {key:<12}: the first calls after a (re)start waited up to {fmt(warm['delay_ms']['max'])} ms "
+            f"(warm-up of {warm['placed']} calls at 50 CPS, before the ramp)")  # fmt: skip
+    main_key = results.get("main_callcore")
+    if main_key in best and "bare" in best and best["bare"]:
+        ratio = best[main_key] / best["bare"]
+        add(
+            f"ratio {main_key}/bare: {ratio:.2f}  (target >= 0.7; callcore target >= 1000 CPS: "
+            f"{'met' if best[main_key] >= 1000 else 'NOT met'}; 0.7x: {'met' if ratio >= 0.7 else 'NOT met'})"
+        )
+        if best["bare"] >= top and results["ramps"]["bare"] and step_passes(results["ramps"]["bare"][-1]):
+            add("  (bare never failed within the ramp, so its limit and the ratio are bounds: ratio <= the figure)")
+        cc = {s["rate"]: s for s in results["ramps"][main_key] if step_passes(s)}
+        bare = {s["rate"]: s for s in results["ramps"]["bare"] if step_passes(s)}
+        common = sorted(set(cc) & set(bare))
+        if common:
+            add("delay callcore adds over bare (p50 / p95 ms), and switch CPU per call (ms):")
+            for rate in common:
+                a, b = cc[rate]["delay_ms"], bare[rate]["delay_ms"]
+                add(f"  at {rate:>5} CPS: +{a['p50'] - b['p50']:.0f} / +{a['p95'] - b['p95']:.0f} ms "
+                    f"(callcore {a['p50']:.0f}/{a['p95']:.0f}, bare {b['p50']:.0f}/{b['p95']:.0f});  "
+                    f"CPU {cc[rate]['switch_cpu_ms_per_call']:.2f} vs {bare[rate]['switch_cpu_ms_per_call']:.2f} "
+                    "ms/call")  # fmt: skip
+    costs = {key: cpu_cost(steps) for key, steps in results["ramps"].items()}
+    if any(costs.values()):
+        add("CPU per call at the highest passing step (robust to other jobs on the machine, unlike the rates):")
+        for key, cost in costs.items():
+            if cost:
+                redis = f", Redis {cost['redis_ms']:.2f} ms" if cost.get("redis_ms") is not None else ""
+                add(f"  {key:<12} switch {cost['switch_ms']:.2f} ms/call at {cost['rate']} CPS "
+                    f"= {1000 / cost['switch_ms']:.0f} calls/s per core{redis}")  # fmt: skip
+        if main_key in results["ramps"] and "bare" in results["ramps"]:
+            cc = {s["rate"]: s for s in results["ramps"][main_key] if step_passes(s)}
+            bare = {s["rate"]: s for s in results["ramps"]["bare"] if step_passes(s)}
+            common = sorted(set(cc) & set(bare))
+            if common:
+                rate = common[-1]
+                a, b = cc[rate]["switch_cpu_ms_per_call"], bare[rate]["switch_cpu_ms_per_call"]
+                add(f"  compute-bound ratio {main_key}/bare at {rate} CPS (bare's CPU per call / callcore's): "
+                    f"{b / a:.2f}")  # fmt: skip
+    conc = results.get("concurrency")
+    if conc:
+        add("")
+        add("=" * 118)
+        add(
+            f"CONCURRENCY ({conc['rate']} CPS for {conc['seconds']} s, {conc['hold_s']} s hold, "
+            f"callcore {conc['children']} workers)"
+        )
+        add("=" * 118)
+        per = conc["per_call_bytes"]
+        base, plat = conc["baseline"], conc["plateau"]
+        add(
+            f"calls placed {conc['placed']}, successful {conc['successful']}, failed {conc['failed']}; "
+            f"peak active dialogs {conc['peak_dialogs']} (plateau median {conc['plateau_dialogs']:.0f})"
+        )
+        add(
+            f"CDRs on the stream {conc['cdrs']} = placed {conc['placed']}: {'yes' if conc['cdrs_match'] else 'NO'}; "
+            f"live calls left in Redis {conc['live_calls_left']}"
+        )
+        add(
+            f"Kamailio processes PSS {base['pss_kb'] / 1024:.1f} -> {plat['pss_kb'] / 1024:.1f} MB, "
+            f"RSS sum {base['rss_kb'] / 1024:.1f} -> {plat['rss_kb'] / 1024:.1f} MB, "
+            f"shm used {base['shm'] / 2**20:.1f} -> {plat['shm'] / 2**20:.1f} MB; "
+            f"Redis live-state keys {base['redis'] / 2**20:.1f} -> {plat['redis'] / 2**20:.1f} MB"
+        )
+
+        def kb(v):
+            return "-" if v is None else f"{v / 1024:.1f} kB"
+
+        add(
+            f"memory per held call: PSS {kb(per['pss'])}, Kamailio shm {kb(per['kamailio_shm'])}, "
+            f"RSS sum {kb(per['rss'])} (counts shared pages once per process), Redis {kb(per['redis'])}"
+        )
+        d = conc["delay_ms"]
+        lua = conc.get("redis_lua", {})
+        add(
+            f"INVITE->200 p50/p95 {fmt(d['p50'])}/{fmt(d['p95'])} ms; switch CPU {conc['cpu_pct']['switch']:.0f}%, "
+            f"Redis CPU {fmt(conc['cpu_pct'].get('redis'))}%, Redis time per Lua call {lua.get('usec_per_call')} us"
+        )
+    prof = results.get("profile")
+    if prof and "error" not in prof:
+        add("")
+        add("=" * 118)
+        add(f"PYTHON HALF OF A CALL, outside Kamailio (us per call, mean of {prof['n']}; Redis on loopback)")
+        add("=" * 118)
+        add(
+            f"plan_call {prof['plan_call_us']}  live_request {prof['live_request_us']}  "
+            f"conclude {prof['conclude_us']}  "
+            f"json state round trip {prof['json_state_roundtrip_us']}  redis PING {prof['redis_ping_us']}"
+        )
+        add(
+            "setup Lua (one round trip) with 0 / 1000 / 2500 reservations held by the account: "
+            f"{prof['setup_us_with_0_reserved']} / {prof['setup_us_with_1000_reserved']} / "
+            f"{prof['setup_us_with_2500_reserved']} us"
+        )
+        add(
+            f"teardown Lua + XADD of a {prof['cdr_bytes']}-byte CDR: {prof['teardown_us_with_0_reserved']} / "
+            f"{prof['teardown_us_with_1000_reserved']} / {prof['teardown_us_with_2500_reserved']} us"
+        )
+        add(
+            "Redis's own time for both scripts of a call (INFO commandstats): "
+            f"{prof['redis_server_us_per_call_with_0_reserved']} / "
+            f"{prof['redis_server_us_per_call_with_1000_reserved']} / "
+            f"{prof['redis_server_us_per_call_with_2500_reserved']} us"
+        )
+    return lines
+
+
+# ---------------------------------------------------------------------------
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="a short run to check the script: 3 steps of 10 s, "
+                        "500 concurrent calls")  # fmt: skip
+    parser.add_argument("--children", type=int, default=4, help="SIP workers (SS_CHILDREN) of both systems")
+    parser.add_argument("--also-children", type=int, nargs="*", default=[],
+                        help="extra callcore ramps with these worker counts (e.g. 2)")  # fmt: skip
+    parser.add_argument("--rates", type=int, nargs="*", help="the ramp's offered rates (CPS)")
+    parser.add_argument("--seconds", type=int, help="seconds per ramp step")
+    parser.add_argument("--hold-ms", type=int, default=1000)
+    parser.add_argument("--shm-mb", type=int, default=512,
+                        help="Kamailio shared memory for both systems (-m); 0 = Kamailio's default (64 MB), "
+                        "which is what `python -m callcore` runs with today")  # fmt: skip
+    parser.add_argument("--nice", type=int, default=-10,
+                        help="niceness of the benchmark and everything it starts (both systems and SIPp alike), "
+                        "so other jobs on the machine disturb the figures less; 0 = unchanged")  # fmt: skip
+    parser.add_argument("--renice-redis", action="store_true",
+                        help="give the local Redis the same niceness during the run (restored at the end): it is "
+                        "in every call's path, so on a busy machine its scheduling delay limits callcore")  # fmt: skip
+    parser.add_argument("--kamailio-args", default="", help='more Kamailio options for both systems, e.g. "-x tlsf"')
+    parser.add_argument("--profile-only", action="store_true", help="only the Python per-call breakdown")
+    parser.add_argument("--port-base", type=int, default=PORT_BASE, help="callcore's port; bare +2, vendor +10")
+    parser.add_argument("--skip-bare", action="store_true")
+    parser.add_argument("--skip-callcore", action="store_true")
+    parser.add_argument("--skip-concurrency", action="store_true")
+    parser.add_argument("--concurrency-rate", type=int)
+    parser.add_argument("--concurrency-seconds", type=int)
+    parser.add_argument("--concurrency-hold", type=int)
+    args = parser.parse_args()
+    global CALLCORE_PORT, BARE_PORT, VENDOR_PORT, SHM_MB
+    SHM_MB = args.shm_mb
+    KAMAILIO_EXTRA[:] = args.kamailio_args.split()
+    CALLCORE_PORT, BARE_PORT, VENDOR_PORT = args.port_base, args.port_base + 2, args.port_base + 10
+
+    rates = args.rates or (
+        [200, 400, 600] if args.quick else [100, 200, 300, 400, 500, 600, 800, 1000, 1200, 1400, 1600, 1800, 2000]
+    )
+    seconds = args.seconds or (10 if args.quick else 15)
+    c_rate = args.concurrency_rate or (50 if args.quick else 100)
+    c_seconds = args.concurrency_seconds or (10 if args.quick else 25)
+    c_hold = args.concurrency_hold or (20 if args.quick else 60)
+
+    for tool in ("sipp", "kamcmd"):
+        if not shutil.which(tool):
+            raise SystemExit(f"{tool} is not installed")
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else 65536
+    resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(target, 65536)), hard))
+    for port in (CALLCORE_PORT, BARE_PORT, VENDOR_PORT, VENDOR_PORT + 1):
+        if not port_free(port):
+            raise SystemExit(f"port {port} is busy (another benchmark running?)")
+
+    # SIGINT too: a job started with & in a script inherits SIGINT ignored.
+    for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, raise_interrupt)
+    niceness = None
+    if args.nice:
+        try:
+            niceness = os.nice(args.nice - os.nice(0))  # inherited by every child
+            CHILDREN.nice = args.nice  # and the sessions the children run in (scheduler autogroups)
+        except OSError as exc:
+            log(f"could not change niceness to {args.nice}: {exc}")
+
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    out = BENCH / "out" / f"callcore_cps-{stamp}"
+    out.mkdir(parents=True, exist_ok=True)
+    json_path = BENCH / "out" / f"callcore_cps-{stamp}.json"
+
+    import django
+
+    ensure_database()
+    django.setup()
+    from django.conf import settings
+
+    redis_probe = RedisProbe(settings.REDIS_URL)
+    redis_probe.delete_prefix()
+    redis_nice = redis_group_nice = None
+    if args.renice_redis and args.nice and redis_probe.local():
+        with contextlib.suppress(OSError):
+            redis_nice = os.getpriority(os.PRIO_PROCESS, redis_probe.pid)
+            os.setpriority(os.PRIO_PROCESS, redis_probe.pid, args.nice)
+            redis_group_nice = autogroup_nice(redis_probe.pid)
+            if redis_group_nice is not None:
+                set_autogroup_nice(redis_probe.pid, args.nice)
+            log(f"Redis (pid {redis_probe.pid}) reniced {redis_nice} -> {args.nice} for the run")
+    results = {
+        "started": stamp,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": {"cpus": NCPU, "kamailio": subprocess.run(["kamailio", "-v"], capture_output=True, text=True)
+                    .stdout.splitlines()[0], "sipp": "SIPp 3.6"},
+        "settings": {"rates": rates, "seconds": seconds, "hold_ms": args.hold_ms, "children": args.children,
+                     "also_children": args.also_children, "fail_threshold_pct": FAIL_THRESHOLD_PCT,
+                     "shm_mb": SHM_MB or 64, "kamailio_args": KAMAILIO_EXTRA, "nice": niceness,
+                     "renice_redis": args.renice_redis},
+        "ramps": {},
+    }  # fmt: skip
+    sample_cdr = None
+    try:
+        log(f"configuring {BENCH_DB} and publishing the snapshot under {PREFIX}: ...")
+        results["config"] = configure(VENDOR_PORT)
+        log(f"  {results['config']}")
+        if args.profile_only:
+            args.skip_callcore = args.skip_bare = args.skip_concurrency = True
+        counts = [] if args.skip_callcore else [args.children, *[c for c in args.also_children if c != args.children]]
+        main_key = f"callcore-{args.children}w"
+        results["main_callcore"] = main_key
+        plan = [("callcore", c) for c in counts[:1]]
+        if not args.skip_bare:
+            plan.append(("bare", args.children))
+        plan += [("callcore", c) for c in counts[1:]]
+        for system, children in plan:
+            if system == "callcore":
+                key = f"callcore-{children}w"
+                log(f"\n{key}: callcore with full policy, {children} SIP workers, port {CALLCORE_PORT}")
+                results.setdefault("callcore_source", {})[key] = callcore_fingerprint()
+                switch = Callcore(out / key, CALLCORE_PORT, children, settings.REDIS_URL).start()
+            else:
+                key = "bare"
+                log(f"\nbare: Kamailio tm+rr+sl+dialog relay, {children} SIP workers, port {BARE_PORT}")
+                switch = BareRelay(out / "bare", BARE_PORT, children, VENDOR_PORT).start()
+            try:
+                results.setdefault("warm_up", {})[key] = warm_up(switch, redis_probe, out, 20 * children)
+                results["ramps"][key] = ramp(switch, redis_probe, out, rates, seconds, args.hold_ms,
+                                             check_cdrs=system == "callcore")  # fmt: skip
+            finally:
+                switch.stop()
+            for step in results["ramps"][key]:
+                sample_cdr = sample_cdr or step.get("sample_cdr")
+            json_path.write_text(json.dumps(results, indent=1, default=str))
+
+        if not args.skip_concurrency:
+            log(f"\nconcurrency: {c_rate} CPS for {c_seconds} s, {c_hold} s hold, callcore {args.children} workers")
+            results["concurrency"] = concurrency_run(
+                settings.REDIS_URL, redis_probe, out, args.children, c_rate, c_seconds, c_hold
+            )
+            json_path.write_text(json.dumps(results, indent=1, default=str))
+
+        log("\nprofiling the Python half of a call ...")
+        redis_probe.reset_calls()
+        results["profile"] = profile_python(settings.REDIS_URL, redis_probe, out, sample_cdr)
+    except KeyboardInterrupt:
+        log("\ninterrupted: stopping every child process")
+        results["interrupted"] = True
+    finally:
+        CHILDREN.stop_all()
+        if redis_nice is not None:
+            with contextlib.suppress(OSError):
+                os.setpriority(os.PRIO_PROCESS, redis_probe.pid, redis_nice)
+                if redis_group_nice is not None:
+                    set_autogroup_nice(redis_probe.pid, redis_group_nice)
+                log(f"Redis niceness restored to {redis_nice}")
+        with contextlib.suppress(Exception):
+            results["redis_keys_deleted"] = redis_probe.delete_prefix()
+        json_path.write_text(json.dumps(results, indent=1, default=str))
+    text = summary(results)
+    for line in text:
+        log(line)
+    (out / "summary.txt").write_text("\n".join(text) + "\n")
+    log(f"\nraw results: {json_path.relative_to(ROOT)}  (per-step SIPp files under {out.relative_to(ROOT)}/)")
+
+
+if __name__ == "__main__":
+    main()
