@@ -98,12 +98,18 @@ def main(argv=None) -> int:
     binary = kamailio_binary()
     environment = child_environment(values)
     if args.check:
-        result = subprocess.run([binary, "-c", "-f", str(cfg)], env=environment, capture_output=True, text=True)
+        result = subprocess.run(
+            [binary, "-c", "-f", str(cfg), "-m", env("SS_SHM_MB", "512"), "-x", env("SS_MEM_MANAGER", "tlsf")],
+            env=environment, capture_output=True, text=True,
+        )  # fmt: skip
         sys.stderr.write(result.stderr[-4000:])
         print("callcore: configuration is valid" if result.returncode == 0 else "callcore: configuration is INVALID")
         return result.returncode
     # -DD: stay in the foreground but keep Kamailio's worker processes; -E: log to stderr.
-    command = [binary, "-DD", "-E", "-f", str(cfg), "-P", str(run_dir / "kamailio.pid"), "-Y", str(run_dir)]
+    # tlsf: Kamailio's default allocator cost about a third of a worker's CPU in bench/callcore_cps.py;
+    # 64 MB of shared memory (the default) ran out near 300-400 calls/s with 1 s calls.
+    command = [binary, "-DD", "-E", "-f", str(cfg), "-P", str(run_dir / "kamailio.pid"), "-Y", str(run_dir),
+               "-m", env("SS_SHM_MB", "512"), "-x", env("SS_MEM_MANAGER", "tlsf")]  # fmt: skip
     process = subprocess.Popen(command, env=environment)
 
     def forward(signum, frame):
