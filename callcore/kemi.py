@@ -495,13 +495,15 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             "switch_limit": int(plan.parameters["SS_GATEWAY_SWITCH_LIMIT"]),
             "fr_ms": int(plan.parameters["SS_SIP_TIMEOUT_INVITE"]) * 1000,
         }
+        # The dialog's lifetime is given at creation (the module's timeout_avp): setting it later
+        # with dlg_set_timeout races the confirmation under load and can leave a leg without its BYE.
+        KSR.pv.seti("$avp(ss_max_duration)", max(1, decision.max_duration_s))
         KSR.pv.seti("$dlg_ctx(timeout_bye)", 1)
         KSR.pv.sets("$dlg_ctx(timeout_route)", "ss_timeout")
         if KSR.dialog.dlg_manage() < 0:
             self._release(state)
             KSR.sl.sl_send_reply(500, "Dialog Error")
             return 1
-        KSR.dialog.dlg_set_timeout(max(1, decision.max_duration_s))
         d = KSR.dialog
         d.var_sets(V_STATE, json.dumps(state, separators=(",", ":")))
         d.var_sets(V_TRIED, "[]")
