@@ -66,6 +66,8 @@ from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
+import scratch  # bench/ is the script's folder, first on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
 sys.path.insert(0, str(ROOT))
@@ -753,17 +755,7 @@ def callcore_fingerprint() -> dict:
 
 
 def ensure_database():
-    import psycopg
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    with psycopg.connect(
-        host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"] or None, dbname="postgres",
-        autocommit=True,
-    ) as conn:  # fmt: skip
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone() is None:
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-            log(f"created database {BENCH_DB}")
+    scratch.ensure_database(BENCH_DB, say=log)
 
 
 def configure(vendor_port, black_entries=5000, callee_entries=2000, rates=2000) -> dict:

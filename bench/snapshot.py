@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import scratch  # bench/ is the script's folder, first on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
@@ -41,17 +43,7 @@ PHONES = 1_000
 
 
 def ensure_database():
-    import psycopg
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    with psycopg.connect(
-        host=db["HOST"], port=db["PORT"], user=db["USER"], password=db["PASSWORD"] or None, dbname="postgres",
-        autocommit=True,
-    ) as conn:  # fmt: skip
-        if conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [BENCH_DB]).fetchone() is None:
-            conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
-            print(f"created database {BENCH_DB}")
+    scratch.ensure_database(BENCH_DB, say=print)
 
 
 def populate():
