@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import enum
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 
 from callcore import contract
@@ -496,10 +496,8 @@ def decide(facts: CallFacts, snapshot, live: SetupResult | None = None) -> Decis
     return conclude(planned, live)
 
 
-def should_fail_over(
-    code: int, route: RouteAttempt, early_media: bool, params, attempts_made: int, remaining: int
-) -> bool:
-    """Whether a vendor's final failure moves the call on to the next vendor."""
+def should_fail_over(code: int, failover_codes, early_media: bool, params, attempts_made: int, remaining: int) -> bool:
+    """Whether a vendor's final failure moves the call on to the next vendor (``RouteAttempt.failover_codes``)."""
     if remaining <= 0:
         return False
     limit = int(params["SS_GATEWAY_SWITCH_LIMIT"])
@@ -507,8 +505,4 @@ def should_fail_over(
         return False
     if early_media and params["SS_SIP_STOP_SWITCH_AFTER_SDP"]:
         return False
-    return code in route.failover_codes
-
-
-def with_routes(decision: Decision, routes) -> Decision:
-    return replace(decision, routes=tuple(routes))
+    return code in failover_codes

@@ -29,7 +29,7 @@ from callcore import cdr as cdr_mod
 from callcore import decide as dec
 from callcore import sipsyntax
 from callcore.contract import BillingMode, EndDirection, EndReason
-from callcore.live import Keys, LiveState
+from callcore.live import Keys, LiveState, RouteLimit
 from callcore.snapshot import SnapshotLoader
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -567,15 +567,10 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         if KSR.tm.t_is_canceled() > 0:
             return 1
         remaining = state["routes"][index + 1 :]
+        params = {"SS_GATEWAY_SWITCH_LIMIT": state["switch_limit"], "SS_SIP_STOP_SWITCH_AFTER_SDP": state["sdp_stop"]}
         early = d.var_get(V_EARLY) == "1"
-        if not remaining or code not in route["codes"]:
+        if not dec.should_fail_over(code, route["codes"], early, params, len(tried), len(remaining)):
             return 1
-        if early and state["sdp_stop"]:
-            return 1
-        if state["switch_limit"] and len(tried) >= state["switch_limit"]:
-            return 1
-        from callcore.live import RouteLimit
-
         limits = [RouteLimit(r["id"], r["cap"], r["cps"]) for r in remaining]
         taken = self.live.next_route(state["call_id"], route["id"] if state["slot"] else None, limits, state["expiry"])
         if taken == -1:

@@ -649,7 +649,10 @@ PARAMS = contract.default_parameters()
     ],
 )
 def test_should_fail_over(code, extra, early, params, attempts, remaining, expected):
-    assert should_fail_over(code, attempt(extra), early, {**PARAMS, **params}, attempts, remaining) is expected
+    assert (
+        should_fail_over(code, attempt(extra).failover_codes, early, {**PARAMS, **params}, attempts, remaining)
+        is expected
+    )
 
 
 # ---------------------------------------------------------------------------
