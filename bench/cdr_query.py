@@ -377,6 +377,24 @@ def view_case(view, path, params, user, expect="", **kwargs):
     return run
 
 
+def lookup_case(kind, text, user, expect):
+    from django.test import RequestFactory
+
+    from softswitch_portal.generic.lookups import lookup_view
+
+    factory = RequestFactory()
+
+    def run():
+        request = factory.get(f"/lookup/{kind}/", {"q": text})
+        request.user = user
+        response = lookup_view(request, kind)
+        assert response.status_code == 200, (kind, text, response.status_code)
+        assert expect.encode() in response.content, (kind, text, f"{expect!r} not in the answer")
+        return response.content
+
+    return run
+
+
 def measure(run, runs, warmup):
     from django.db import connection
 
@@ -482,6 +500,12 @@ def main():
             cdr_list({"after": encode_key(deep.start_time, deep.pk)}, totals=False),
         ),
         ("CDR detail page", view_case(views.CDRView, f"/billing/cdrs/{deep.pk}/", {}, user, pk=deep.pk)),
+        # What the filter form's account box asks as the operator types (generic.lookups).
+        (
+            "Lookup: accounts matching 'customer 01'",
+            lookup_case("account", "customer 01", user, expect="bench customer 01"),
+        ),
+        ("Lookup: mapping gateways matching an IP", lookup_case("mapping-gateway", "10.1.0.", user, expect="bench-in")),
         (
             "Report: revenue by day, 30 days, one account",
             report(views.RevenueReportView, "/billing/reports/revenue/", 30, group_by="day", account=account.pk),

@@ -10,9 +10,9 @@ from softswitch_portal.generic.filtersets import (
     BaseFilterSet,
     IPAddressFilter,
 )
-from softswitch_portal.switching.models import MappingGateway, Phone, RoutingGateway
+from softswitch_portal.generic.lookups import LookupFilter
 
-from .choices import BILLING_MODE_CHOICES, END_DIRECTION_CHOICES, END_REASON_CHOICES, AccountType
+from .choices import BILLING_MODE_CHOICES, END_DIRECTION_CHOICES, END_REASON_CHOICES
 from .models import CDR, Account, Payment, Rate, RateTable
 
 
@@ -101,11 +101,12 @@ class CDRFilterSet(BaseFilterSet):
     start_time_after = django_filters.DateTimeFilter(field_name="start_time", lookup_expr="gte", label="Start from")
     start_time_before = django_filters.DateTimeFilter(field_name="start_time", lookup_expr="lt", label="Start before")
     billing_mode = django_filters.ChoiceFilter(choices=BILLING_MODE_CHOICES)
-    account = django_filters.ModelChoiceFilter(queryset=Account.objects.all())
-    vendor_account = django_filters.ModelChoiceFilter(queryset=Account.objects.filter(account_type=AccountType.VENDOR))
-    mapping_gateway = django_filters.ModelChoiceFilter(queryset=MappingGateway.objects.all())
-    routing_gateway = django_filters.ModelChoiceFilter(queryset=RoutingGateway.objects.all())
-    phone = django_filters.ModelChoiceFilter(queryset=Phone.objects.all())
+    # Picked by typing, never listed: an operator has thousands of accounts and gateways.
+    account = LookupFilter("account")
+    vendor_account = LookupFilter("vendor-account")
+    mapping_gateway = LookupFilter("mapping-gateway")
+    routing_gateway = LookupFilter("routing-gateway")
+    phone = LookupFilter("phone")
     caller_prefix = django_filters.CharFilter(
         field_name="caller_number", lookup_expr="startswith", label="Caller prefix"
     )

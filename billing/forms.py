@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from softswitch_portal.generic.forms import BaseModelForm, style_widgets
-from softswitch_portal.switching.models import MappingGateway, RoutingGateway
+from softswitch_portal.generic.lookups import LookupField
 
 from . import reports
 from .choices import AccountType
@@ -133,9 +133,7 @@ class ReportForm(forms.Form):
 
 
 class RevenueReportForm(ReportForm):
-    account = forms.ModelChoiceField(
-        queryset=Account.objects.filter(account_type=AccountType.CUSTOMER), required=False, empty_label="All customers"
-    )
+    account = LookupField("customer-account", required=False, empty_label="All customers")
 
 
 class GatewayBillForm(ReportForm):
@@ -143,8 +141,8 @@ class GatewayBillForm(ReportForm):
     side = forms.ChoiceField(
         choices=((reports.MAPPING, "Mapping gateway"), (reports.ROUTING, "Routing gateway")), widget=forms.HiddenInput
     )
-    mapping_gateway = forms.ModelChoiceField(queryset=MappingGateway.objects.all(), required=False, empty_label="Any")
-    routing_gateway = forms.ModelChoiceField(queryset=RoutingGateway.objects.all(), required=False, empty_label="Any")
+    mapping_gateway = LookupField("mapping-gateway", required=False, empty_label="Any")
+    routing_gateway = LookupField("routing-gateway", required=False, empty_label="Any")
 
     default_group_by = reports.TOTAL
 
@@ -155,7 +153,7 @@ class GatewayBillForm(ReportForm):
 
 class AccountBalanceReportForm(ReportForm):
     account_type = forms.ChoiceField(label="Type", choices=(("", "Any"), *AccountType.choices), required=False)
-    account = forms.ModelChoiceField(queryset=Account.objects.all(), required=False, empty_label="All accounts")
+    account = LookupField("account", required=False, empty_label="All accounts")
     low_only = forms.BooleanField(label="Low balance only", required=False)
 
     def __init__(self, query):
@@ -164,11 +162,8 @@ class AccountBalanceReportForm(ReportForm):
 
 
 class VendorClearingForm(ReportForm):
-    vendor_account = forms.ModelChoiceField(
-        queryset=Account.objects.filter(account_type=AccountType.VENDOR),
-        required=False,
-        empty_label="All vendor accounts",
-        label="Vendor account",
+    vendor_account = LookupField(
+        "vendor-account", required=False, empty_label="All vendor accounts", label="Vendor account"
     )
 
     default_group_by = reports.TOTAL

@@ -28,6 +28,7 @@ from django.views import View
 from softswitch_portal.generic import views as generic
 from softswitch_portal.generic.export import stream_csv
 from softswitch_portal.generic.forms import BaseModelForm
+from softswitch_portal.generic.lookups import LookupField
 from softswitch_portal.generic.tables import BaseTable, MoneyColumn, NumberColumn
 from softswitch_portal.generic.utils import user_can
 
@@ -364,7 +365,7 @@ def balance_history(account: Account, days: int) -> list[dict]:
 
 
 class BalanceHistoryForm(forms.Form):
-    account = forms.ModelChoiceField(queryset=Account.objects.all())
+    account = LookupField("account")
     days = forms.IntegerField(min_value=1, max_value=366, initial=30, required=False)
 
 

@@ -12,6 +12,7 @@ from softswitch_portal.generic.tables import (
     BaseTable,
     BooleanColumn,
     ChoiceColumn,
+    DateTimeColumn,
     MoneyColumn,
     NumberColumn,
     PageInfoMixin,
@@ -48,7 +49,7 @@ class AccountTable(BaseTable):
 
 class PaymentTable(BaseTable):
     memo = TextColumn()
-    created = tables.DateTimeColumn(linkify=True, format="Y-m-d H:i:s", attrs={"td": {"class": "nowrap"}})
+    created = DateTimeColumn(linkify=True, format="Y-m-d H:i:s", attrs={"td": {"class": "nowrap"}})
     account = tables.Column(linkify=True)
     amount = tables.Column(attrs={"td": {"class": "num"}, "th": {"class": "num"}})
     balance_after = MoneyColumn()
@@ -102,7 +103,7 @@ class RatesTable(BaseTable):
 
 class CDRTable(BaseTable):
     # The related rows may be gone (no database constraints): show the names copied into the CDR.
-    start_time = tables.DateTimeColumn(
+    start_time = DateTimeColumn(
         linkify=True, format="Y-m-d H:i:s", verbose_name="Start", attrs={"td": {"class": "nowrap"}}
     )
     caller_number = tables.Column(verbose_name="Caller", attrs={"td": {"class": "mono"}})

@@ -242,8 +242,8 @@ class RateDeleteView(generic.ObjectDeleteView):
 
 
 # CDRs: read-only. The gateways and accounts may be gone (no database constraints),
-# so pages show the names copied into the CDR; select_related turns a dangling id
-# into None instead of a DoesNotExist on access.
+# so pages show the names copied into the CDR; on the detail page, select_related
+# turns a dangling id into None instead of a DoesNotExist on access.
 
 CDR_RELATED = ("account", "vendor_account", "mapping_gateway", "routing_gateway", "phone")
 
@@ -276,7 +276,8 @@ def totals_window(filterset):
 
 
 class CDRListView(generic.ObjectListView):
-    queryset = CDR.objects.select_related(*CDR_RELATED)
+    # No joins: the table shows the names copied into each CDR, never the related rows.
+    queryset = CDR.objects.all()
     filterset = filtersets.CDRFilterSet
     table = tables.CDRTable
     template_name = "billing/cdr_list.html"
@@ -345,10 +346,6 @@ class CDRListView(generic.ObjectListView):
             query["start_time_after"] = start.strftime("%Y-%m-%dT%H:%M")
             links.append((label, f"?{query.urlencode()}"))
         return links
-
-    def export_header_and_rows(self, request, queryset):
-        # The export writes ids and copied names, never the related rows: drop the joins.
-        return super().export_header_and_rows(request, queryset.select_related(None))
 
 
 # Reason phrases of the SIP answers a CDR holds (RFC 3261 section 21), for the decision trace.

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from . import views
+from .generic.lookups import lookup_view
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -11,5 +12,6 @@ urlpatterns = [
     path("billing/", include("billing.urls")),
     path("switching/", include("softswitch_portal.switching.urls")),
     path("security/", include("security.urls")),
+    path("lookup/<slug:kind>/", lookup_view, name="lookup"),
     path("admin/", admin.site.urls),
 ]

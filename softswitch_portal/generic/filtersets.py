@@ -2,9 +2,11 @@
 
 import django_filters
 from django import forms
+from django.db import models
 from django.db.models import Q
 
 from .forms import style_widgets
+from .lookups import LookupField, LookupFilter, default_kind
 
 ANY_YES_NO = (("", "Any"), ("true", "Yes"), ("false", "No"))
 
@@ -19,6 +21,10 @@ class BaseFilterSet(django_filters.FilterSet):
     ``unfiltered_fields = {"field": "reason"}`` names the model fields that
     deliberately have no filter; tests fail for any other field without one,
     so adding a model field forces a decision here.
+
+    A foreign key onto a model with a default lookup kind (accounts, gateways,
+    phones: generic.lookups) is filtered through a LookupFilter, picked by
+    typing, instead of a select listing every row.
     """
 
     q = django_filters.CharFilter(method="search", label="Search")
@@ -26,6 +32,17 @@ class BaseFilterSet(django_filters.FilterSet):
 
     search_fields = ()
     unfiltered_fields = {}
+
+    @classmethod
+    def filter_for_lookup(cls, field, lookup_type):
+        filter_class, params = super().filter_for_lookup(field, lookup_type)
+        is_plain_foreign_key = isinstance(field, models.ForeignKey) and not field.remote_field.limit_choices_to
+        if filter_class is django_filters.ModelChoiceFilter and is_plain_foreign_key:
+            kind = default_kind(field.remote_field.model)
+            if kind is not None:
+                params.pop("queryset", None)
+                return LookupFilter, {**params, "lookup": kind}
+        return filter_class, params
 
     def search(self, queryset, name, value):
         value = value.strip()
@@ -42,7 +59,9 @@ class BaseFilterSet(django_filters.FilterSet):
             form = super().form
             style_widgets(form.fields)
             for field in form.fields.values():
-                if isinstance(field, forms.NullBooleanField):
+                if isinstance(field, LookupField):
+                    field.empty_label = "Any"
+                elif isinstance(field, forms.NullBooleanField):
                     # django-filter's default offers "Unknown", which reads as a value, not as "no filter".
                     field.widget = forms.Select(choices=ANY_YES_NO)
                 elif getattr(field, "empty_label", None) is not None:

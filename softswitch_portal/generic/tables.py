@@ -1,9 +1,11 @@
 """The base table and the column types the list pages share."""
 
 import django_tables2 as tables
+from django.utils.formats import date_format
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 from django.utils.text import Truncator
+from django.utils.timezone import template_localtime
 from django_tables2.paginators import LazyPaginator
 
 from .utils import object_url, user_can
@@ -20,6 +22,18 @@ class BooleanColumn(tables.Column):
 
     def value(self, value):
         return "1" if value else "0"
+
+
+class DateTimeColumn(tables.DateTimeColumn):
+    """django-tables2's DateTimeColumn, formatted in Python: the same text (local time, the
+    ``date`` filter's format) without rendering a template for every cell of a long list."""
+
+    def __init__(self, format=None, short=True, *args, **kwargs):
+        self.format = format or ("SHORT_DATETIME_FORMAT" if short else "DATETIME_FORMAT")
+        super().__init__(format, short, *args, **kwargs)
+
+    def render(self, value):
+        return date_format(template_localtime(value), self.format)
 
 
 class ArrayColumn(tables.Column):

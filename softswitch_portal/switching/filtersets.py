@@ -2,8 +2,6 @@
 
 import django_filters
 
-from billing.choices import AccountType
-from billing.models import Account
 from callcore.contract import PARAMETERS
 from security.models import BlackWhiteListGroup
 from softswitch_portal.generic.filtersets import (
@@ -14,6 +12,7 @@ from softswitch_portal.generic.filtersets import (
     BaseFilterSet,
     IntArrayContainsFilter,
 )
+from softswitch_portal.generic.lookups import LookupFilter
 
 from .choices import WEEKDAYS, TransformTarget
 from .models import (
@@ -72,9 +71,7 @@ class RoutingGatewayFilterSet(BaseFilterSet):
     host = django_filters.CharFilter(lookup_expr="icontains")
     prefixes = ArrayContainsFilter(label="Serves prefix")
     failover_codes = IntArrayContainsFilter(label="Fails over on")
-    clearing_account = django_filters.ModelChoiceFilter(
-        queryset=Account.objects.filter(account_type=AccountType.VENDOR)
-    )
+    clearing_account = LookupFilter("vendor-account")
     caller_transforms = transform_filter(TransformTarget.CALLER)
     callee_transforms = transform_filter(TransformTarget.CALLEE)
     schedules = django_filters.ModelMultipleChoiceFilter(queryset=RoutingSchedule.objects.all())

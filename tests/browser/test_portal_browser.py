@@ -3,12 +3,17 @@
 import datetime as dt
 import os
 import shutil
+import tempfile
+from pathlib import Path
 
 import pytest
 
 from billing.models import CDR, Account
+from softswitch_portal.switching.models import MappingGateway
 
 CHROMIUM = "/usr/bin/chromium"
+# Where the screenshots go, to look at after a run (BROWSER_SCREENSHOTS; else a temporary folder).
+SCREENSHOTS = Path(os.environ.get("BROWSER_SCREENSHOTS") or tempfile.mkdtemp(prefix="portal-screens-"))
 
 pytestmark = [
     pytest.mark.browser,
@@ -34,6 +39,20 @@ def page(live_server):
         page.set_default_timeout(15000)
         yield page
         browser.close()
+
+
+@pytest.fixture
+def operator_browser_login(page, live_server, django_user_model):
+    def login():
+        django_user_model.objects.create_superuser("operator", "ops@example.com", "operator-pass-1")
+        page.goto(f"{live_server.url}/login/")
+        page.fill("input[name=username]", "operator")
+        page.fill("input[name=password]", "operator-pass-1")
+        page.click("button[type=submit]")
+        page.wait_for_load_state()
+        assert "/login" not in page.url
+
+    return login
 
 
 @pytest.mark.django_db(transaction=True)
@@ -79,3 +98,58 @@ def test_an_operator_logs_in_adds_a_vendor_and_finds_illegal_calls(page, live_se
     assert "203.0.113.66" in rows.first.inner_text()
     assert "billing_mode=-2" in page.url
     page.screenshot(path=str(tmp_path / "cdr-illegal.png"), full_page=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_operator_finds_an_accounts_calls_by_typing_part_of_its_name(page, live_server, operator_browser_login):
+    from playwright.sync_api import expect
+
+    # Enough accounts that a select would be a long list; the operator types instead.
+    Account.objects.bulk_create(Account(name=f"Filler {i:03d}") for i in range(60))
+    acme = Account.objects.create(name="Acme Telecom")
+    beta = Account.objects.create(name="Beta Voice")
+    MappingGateway.objects.create(name="acme-sbc", account=acme, remote_ips=["192.0.2.10"])
+    now = dt.datetime.now(dt.UTC)
+    CDR.objects.create(call_uuid="acme-1", start_time=now, billing_mode=1, account=acme, account_name=acme.name,
+                       caller_ip="192.0.2.10", callee_number="4420794960", end_reason="normal_clearing")  # fmt: skip
+    CDR.objects.create(call_uuid="beta-1", start_time=now, billing_mode=1, account=beta, account_name=beta.name,
+                       caller_ip="192.0.2.20", callee_number="4989000111", end_reason="normal_clearing")  # fmt: skip
+    operator_browser_login()
+
+    page.goto(f"{live_server.url}/billing/cdrs/")
+    assert page.locator("table tbody tr").count() == 2
+    box = page.locator("input#id_account")
+    assert box.get_attribute("placeholder") == "Any"
+    box.click()
+    box.press_sequentially("cme tel")
+    # The first rows show on focus; the matches of the typed text replace them.
+    expect(page.locator(".lookup-menu .lookup-option")).to_have_count(1)
+    option = page.locator(".lookup-menu .lookup-option", has_text="Acme Telecom")
+    page.screenshot(path=str(SCREENSHOTS / "cdr-lookup-menu.png"))
+    option.click()
+    assert box.input_value() == "Acme Telecom"
+    assert page.locator("input[name=account]").input_value() == str(acme.pk)
+
+    page.click("button[type=submit]:has-text('Apply filters')")
+    page.wait_for_load_state()
+    assert f"account={acme.pk}" in page.url
+    rows = page.locator("table tbody tr")
+    assert rows.count() == 1
+    assert "192.0.2.10" in rows.first.inner_text()
+    # Back on the page, the box shows the chosen account's name, not its id.
+    assert page.locator("input#id_account").input_value() == "Acme Telecom"
+
+    # Typing without picking and leaving the box keeps the filter that is applied; Enter picks the first match.
+    box = page.locator("input#id_account")
+    box.fill("beta")
+    page.locator("input#id_caller_prefix").click()
+    assert box.input_value() == "Acme Telecom"
+    box.click()
+    box.fill("Beta")
+    box.press("Enter")
+    page.wait_for_function(f"document.querySelector('input[name=account]').value === '{beta.pk}'")
+    box.press("Enter")
+    page.wait_for_load_state()
+    assert f"account={beta.pk}" in page.url
+    assert "192.0.2.20" in page.locator("table tbody tr").first.inner_text()
+    page.screenshot(path=str(SCREENSHOTS / "cdr-lookup-filtered.png"), full_page=True)

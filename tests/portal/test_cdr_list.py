@@ -109,6 +109,30 @@ def test_filters_by_account_and_gateways(operator_client, calls):
     ) == {"answered"}
 
 
+def test_a_chosen_account_or_gateway_shows_by_name_without_listing_the_others(operator_client, calls):
+    response = operator_client.get(
+        reverse("billing:cdr_list"), {"account": calls["acme"].pk, "routing_gateway": calls["carrier_one"].pk}
+    )
+    assert {row.record.call_uuid for row in response.context["table"].paginated_rows} == {"answered", "failed"}
+    page = response.content.decode()
+    assert f'<input type="hidden" name="account" value="{calls["acme"].pk}"' in page
+    assert 'value="Acme"' in page and 'value="carrier-one"' in page
+    # The other accounts and gateways are offered by the lookup endpoint as the operator types, not listed here.
+    assert "Beta" not in page.split("</form>")[0] and "carrier-two" not in page.split("</form>")[0]
+    assert "js/lookup.js" in page
+
+
+def test_an_id_that_matches_nothing_is_a_filter_error_not_a_crash(operator_client, calls):
+    # 888888: the account of the orphan CDR, deleted since.
+    for value in ("888888", "acme", "-1", "9" * 30):
+        response = operator_client.get(reverse("billing:cdr_list"), {"account": value})
+        assert response.status_code == 200
+        assert response.context["filters_invalid"]
+        assert len(response.context["table"].rows) == 0
+        page = html.unescape(response.content.decode())
+        assert f"No account has the id {value}: pick one from the list." in page
+
+
 def test_the_time_range_bounds_the_start(operator_client, calls):
     assert set(listed(operator_client, start_time_after=local(at(hours=36)))) == {"illegal", "answered", "orphan"}
     assert set(listed(operator_client, start_time_before=local(at(hours=36)))) == {"cancelled", "failed"}
