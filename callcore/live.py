@@ -35,6 +35,8 @@ from decimal import Decimal
 
 import redis
 
+from callcore.resp import RespClient, Script
+
 log = logging.getLogger("callcore.live")
 
 MONEY_SCALE = 10_000  # ten-thousandths: the portal's MONEY decimal_places
@@ -323,7 +325,9 @@ class LiveState:
         self.timeout = timeout
         self._client = None
         self._pid = None
-        self._scripts = {}
+        # The hot path's own connection (callcore.resp): the three scripts of a call go through it.
+        self.resp = RespClient(url, timeout=timeout)
+        self._hot = {"setup": Script(SETUP_LUA), "next_route": Script(NEXT_ROUTE_LUA), "teardown": Script(TEARDOWN_LUA)}
 
     @property
     def client(self) -> redis.Redis:
@@ -332,16 +336,7 @@ class LiveState:
                 self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout
             )
             self._pid = os.getpid()
-            self._scripts = {
-                "setup": self._client.register_script(SETUP_LUA),
-                "next_route": self._client.register_script(NEXT_ROUTE_LUA),
-                "teardown": self._client.register_script(TEARDOWN_LUA),
-            }
         return self._client
-
-    def _script(self, name):
-        self.client  # noqa: B018 - (re)connects after a fork
-        return self._scripts[name]
 
     def setup(self, req: SetupRequest, now_ms: int | None = None) -> SetupResult:
         now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
@@ -370,7 +365,7 @@ class LiveState:
             keys += [k.slots("rgw", route.gateway_id), k.cps("rgw", route.gateway_id)]
             args += [route.capacity, route.cps_limit]
         try:
-            status, available, index = self._script("setup")(keys=keys, args=args)
+            status, available, index = self.resp.run(self._hot["setup"], keys, args)
         except redis.RedisError as exc:
             log.warning("live state unavailable at setup of %s: %r", req.call_id, exc)
             return SetupResult(LiveStatus.UNAVAILABLE, None, -1)
@@ -389,7 +384,7 @@ class LiveState:
             keys += [k.slots("rgw", route.gateway_id), k.cps("rgw", route.gateway_id)]
             args += [route.capacity, route.cps_limit]
         try:
-            return int(self._script("next_route")(keys=keys, args=args))
+            return int(self.resp.run(self._hot["next_route"], keys, args))
         except redis.RedisError as exc:
             log.warning("live state unavailable at failover of %s: %r", call_id, exc)
             return -2
@@ -399,7 +394,7 @@ class LiveState:
         k = self.keys
         keys = [k.reservations(account_id), k.registry, k.registry_expiry, k.cdr_stream, *slot_keys]
         try:
-            self._script("teardown")(keys=keys, args=[call_id, cdr_json])
+            self.resp.run(self._hot["teardown"], keys, [call_id, cdr_json])
             return True
         except redis.RedisError as exc:
             log.warning("live state unavailable at teardown of %s: %r", call_id, exc)

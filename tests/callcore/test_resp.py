@@ -1,0 +1,132 @@
+"""The hot path's Redis client against the real Redis, and against sockets that misbehave."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import uuid
+
+import pytest
+import redis
+from django.conf import settings
+
+from callcore.resp import RespClient, Script, _parse_url
+
+
+@pytest.fixture
+def key():
+    name = f"sstest-resp-{uuid.uuid4().hex[:12]}"
+    yield name
+    redis.Redis.from_url(settings.REDIS_URL).delete(name, f"{name}:s")
+
+
+def test_commands_and_their_replies(key):
+    client = RespClient(settings.REDIS_URL)
+    assert client.execute("SET", key, 42) == b"OK"
+    assert client.execute("INCRBY", key, 8) == 50
+    assert client.execute("GET", key) == b"50"
+    assert client.execute("GET", f"{key}:missing") is None
+    entry = client.execute("XADD", f"{key}:s", "*", "cdr", '{"a":"é"}')
+    assert redis.Redis.from_url(settings.REDIS_URL).xrange(f"{key}:s") == [(entry, {b"cdr": '{"a":"é"}'.encode()})]
+
+
+def test_a_script_unknown_to_redis_is_sent_once_by_body_then_by_sha(key):
+    # A body no other run has loaded: the first EVALSHA must meet NOSCRIPT.
+    script = Script(f"-- {uuid.uuid4()}\nreturn {{redis.call('INCRBY', KEYS[1], ARGV[1]), ARGV[2]}}")
+    client = RespClient(settings.REDIS_URL)
+    plain = redis.Redis.from_url(settings.REDIS_URL)
+    assert plain.script_exists(script.sha) == [False]
+    assert client.run(script, [key], [5, "x"]) == [5, b"x"]
+    assert plain.script_exists(script.sha) == [True]
+    assert client.run(script, [key], [2, "y"]) == [7, b"y"]
+
+
+def test_an_error_reply_is_raised_and_the_connection_stays_usable(key):
+    client = RespClient(settings.REDIS_URL)
+    client.execute("SET", key, "text")
+    with pytest.raises(redis.ResponseError, match="not an integer"):
+        client.execute("INCR", key)
+    assert client.execute("GET", key) == b"text"
+
+
+@pytest.fixture
+def silent_server():
+    """A server that accepts connections and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    accepted = []
+    stop = threading.Event()
+
+    def serve():
+        server.settimeout(0.05)
+        while not stop.is_set():
+            try:
+                accepted.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], accepted
+    stop.set()
+    thread.join()
+    for conn in accepted:
+        conn.close()
+    server.close()
+
+
+def test_no_answer_is_a_timeout_and_the_next_command_uses_a_new_connection(silent_server):
+    port, accepted = silent_server
+    client = RespClient(f"redis://127.0.0.1:{port}/0", timeout=0.1)
+    with pytest.raises(redis.TimeoutError):
+        client.execute("PING")
+    # A late answer must never be taken for the next command's: the socket is gone.
+    assert client._sock is None
+    with pytest.raises(redis.TimeoutError):
+        client.execute("PING")
+    assert len(accepted) == 2
+
+
+def test_an_unreachable_redis_fails_fast_until_the_retry_delay_has_passed():
+    spare = socket.socket()
+    spare.bind(("127.0.0.1", 0))
+    port = spare.getsockname()[1]
+    spare.close()  # nothing listens there now
+    client = RespClient(f"redis://127.0.0.1:{port}/0", timeout=0.2, retry_after=0.3)
+    with pytest.raises(redis.ConnectionError, match="unreachable:"):
+        client.execute("PING")
+    with pytest.raises(redis.ConnectionError, match="moments ago"):
+        client.execute("PING")
+    time.sleep(0.35)
+    with pytest.raises(redis.ConnectionError, match="unreachable:"):
+        client.execute("PING")
+
+
+def test_a_forked_process_opens_its_own_connection(key):
+    client = RespClient(settings.REDIS_URL)
+    client.execute("SET", key, 1)
+    parent_socket = client._sock
+    client._pid = -1  # as seen from a child after fork
+    client.execute("INCR", key)
+    assert client._sock is not parent_socket
+
+
+@pytest.mark.parametrize(
+    "url, expected",
+    [
+        ("redis://127.0.0.1:6379/0", {"host": "127.0.0.1", "port": 6379, "db": 0}),
+        ("redis://redis.example:6380/3", {"host": "redis.example", "port": 6380, "db": 3}),
+        ("redis://:s%40cret@h/1", {"host": "h", "port": 6379, "db": 1, "password": "s@cret"}),
+        ("redis://user:pw@h:1/2", {"host": "h", "port": 1, "db": 2, "username": "user", "password": "pw"}),
+        ("unix:///run/redis.sock?db=4", {"path": "/run/redis.sock", "db": 4}),
+    ],
+)
+def test_redis_urls(url, expected):
+    assert _parse_url(url) == {"username": None, "password": None, **expected}
+
+
+def test_an_unsupported_url_scheme_is_refused_at_start():
+    with pytest.raises(ValueError, match="rediss"):
+        RespClient("rediss://h:6380/0")
