@@ -1,9 +1,12 @@
 """CDR ingest: every record lands once, is rated exactly, and moves money once, whatever dies on the way.
 
 Real Redis (a prefix of its own per test) and real PostgreSQL; the records are
-written by hand in the call core's format (``callcore.cdr``).
+written by hand in the call core's format (``callcore.cdr``). The last test
+runs the worker against a Redis and a PostgreSQL of its own, which it stops
+and starts.
 """
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -14,16 +17,18 @@ import time
 import uuid
 from decimal import Decimal
 from pathlib import Path
+from types import SimpleNamespace
 
 import psycopg
 import pytest
+from django.conf import settings
 from django.core import mail
 from django.db import connection
 
 from billing import ingest, rating
 from billing.models import CDR, Account, Rate, RateTable
 from billing.services import apply_payment
-from callcore.cdr import _blank_record
+from callcore.cdr import CdrSink, _blank_record
 from callcore.live import to_units
 from softswitch_portal.switching.models import SystemParameter
 
@@ -43,6 +48,10 @@ def prefix(settings, redis_client):
 
 @pytest.fixture
 def book(db):
+    return make_book()
+
+
+def make_book():
     """Two customers on their own tables, two vendors on theirs."""
     retail = RateTable.objects.create(name="Retail")
     wholesale = RateTable.objects.create(name="Wholesale")
@@ -410,17 +419,54 @@ def test_the_system_wide_threshold_applies_when_the_account_has_none(prefix, red
 
 
 # ---------------------------------------------------------------------------
-# Nothing lost: the worker as a subprocess, killed, cut off from Redis and from PostgreSQL
+# Nothing lost: the worker as a subprocess, killed mid-batch, and Redis and PostgreSQL really stopped under it
+
+
+@pytest.fixture
+def private_servers(transactional_db, private_redis, private_postgres, settings):
+    """This process's database connection and Redis URL on servers of the test's own, migrated, for the test's length.
+
+    The shared servers cannot be stopped under other runs. The default
+    connection is pointed at the private cluster, rather than a second alias
+    added, so that the code under test (payments, the ingest's helpers) runs
+    unchanged; it is pointed back before pytest-django's teardown flushes its
+    own test database.
+    """
+    env = {
+        **os.environ,
+        "DB_HOST": private_postgres.host,
+        "DB_PORT": str(private_postgres.port),
+        "DB_NAME": private_postgres.dbname,
+    }
+    migrate = [sys.executable, "manage.py", "migrate", "--noinput", "-v", "0"]
+    done = subprocess.run(migrate, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    db = connection.settings_dict
+    saved = {key: db[key] for key in ("HOST", "PORT", "NAME")}
+    connection.close()
+    db.update(HOST=private_postgres.host, PORT=private_postgres.port, NAME=private_postgres.dbname)
+    settings.REDIS_URL = private_redis.url
+    try:
+        yield SimpleNamespace(redis=private_redis, postgres=private_postgres)
+    finally:
+        connection.close()
+        db.update(saved)
 
 
 class Worker:
-    def __init__(self, tmp_path, prefix, consumer):
+    """``manage.py ingest_cdrs`` as a subprocess, on the database and Redis this process is using."""
+
+    def __init__(self, tmp_path, consumer):
         self.consumer = consumer
         self.log = tmp_path / f"ingest-{consumer}.log"
+        db = connection.settings_dict
         env = {
             **os.environ,
-            "DB_NAME": connection.settings_dict["NAME"],
-            "REDIS_PREFIX": prefix,
+            "DB_HOST": str(db["HOST"]),
+            "DB_PORT": str(db["PORT"]),
+            "DB_NAME": db["NAME"],
+            "REDIS_URL": settings.REDIS_URL,
+            "REDIS_PREFIX": settings.REDIS_PREFIX,
             "LOG_LEVEL": "INFO",
             "PYTHONUNBUFFERED": "1",
         }
@@ -461,13 +507,18 @@ def pending(client):
     return client.xpending(ingest.stream_key(), ingest.GROUP)["pending"]
 
 
-def kill_redis_connections(client, consumer):
-    name = f"ss-ingest:{consumer}"
-    killed = 0
-    for info in client.client_list():
-        if info.get("name") == name:
-            killed += client.client_kill_filter(_id=info["id"])
-    return killed
+def stream_state(client):
+    """Entries in the stream, and how many of them are read and not acknowledged."""
+    return client.xlen(ingest.stream_key()), pending(client)
+
+
+def emit(sink, records):
+    """Hand records over as the call core does; returns how many went to its spool instead of Redis."""
+    return sum(not sink.emit(record) for record in records)
+
+
+def sleep_until(moment):
+    time.sleep(max(0.0, moment - time.monotonic()))
 
 
 def dead_call(raw):
@@ -482,18 +533,52 @@ def pg_params():
     return {"host": db["HOST"], "port": db["PORT"], "user": db["USER"], "password": db["PASSWORD"] or None}
 
 
-def terminate_backends(consumer):
+def stuck_on_a_lock(consumer):
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = %s",
+            "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s AND wait_event_type = 'Lock'",
             [f"ss-ingest:{consumer}"],
         )
-        return cursor.fetchone()[0]
+        return cursor.fetchone()[0] > 0
 
 
-def test_a_run_of_records_survives_kills_redis_drops_and_database_outages(prefix, redis_client, book, tmp_path):
+@contextlib.contextmanager
+def frozen(worker):
+    """The worker stopped for a moment: what Redis came back with is read before the worker moves on from it."""
+    worker.process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        worker.process.send_signal(signal.SIGCONT)
+
+
+@contextlib.contextmanager
+def accounts_held():
+    """Every account row locked until the block ends.
+
+    The worker's next batch that moves money inserts its CDRs and then waits
+    at its ``SELECT ... FOR UPDATE`` of the accounts: read from the stream,
+    neither committed nor acknowledged, for as long as the test needs. FOR NO
+    KEY UPDATE leaves the worker's plain reads of the accounts alone.
+    """
+    locker = psycopg.connect(dbname=connection.settings_dict["NAME"], **pg_params())
+    try:
+        locker.execute("SELECT id FROM billing_account FOR NO KEY UPDATE")
+        yield
+    finally:
+        with contextlib.suppress(psycopg.Error):  # the session is gone when PostgreSQL was stopped meanwhile
+            locker.rollback()
+        locker.close()
+
+
+def test_a_run_of_records_survives_kills_redis_restarts_and_database_outages(private_servers, tmp_path):
     import random
 
+    servers = private_servers
+    client = servers.redis.client()
+    # The call core's own sink: while Redis is down it spools, and replays once Redis takes records again.
+    sink = CdrSink(settings.REDIS_URL, settings.REDIS_PREFIX, tmp_path / "cdr-spool.jsonl")
+    book = make_book()
     rng = random.Random(4)
     customers, vendors = [book["acme"], book["globex"]], [book["vendor_a"], book["vendor_b"]]
     callees = ["442071838750", "447700900123", "4930123456", "12125550100", "33123456789", "861012345678"]
@@ -505,58 +590,84 @@ def test_a_run_of_records_survives_kills_redis_drops_and_database_outages(prefix
         for n in range(1500)
     ]  # fmt: skip
     bad = ["{truncated", json.dumps({"call_uuid": "x"}), json.dumps(cdr(9999, book["acme"], billing_mode="1"))]
-    waves = [good[:500], good[500:900] + bad[:1], good[900:1200] + good[100:130], good[1200:] + bad[1:] + good[:20]]
     workers = []
     try:
-        push(redis_client, *waves[0])
-        first = Worker(tmp_path, prefix, "w1")
+        emit(sink, good[:500])
+        first = Worker(tmp_path, "w1")
         workers.append(first)
         wait_for(lambda: cdr_count() >= 50, 60, "the first rows", workers)
 
         # (a) SIGKILL in the middle of a batch: entries read and not acknowledged.
         for _attempt in range(5):
-            wait_for(lambda: pending(redis_client) > 0, 30, "a batch in hand", workers)
+            wait_for(lambda: pending(client) > 0, 30, "a batch in hand", workers)
             first.kill()
-            if pending(redis_client) > 0:
+            if pending(client) > 0:
                 break
-            first = Worker(tmp_path, prefix, "w1")  # it had just finished that batch: again
+            first = Worker(tmp_path, "w1")  # it had just finished that batch: again
             workers.append(first)
-        assert pending(redis_client) > 0, "the worker never died holding a batch"
-        push(redis_client, *waves[1])
-        second = Worker(tmp_path, prefix, "w2")  # another name: it must claim what w1 left
+        assert pending(client) > 0, "the worker never died holding a batch"
+        emit(sink, good[500:800])
+        push(client, bad[0])
+        second = Worker(tmp_path, "w2")  # another name: it must claim what w1 left
         workers.append(second)
         wait_for(lambda: cdr_count() >= 550, 60, "the second worker to carry on", workers)
 
-        # (b) Redis connections dropped under the worker, again and again.
-        push(redis_client, *waves[2])
-        drops, started = 0, time.monotonic()
-        # The worker backs off longer after each failure: keep at it until it has been cut off a few times.
-        while (drops < 3 or time.monotonic() - started < 2) and time.monotonic() - started < 30:
-            drops += kill_redis_connections(redis_client, "w2")
-            time.sleep(0.05)
-        assert drops >= 3
+        # (b) Redis shut down cleanly for seconds while a batch is stored and not yet acknowledged: the
+        # batch commits, its acknowledgement finds Redis gone, and the call core spools meanwhile.
+        with accounts_held():
+            emit(sink, good[800:1000] + good[100:130])
+            wait_for(lambda: stuck_on_a_lock("w2"), 30, "a batch held before its commit", workers)
+            rows, before = cdr_count(), stream_state(client)
+            assert before[1] > 0
+            servers.redis.shutdown()
+            back_at = time.monotonic() + 3
+        wait_for(lambda: cdr_count() > rows, 30, "the held batch to commit with Redis down", workers)
+        assert emit(sink, good[1000:1100]) == 100
+        sleep_until(back_at)
+        with frozen(second):
+            servers.redis.start()
+            # The AOF brought every entry back, the committed batch's still pending: it comes again.
+            assert stream_state(client) == before
 
-        # (c) PostgreSQL gone for the worker for seconds: its sessions terminated as soon as they
-        # appear, and the accounts table locked meanwhile, so that no batch slips through between two
-        # terminations and each one that tries is cut off inside its transaction, its CDRs inserted.
-        push(redis_client, *waves[3])
-        terminated = 0
-        with psycopg.connect(dbname=connection.settings_dict["NAME"], **pg_params()) as locker:
-            locker.execute("LOCK TABLE billing_account IN ACCESS EXCLUSIVE MODE")
-            started = time.monotonic()
-            while (terminated < 3 or time.monotonic() - started < 4) and time.monotonic() - started < 30:
-                terminated += terminate_backends("w2")
-                time.sleep(0.02)
-            assert redis_client.xlen(ingest.stream_key()) > 0, "the outage held nothing up"
-            locker.rollback()
-        assert terminated >= 3
+        # (c) Redis killed, and its AOF cut back to an earlier moment: the loss appendfsync everysec allows
+        # when the host dies, since a killed process alone loses nothing it wrote. The cut falls after the
+        # call core's records went in (losing those would be the producer's loss, not the ingester's): what
+        # goes is the worker's acknowledgements since then, so rows already committed come again.
+        with accounts_held():
+            assert emit(sink, good[1100:1300]) == 0
+            assert not sink.spool.pending(), "the spool was not replayed once Redis was back"
+            wait_for(lambda: stuck_on_a_lock("w2"), 30, "a batch held before its commit", workers)
+            aof, cut = servers.redis.written()
+            rows, before = cdr_count(), stream_state(client)
+        wait_for(lambda: cdr_count() >= rows + 100, 60, "batches stored and acknowledged after the cut", workers)
+        servers.redis.kill()
+        assert servers.redis.appended_file() == aof
+        os.truncate(aof, cut)
+        with frozen(second):
+            servers.redis.start()
+            assert stream_state(client) == before
+
+        # (d) PostgreSQL stopped for seconds with a batch inserted and uncommitted: the fast shutdown rolls
+        # it back and closes every session; records keep coming meanwhile.
+        with accounts_held():
+            emit(sink, good[1300:1400])
+            wait_for(lambda: stuck_on_a_lock("w2"), 30, "a batch held before its commit", workers)
+            assert pending(client) > 0
+            connection.close()  # this process's session goes with the server anyway
+            servers.postgres.stop("fast")
+            back_at = time.monotonic() + 4
+        assert emit(sink, good[1400:1500] + good[:20]) == 0
+        push(client, *bad[1:])
+        sleep_until(back_at)
+        assert client.xlen(ingest.stream_key()) > 0, "the outage held nothing up"
+        servers.postgres.start()
         apply_payment(book["acme"], "recharge", "7.5", None)
         apply_payment(book["globex"], "deduct", "2.25", None)
 
         expected = {(r["call_uuid"], r["start_ms"]) for r in good}
         wait_for(
-            lambda: cdr_count() >= len(expected) and pending(redis_client) == 0,
-            90,
+            lambda: cdr_count() >= len(expected) and stream_state(client) == (0, 0),
+            120,
             f"all {len(expected)} records in the database",
             workers,
         )
@@ -567,11 +678,12 @@ def test_a_run_of_records_survives_kills_redis_drops_and_database_outages(prefix
         for worker in workers:
             worker.kill()
 
-    # Every record exactly once.
+    # Every record exactly once, none left behind in the spool.
     with connection.cursor() as cursor:
         cursor.execute("SELECT count(*), count(DISTINCT (call_uuid, start_time)) FROM billing_cdr")
         assert cursor.fetchone() == (len(expected), len(expected))
-    assert redis_client.xlen(ingest.stream_key()) == 0
+    assert client.xlen(ingest.stream_key()) == 0
+    assert not sink.spool.pending()
     # As a set: an entry claimed from a consumer that was slow rather than dead is set aside by both.
     assert {dead_call(letter.record) for letter in ingest.dead_letters(50)} == {
         "{truncated",
@@ -608,4 +720,4 @@ def test_a_run_of_records_survives_kills_redis_drops_and_database_outages(prefix
         accrued = sum(CDR.objects.filter(vendor_account_id=account.pk).values_list("vendor_cost", flat=True))
         assert charged == fees.get(account.pk, 0) and accrued == costs.get(account.pk, 0), account
         assert account.balance == paid - charged + accrued, account
-        assert int(redis_client.get(f"{prefix}:live:balance:{account.pk}")) == to_units(account.balance)
+        assert int(client.get(f"{settings.REDIS_PREFIX}:live:balance:{account.pk}")) == to_units(account.balance)
