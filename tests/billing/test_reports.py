@@ -176,6 +176,74 @@ def test_gateway_bill_per_routing_gateway_leaves_out_unrouted_calls(traffic):
     assert (totals["attempts"], totals["acd"]) == (6, D("55.4"))  # (61 + 120.5 + 30 + 10) / 4
 
 
+def failover(uuid, start, traffic, tried, route, hold_ms=0, fee_time=0, fee="0", cost="0"):
+    """An Acme call that tried ``tried`` ((routing gateway, SIP answer) in order) and ended on ``route``."""
+    acme, gateway = traffic["acme"], traffic["acme_gw"]
+    vendor = traffic["v_one"] if route == traffic["one"] else traffic["v_two"]
+    return CDR.objects.create(
+        call_uuid=uuid, start_time=start, billing_mode=1, account=acme, account_name=acme.name,
+        mapping_gateway=gateway, mapping_gateway_name=gateway.name, routing_gateway=route,
+        routing_gateway_name=route.name, vendor_account=vendor, hold_time_ms=hold_ms, fee_time=fee_time,
+        fee=Decimal(fee), vendor_cost=Decimal(cost), answer_time=start if hold_ms else None,
+        vendors_tried=[{"gateway_id": gw.pk, "gateway": gw.name, "ip": gw.host, "status": code} for gw, code in tried],
+    )  # fmt: skip
+
+
+def test_a_call_that_failed_over_counts_an_attempt_for_every_vendor_it_tried(traffic):
+    one, two = traffic["one"], traffic["two"]
+    # Vendor one answered 503, vendor two 200: a failed attempt for one, a connected call for two.
+    failover("c7", at(2, 14), traffic, [(one, 503), (two, 200)], two, 20_000, 24, "0.04", "0.02")
+    # Both failed: one attempt each, and the last answer, two's, is not counted twice.
+    failover("c8", at(3, 14), traffic, [(one, 503), (two, 486)], two)
+    rows = {
+        row["gateway_name"]: figures(row, GATEWAY)
+        for row in reports.gateway_bill(period(reports.TOTAL), side=reports.ROUTING).rows
+    }
+    assert rows == {
+        # Two more attempts, neither connected: ASR 2/5; minutes and money unchanged.
+        "carrier-one": (5, 2, D("40.0"), D("90.8"), D("3.03"), D("3.20"), D("0.32"), D("0.22"), D("0.10")),
+        # c7 connected (ACD (30 + 10 + 20) / 3, talk 60 s, billed 30 + 12 + 24 s) and c8 failed: 3 of 5.
+        "carrier-two": (5, 3, D("60.0"), D("20.0"), D("1.00"), D("1.10"), D("0.11"), D("0.09"), D("0.02")),
+    }
+    report = reports.gateway_bill(period(), side=reports.ROUTING)
+    assert {day: row["attempts"] for day, row in report.series.items()} == {D2: 6, D3: 4}
+    assert (report.totals["attempts"], report.totals["revenue"]) == (10, D("0.43"))
+    # A call is still one call per mapping gateway.
+    mapping = {row["gateway_name"]: row["attempts"] for row in reports.gateway_bill(period(reports.TOTAL)).rows}
+    assert mapping == {"acme-sbc": 7, "beta-sbc": 2}
+
+
+def test_one_routing_gateways_bill_counts_the_calls_that_failed_over_from_it(traffic):
+    one, two = traffic["one"], traffic["two"]
+    failover("c7", at(2, 14), traffic, [(one, 503), (two, 200)], two, 20_000, 24, "0.04", "0.02")
+    only_one = reports.gateway_bill(period(), side=reports.ROUTING, routing_gateway=one)
+    assert [(row["period"], row["gateway_name"], row["attempts"], row["connected"]) for row in only_one.rows] == [
+        (D2, "carrier-one", 3, 2),  # c1, c3 and c7's failed attempt
+        (D3, "carrier-one", 1, 0),
+    ]
+    assert only_one.totals["revenue"] == D("0.32")
+    per_customer = reports.gateway_bill(period(reports.TOTAL), side=reports.ROUTING, mapping_gateway=traffic["beta_gw"])
+    assert {(row["gateway_name"], row["attempts"]) for row in per_customer.rows} == {
+        ("carrier-one", 1),
+        ("carrier-two", 1),
+    }
+
+
+def test_a_list_of_vendors_tried_that_is_cut_short_or_malformed_never_loses_the_final_vendor(traffic):
+    one, two = traffic["one"], traffic["two"]
+    # The list stops before the vendor the call ended on: both attempts still count.
+    failover("c7", at(2, 14), traffic, [(one, 503)], two)
+    bad = failover("c8", at(2, 15), traffic, [], two)
+    CDR.objects.filter(pk=bad.pk).update(vendors_tried=[{"gateway_id": "one"}, "junk", {"status": 503}, None])
+    odd = failover("c10", at(2, 16), traffic, [], two)
+    CDR.objects.filter(pk=odd.pk).update(vendors_tried={"gateway_id": one.pk})
+    rows = {
+        row["gateway_name"]: (row["attempts"], row["connected"])
+        for row in reports.gateway_bill(period(reports.TOTAL), side=reports.ROUTING).rows
+    }
+    assert rows == {"carrier-one": (4, 2), "carrier-two": (6, 2)}
+
+
 def test_a_report_over_the_whole_period_still_charts_its_days_from_one_query(traffic):
     with CaptureQueriesContext(connection) as queries:
         report = reports.gateway_bill(period(reports.TOTAL), side=reports.ROUTING)
@@ -315,6 +383,20 @@ def test_the_gateway_bill_exports_the_side_shown(admin_client, traffic):
     ]
     page = page_text(admin_client.get(reverse("billing:report_gateway_bill"), params))
     assert "Per mapping gateway" in page and "Per routing gateway" in page
+
+
+def test_the_routing_gateway_page_counts_the_attempts_of_calls_that_failed_over(admin_client, traffic):
+    failover("c7", at(2, 14), traffic, [(traffic["one"], 503), (traffic["two"], 200)], traffic["two"], 20_000, 24,
+             "0.04", "0.02")  # fmt: skip
+    params = {"date_from": "2026-03-02", "date_to": "2026-03-03", "group_by": "total", "side": "routing"}
+    response = admin_client.get(reverse("billing:report_gateway_bill"), params)
+    assert response.status_code == 200
+    assert [(r.record["gateway_name"], r.record["attempts"]) for r in response.context["table"].paginated_rows] == [
+        ("carrier-one", 4),
+        ("carrier-two", 4),
+    ]
+    rows = export(admin_client, "billing:report_gateway_bill", **params)
+    assert [row[:4] for row in rows[1:]] == [["carrier-one", "4", "2", "50.0"], ["carrier-two", "4", "3", "75.0"]]
 
 
 def test_the_vendor_and_balance_reports_export_their_rows(admin_client, traffic):
