@@ -57,6 +57,7 @@ V_EARLY = "early"  # 1 once a vendor sent early media
 V_RING = "ring"  # ms of the first provisional answer (post-dial delay)
 V_ANSWER = "ans"  # ms of the answer
 V_DONE = "done"  # 1 once the CDR is written: events can repeat
+_ENDING_EVENTS = frozenset({"dialog:timeout", "dialog:end", "dialog:failed"})
 
 
 class _KamailioLog(logging.Handler):
@@ -591,6 +592,8 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             if evname == "dialog:start":
                 d.var_sets(V_ANSWER, str(now_ms()))
                 return 1
+            if evname not in _ENDING_EVENTS:
+                return 1  # the module also reports each ACK ("unknown"): nothing to decode the state for
             if d.var_get(V_DONE) == "1":
                 return 1
             state = json.loads(d.var_get(V_STATE) or "{}")
