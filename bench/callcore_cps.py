@@ -80,8 +80,9 @@ os.environ["REDIS_PREFIX"] = PREFIX
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "softswitch_portal.settings")
 
-# Ports away from the e2e suites' (15060 and E2E_PORT_BASE); --port-base moves them all.
-PORT_BASE = 46060
+# Ports away from the e2e suites' (15060 and E2E_PORT_BASE) and below the kernel's ephemeral range
+# (32768+), where a client socket of the run itself (to Redis, say) can hold the port; --port-base moves them all.
+PORT_BASE = 16060
 CALLCORE_PORT = PORT_BASE
 BARE_PORT = PORT_BASE + 2
 VENDOR_PORT = PORT_BASE + 10  # the backup vendor's port (VENDOR_PORT + 1) has nobody listening
