@@ -489,6 +489,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             ),
             "slot": decision.slot_taken,
             "routes": routes,
+            "from_per_branch": len({r["caller"] for r in routes}) > 1,
             "expiry": facts.now_ms + (decision.max_duration_s + 60) * 1000,
             "zero": bool(plan.parameters["SERVER_BILLING_RECORD_ZERO_HOLD_TIME"]),
             "hangup": bool(plan.parameters["SERVER_BILLING_RECORD_SERVER_HANG_UP"]),
@@ -515,7 +516,11 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         route = state["routes"][index]
         KSR.dialog.var_sets(V_ATTEMPT, str(index))
         KSR.dialog.var_sets(V_CODE, "0")
-        if route["caller"] != state["caller_in"] and first:
+        # uac replaces the From once per request: when every vendor gets the same caller it is done
+        # here, once for all branches; when they differ, each branch gets its own in ksr_branch_vendor.
+        if state["from_per_branch"]:
+            KSR.tm.t_on_branch("ksr_branch_vendor")
+        elif first and route["caller"] != state["caller_in"]:
             KSR.uac.uac_replace_from_uri(f"sip:{route['caller']}@{pvs('$fd')}")
         # The vendor sees its own address in the Request-URI, as VOS sends it.
         KSR.seturi(f"sip:{route['callee']}@{route['host']}:{route['port']}")
@@ -527,6 +532,19 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             if first:
                 KSR.sl.sl_reply_error()
             return 1
+        return 1
+
+    def ksr_branch_vendor(self, msg):
+        """Branch route of an attempt when the vendors get different callers: this vendor's From."""
+        try:
+            d = KSR.dialog
+            state = json.loads(d.var_get(V_STATE) or "{}")
+            if state:
+                route = state["routes"][int(d.var_get(V_ATTEMPT) or 0)]
+                if route["caller"] != state["caller_in"]:
+                    KSR.uac.uac_replace_from_uri(f"sip:{route['caller']}@{pvs('$fd')}")
+        except Exception as exc:  # noqa: BLE001 - the branch goes out with the caller's From
+            KSR.err(f"callcore: branch route: {exc!r}\n")
         return 1
 
     # -- vendor answers ------------------------------------------------------------

@@ -152,6 +152,7 @@ class Sipp:
 
     def vendor(self, scenario, port, calls=1, **values):
         values.setdefault("EXPECT", ".")
+        values.setdefault("BYE_EXPECT", ".")
         values.setdefault("EARLY_MEDIA", "")
         path = render(scenario, self.tmp_path, **values)
         log = self.tmp_path / f"vendor-{port}-{len(self.vendors)}.log"
@@ -169,6 +170,7 @@ class Sipp:
                  timeout=30, extra=(), background=False, **values):  # fmt: skip
         values.setdefault("CODE", 200)
         values.setdefault("UA", "customer-pbx")
+        values.setdefault("ANSWER_EXPECT", ".")
         path = render(scenario, self.tmp_path, **values)
         log = self.tmp_path / f"customer-{uuid.uuid4().hex[:6]}.log"
         command = [

@@ -174,6 +174,31 @@ def test_the_vendor_receives_the_transformed_numbers(callcore, switch_config, si
     assert record["caller_number_out"] == "442030000001"
 
 
+def test_each_vendor_of_a_failover_gets_its_own_caller_number(callcore, switch_config, sipp, live_redis):
+    from softswitch_portal.switching.models import CallerNumberPool
+
+    for route, number in ((switch_config.route_a, "442030000001"), (switch_config.route_b, "442030000002")):
+        route.caller_number_pool = CallerNumberPool.objects.create(name=f"pool {number}", numbers=[number])
+        route.save()
+    switch_config.publish()
+    sipp.vendor("uas_fail.xml", VENDOR_A, CODE=503, EXPECT=r"^INVITE .*From: .sip:442030000001@")
+    # Vendor B sees its own number on the INVITE and on the caller's BYE alike...
+    sipp.vendor(
+        "uas_answer.xml",
+        VENDOR_B,
+        EXPECT=r"^INVITE .*From: .sip:442030000002@",
+        BYE_EXPECT=r"^BYE .*From: .sip:442030000002@",
+    )
+    # ... and the caller gets its own From back on the answer.
+    result = sipp.customer("uac_call.xml", "12125550100", hold_ms=300, ANSWER_EXPECT=r"From: .sip:15551230001@")
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert sipp.wait_vendors() == [0, 0]
+    [record] = wait_for_cdrs(live_redis, 1)
+    assert [(t["gateway"], t["status"]) for t in record["vendors_tried"]] == [("Vendor A", 503), ("Vendor B", 200)]
+    assert record["caller_number_out"] == "442030000002"
+    assert_nothing_held(live_redis)
+
+
 def test_the_switch_hangs_up_at_the_conversation_limit(callcore, switch_config, sipp, live_redis):
     switch_config.gateway.conversation_limit = 2
     switch_config.gateway.save()
