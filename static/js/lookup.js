@@ -87,7 +87,7 @@
         menu.appendChild(item);
       });
       if (!results.length) note("No match");
-      else if (data.more) note("More match: type more of the name");
+      else if (data.more) note("More matches: type more of the name");
       menu.hidden = false;
       input.setAttribute("aria-expanded", "true");
       if (results.length) highlight(0);
