@@ -54,6 +54,7 @@ V_ATTEMPT = "att"  # index of the route being tried
 V_TRIED = "tried"  # JSON list of {gateway_id, gateway, ip, status}
 V_CODE = "code"  # last vendor status (Kamailio's own 408 has no reply to read it from)
 V_EARLY = "early"  # 1 once a vendor sent early media
+V_CANCELED = "cxl"  # 1 once the failure route saw the caller's CANCEL (dialog events may have no transaction)
 V_RING = "ring"  # ms of the first provisional answer (post-dial delay)
 V_ANSWER = "ans"  # ms of the answer
 V_DONE = "done"  # 1 once the CDR is written: events can repeat
@@ -584,6 +585,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         tried.append({"gateway_id": route["id"], "gateway": route["name"], "ip": route["host"], "status": code})
         d.var_sets(V_TRIED, json.dumps(tried, separators=(",", ":")))
         if KSR.tm.t_is_canceled() > 0:
+            d.var_sets(V_CANCELED, "1")
             return 1
         remaining = state["routes"][index + 1 :]
         params = {"SS_GATEWAY_SWITCH_LIMIT": state["switch_limit"], "SS_SIP_STOP_SWITCH_AFTER_SDP": state["sdp_stop"]}
@@ -626,7 +628,9 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             elif evname == "dialog:failed":
                 code = int(pv("$rs") or 0) if KSR.siputils.is_reply() > 0 else 0
                 code = code or int(d.var_get(V_CODE) or 0) or 408
-                if KSR.tm.t_is_canceled() > 0 or code == 487 and int(d.var_get(V_CODE) or 0) in (0, 487):
+                # Not t_is_canceled(): dialog:failed can come without a transaction (an error each time).
+                canceled = d.var_get(V_CANCELED) == "1"
+                if canceled or code == 487 and int(d.var_get(V_CODE) or 0) in (0, 487):
                     direction, reason = EndDirection.CALLER, EndReason.CALLER_CANCEL
                 else:
                     direction = EndDirection.CALLEE
