@@ -180,6 +180,13 @@ if route >= 0 then
   take(KEYS[12 + 2 * route])
   cps_take(KEYS[13 + 2 * route], tonumber(ARGV[18 + 2 * route]))
 end
+-- Calls past their expiry went down with a crashed node (a live call tears itself down): a few
+-- leave the registry at each setup, so the live-call list never shows ghosts, at bounded cost.
+local lost = redis.call('ZRANGEBYSCORE', KEYS[11], '-inf', now, 'LIMIT', 0, 8)
+if #lost > 0 then
+  redis.call('HDEL', KEYS[10], unpack(lost))
+  redis.call('ZREM', KEYS[11], unpack(lost))
+end
 redis.call('HSET', KEYS[10], call_id, ARGV[15])
 redis.call('ZADD', KEYS[11], expiry, call_id)
 return {0, available, route}

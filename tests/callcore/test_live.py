@@ -134,6 +134,21 @@ def test_an_entity_below_its_capacity_takes_the_call(live, client, limits, slots
     assert client.zcard(live.keys.slots(*slots)) == 2
 
 
+def test_calls_of_a_crashed_node_leave_the_registry_once_expired_a_few_per_setup(live, client):
+    k = live.keys
+    for n in range(10):
+        client.hset(k.registry, f"lost-{n}", "{}")
+        client.zadd(k.registry_expiry, {f"lost-{n}": NOW - 1000 + n})  # expired
+    client.hset(k.registry, "still-up", "{}")
+    client.zadd(k.registry_expiry, {"still-up": NOW + 1})
+    assert live.setup(request(), now_ms=NOW).status is LiveStatus.OK
+    # The eight oldest go at once; the rest with the next setup; a call still within its expiry stays.
+    assert sorted(client.hkeys(k.registry)) == [b"call-1", b"lost-8", b"lost-9", b"still-up"]
+    live.setup(request("call-2"), now_ms=NOW)
+    assert sorted(client.hkeys(k.registry)) == [b"call-1", b"call-2", b"still-up"]
+    assert client.zcard(k.registry_expiry) == 3
+
+
 @pytest.mark.parametrize("limits", [{"mapping_capacity": 1}, {"account_capacity": 1}])
 def test_the_slots_of_a_crashed_call_expire(live, client, limits):
     key = live.keys.slots("mgw" if "mapping_capacity" in limits else "account", 1)
