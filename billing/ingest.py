@@ -14,13 +14,17 @@ one consumer group, in batches, and for each batch:
    start_time) DO NOTHING RETURNING``, and moves money only for the rows
    that came back: customers debited by the fee, vendor clearing accounts
    credited by the vendor cost, one UPDATE for all accounts after locking
-   them in id order (two workers never wait on each other in a cycle);
-4. after the commit, in one MULTI: writes the dead letters, refreshes the
-   live balances the call core reads (``{prefix}:live:balance:{id}``, in
-   ten-thousandths), XACKs the batch and XDELs it. A customer whose balance
-   the batch took below its alarm threshold gets the low-balance e-mail
-   (a Celery task queued on commit): once per crossing, since a batch that
-   starts below the threshold does not cross it.
+   them in id order (two workers never wait on each other in a cycle). That
+   is four round trips to PostgreSQL: BEGIN, COPY into the session's staging
+   table (two), and one prepared statement doing the insert and the money,
+   sent with its COMMIT (``STORE_SQL``);
+4. after the commit, in one MULTI (one round trip to Redis): writes the dead
+   letters, refreshes the live balances the call core reads
+   (``{prefix}:live:balance:{id}``, in ten-thousandths), XACKs the batch,
+   XDELs it and reads the next one. A customer whose balance the batch took
+   below its alarm threshold gets the low-balance e-mail (a Celery task
+   queued after the commit): once per crossing, since a batch that starts
+   below the threshold does not cross it.
 
 A crash anywhere before step 4 leaves the entries pending, so they are read
 again (by this consumer's own pending list on restart, or by another
@@ -53,6 +57,7 @@ import dataclasses
 import hashlib
 import json
 import logging
+import operator
 import socket
 import time
 import weakref
@@ -61,6 +66,7 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from functools import partial
 
+import orjson
 import psycopg
 import redis
 from django.conf import settings
@@ -164,7 +170,7 @@ class Record:
     """A validated CDR record, its times still in epoch ms, waiting to be rated."""
 
     entry_id: str
-    raw: str
+    raw: bytes | str  # as read from the stream, for a dead letter
     values: dict
 
     @property
@@ -218,7 +224,9 @@ def parse(entry_id: str, raw: bytes | str | None) -> Record:
     if raw is None:
         raise InvalidRecord("the entry has no 'cdr' field")
     try:
-        record = json.loads(raw)
+        # orjson: a third of the json module's time, and it refuses what PostgreSQL would (a lone
+        # surrogate such as \udcff, NaN), where json.loads let such a record jam the batch it came in.
+        record = orjson.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidRecord(f"not JSON: {exc}") from None
     if not isinstance(record, dict):
@@ -269,11 +277,11 @@ def parse(entry_id: str, raw: bytes | str | None) -> Record:
     tried = record.get("vendors_tried") or []
     if not isinstance(tried, list):
         raise InvalidRecord(f"vendors_tried must be a list, got {type(tried).__name__}")
-    encoded = json.dumps(tried, separators=(",", ":")) if tried else "[]"
+    encoded = orjson.dumps(tried).decode() if tried else "[]"
     if has_nul and "\\u0000" in encoded:
         raise InvalidRecord("vendors_tried contains a NUL character, which PostgreSQL's jsonb refuses")
     values["vendors_tried"] = encoded
-    return Record(entry_id, raw if isinstance(raw, str) else raw.decode(), values)
+    return Record(entry_id, raw, values)
 
 
 # ---------------------------------------------------------------------------
@@ -315,16 +323,20 @@ class Catalog:
     def prepare(self, cursor, account_ids: Iterable[int]) -> None:
         """Make sure everything the accounts ``account_ids`` need for rating is loaded and fresh enough."""
         due = time.monotonic() >= self._next_check
+        wanted = {a for a in account_ids if a is not None}
         if due:
             self.params, self.low_balance_alarm = load_parameters(cursor)
-            self.accounts.clear()
-            self.missing.clear()
-        unknown = sorted({a for a in account_ids if a is not None} - self.accounts.keys())
-        if unknown:
-            cursor.execute("SELECT id, rate_table_id FROM billing_account WHERE id = ANY(%s)", [unknown])
+            # Every account seen so far is looked up again with this batch's, in one query: forgetting
+            # them instead cost a query in each of the next batches that named one (a dozen a second).
+            lookup = sorted(wanted | self.accounts.keys())
+        else:
+            lookup = sorted(wanted - self.accounts.keys())
+        if lookup:
+            cursor.execute("SELECT id, rate_table_id FROM billing_account WHERE id = ANY(%s)", [lookup])
             found = dict(cursor.fetchall())
-            self.accounts.update({a: found.get(a) for a in unknown})
-            self.missing.update(set(unknown) - found.keys())
+            self.accounts.update({a: found.get(a) for a in lookup})
+            self.missing.difference_update(found)
+            self.missing.update(a for a in lookup if a not in found)
         needed = {t for t in self.accounts.values() if t is not None}
         check = needed | self._rates.keys() if due else needed - self._rates.keys()
         if check:
@@ -471,10 +483,13 @@ COLUMNS = [
 COLUMN_NAMES = [name for name, _ in COLUMNS]
 _TIMES = {"start_ms": "start_time", "answer_ms": "answer_time", "stop_ms": "stop_time"}
 
-# COPY into a session's temporary table, then one INSERT ... SELECT: COPY is
-# the cheapest way in for a thousand wide rows (a multi-row VALUES or unnest()
-# of arrays spent more time building and parsing parameters than inserting).
+# COPY into a session's temporary table, then ONE statement does the rest: COPY
+# is the cheapest way in for a thousand wide rows (a multi-row VALUES or
+# unnest() of arrays spent more time building and parsing parameters than
+# inserting, and json_to_recordset() of a single parameter, which would save
+# COPY's two round trips, cost the server more per row than they cost).
 STAGE = "billing_cdr_ingest_stage"
+# Created once per database session, emptied by every commit.
 CREATE_STAGE_SQL = (
     f"CREATE TEMPORARY TABLE IF NOT EXISTS {STAGE} ({', '.join(f'{n} {k}' for n, k in COLUMNS)}) ON COMMIT DELETE ROWS"
 )
@@ -494,13 +509,46 @@ RETURNING account_id, fee, vendor_account_id, vendor_cost
     ),
     stage=STAGE,
 )
-
-MOVE_MONEY_SQL = """
-UPDATE billing_account AS a SET balance = a.balance + d.delta
-FROM unnest(%s::bigint[], %s::numeric[]) AS d(id, delta)
-WHERE a.id = d.id
-RETURNING a.id, a.balance, d.delta, a.account_type, a.low_balance_threshold, a.alarm_email
+# The insert, the money and the answer in one statement (one round trip, one
+# plan, prepared once per session: Django leaves psycopg's automatic prepared
+# statements off for the sake of connection poolers, and this session keeps a
+# temporary table anyway): customers debited by the fee and vendor
+# clearing accounts credited by the cost of the rows that came back from the
+# insert only, summed per account. ``locked`` takes the row locks in id order
+# before any row is updated (ORDER BY is applied before FOR UPDATE locks, and
+# the UPDATE reaches a row only through ``locked``): UPDATE ... FROM alone
+# would lock in join order, which differs between batches, and two workers
+# could wait on each other in a cycle. A balance another transaction changed
+# meanwhile is re-read at the lock (READ COMMITTED re-checks the newest row
+# version), so no concurrent debit or payment is overwritten. Always one row
+# at least: the insert count, with the moved accounts, if any, beside it.
+STORE_SQL = f"""
+WITH inserted AS ({INSERT_SQL}),
+moves AS (
+    SELECT id, sum(amount) AS amount
+    FROM (
+        SELECT account_id, -fee FROM inserted WHERE account_id IS NOT NULL AND fee <> 0
+        UNION ALL
+        SELECT vendor_account_id, vendor_cost FROM inserted WHERE vendor_account_id IS NOT NULL AND vendor_cost <> 0
+    ) AS m (id, amount)
+    GROUP BY id
+    HAVING sum(amount) <> 0
+),
+locked AS MATERIALIZED (
+    SELECT a.id, m.amount FROM billing_account AS a JOIN moves AS m ON m.id = a.id ORDER BY a.id FOR UPDATE OF a
+),
+moved AS (
+    UPDATE billing_account AS a SET balance = a.balance + l.amount
+    FROM locked AS l WHERE a.id = l.id
+    RETURNING a.id, a.balance, l.amount, a.account_type, a.low_balance_threshold, a.alarm_email
+)
+SELECT c.inserted, m.id, m.balance, m.amount, m.account_type, m.low_balance_threshold, m.alarm_email
+FROM (SELECT count(*) AS inserted FROM inserted) AS c LEFT JOIN moved AS m ON true
 """
+STORE_STATEMENT = "billing_ingest_store"
+EXECUTE_STORE_SQL = f"EXECUTE {STORE_STATEMENT}"
+
+_row = operator.itemgetter(*COLUMN_NAMES)  # a record's values in COPY's column order
 
 
 @dataclasses.dataclass
@@ -513,38 +561,33 @@ class Stored:
     alarms: list[tuple[int, Decimal, Decimal]] = dataclasses.field(default_factory=list)
 
 
-def store(cursor, records: list[Record], low_balance_alarm: int) -> Stored:
-    """Insert rated records and move money for the rows actually inserted; the caller holds the transaction."""
+def store(conn: psycopg.Connection, records: list[Record], low_balance_alarm: int, *, commit: bool) -> Stored:
+    """Insert rated records and move money for the rows actually inserted, in the transaction ``conn`` has open.
+
+    With ``commit``, the COMMIT goes in the same round trip as the statement
+    (a pipeline): when the statement fails PostgreSQL skips the COMMIT, and
+    the caller rolls back.
+    """
     result = Stored()
     if not records:
         return result
-    _ensure_stage(cursor)
-    ordered = sorted(records, key=lambda r: r.key)  # the same lock order in every worker
-    with cursor.cursor.copy(COPY_SQL) as copy:
-        for record in ordered:
-            values = record.values
-            copy.write_row([values[name] for name in COLUMN_NAMES])
-    cursor.execute(INSERT_SQL)
-    deltas: dict[int, Decimal] = defaultdict(Decimal)
-    inserted = 0
-    for account_id, fee, vendor_account_id, vendor_cost in cursor.fetchall():
-        inserted += 1
-        if account_id is not None and fee:
-            deltas[account_id] -= fee
-        if vendor_account_id is not None and vendor_cost:
-            deltas[vendor_account_id] += vendor_cost
-    result.inserted, result.duplicates = inserted, len(records) - inserted
-    deltas = {account_id: delta for account_id, delta in deltas.items() if delta}
-    if not deltas:
-        return result
-    ids = sorted(deltas)
-    raw = cursor.cursor
-    # Locks first, in id order: UPDATE ... FROM takes row locks in join order, which differs between
-    # batches. Both statements go in one round trip (a pipeline); only the UPDATE's rows come back.
-    with raw.connection.pipeline():
-        raw.execute("SELECT id FROM billing_account WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [ids])
-        raw.execute(MOVE_MONEY_SQL, [ids, [deltas[i] for i in ids]])
-    for account_id, balance, delta, account_type, threshold, alarm_email in raw.fetchall():
+    cursor = conn.cursor()
+    with cursor.copy(COPY_SQL) as copy:
+        # Sorted by key here too, so COPY and the INSERT's ORDER BY (the same lock order in every worker) agree.
+        for record in sorted(records, key=Record.key.fget):
+            copy.write_row(_row(record.values))
+    if commit:
+        with conn.pipeline():
+            cursor.execute(EXECUTE_STORE_SQL)
+            conn.execute("COMMIT")
+    else:
+        cursor.execute(EXECUTE_STORE_SQL)
+    rows = cursor.fetchall()
+    result.inserted = rows[0][0]
+    result.duplicates = len(records) - result.inserted
+    for _inserted, account_id, balance, delta, account_type, threshold, alarm_email in rows:
+        if account_id is None:
+            continue  # no money moved: the row only carries the insert count
         result.balances[account_id] = balance
         limit = Decimal(low_balance_alarm) if threshold is None else threshold
         before = balance - delta
@@ -554,19 +597,23 @@ def store(cursor, records: list[Record], low_balance_alarm: int) -> Stored:
     return result
 
 
-_staged = weakref.WeakSet()  # the database sessions that have the staging table
+_ready = weakref.WeakSet()  # the database sessions that have the staging table and the prepared statement
 
 
-def _ensure_stage(cursor) -> None:
-    session = cursor.cursor.connection
-    if session in _staged:
+def _ensure_session(conn: psycopg.Connection) -> None:
+    """Make the session's staging table and prepare STORE_SQL in it, once per session."""
+    if conn in _ready:
         return
-    cursor.execute(CREATE_STAGE_SQL)
-    # Made inside a transaction, it goes if that transaction rolls back: remember it only once it is sure to stay.
-    if connection.get_autocommit():
-        _staged.add(session)
+    conn.execute(CREATE_STAGE_SQL)
+    # A PREPARE outlives the transaction it was made in, even one rolled back (the table may not: see below).
+    if conn.execute("SELECT 1 FROM pg_prepared_statements WHERE name = %s", [STORE_STATEMENT]).fetchone() is None:
+        conn.execute(f"PREPARE {STORE_STATEMENT} AS {STORE_SQL}")
+    # A table made inside a transaction goes if that transaction rolls back: remember the session only once
+    # it is sure to stay (a statement prepared meanwhile finds the table made again by name).
+    if conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        _ready.add(conn)
     else:
-        transaction.on_commit(partial(_staged.add, session))
+        transaction.on_commit(partial(_ready.add, conn))
 
 
 def store_batch(records: list[Record], low_balance_alarm: int) -> tuple[Stored, list[tuple[Record, str]]]:
@@ -593,11 +640,44 @@ def store_batch(records: list[Record], low_balance_alarm: int) -> tuple[Stored, 
 
 
 def _store_atomically(records, low_balance_alarm) -> Stored:
-    with transaction.atomic(), connection.cursor() as cursor:
-        stored = store(cursor, records, low_balance_alarm)
-        for account_id, balance, limit in stored.alarms:
-            transaction.on_commit(partial(_queue_alarm, account_id, balance, limit), robust=True)
+    """``store`` in a transaction of its own: BEGIN, COPY, then the statement with the COMMIT (four round trips)."""
+    connection.ensure_connection()
+    conn = connection.connection
+    if connection.in_atomic_block or not connection.get_autocommit():
+        # Called inside someone else's transaction: stay inside it (a savepoint) and leave the commit to them.
+        with transaction.atomic():
+            _ensure_session(conn)
+            stored = store(conn, records, low_balance_alarm, commit=False)
+            for alarm in stored.alarms:
+                transaction.on_commit(partial(_queue_alarm, *alarm), robust=True)
+        return stored
+    # Django's connection is in autocommit: the transaction is ours, opened and closed by hand so that
+    # its COMMIT can share the statement's round trip (transaction.atomic() would spend one on each).
+    _ensure_session(conn)
+    try:
+        conn.execute("BEGIN")
+        stored = store(conn, records, low_balance_alarm, commit=True)
+    except BaseException:
+        _rollback(conn)
+        raise
+    for alarm in stored.alarms:
+        try:
+            _queue_alarm(*alarm)
+        except Exception:
+            # As transaction.on_commit(robust=True) would: the CDRs are stored, and an e-mail
+            # that could not be queued is no reason to store them again.
+            log.exception("low-balance alarm of account %s not queued", alarm[0])
     return stored
+
+
+def _rollback(conn: psycopg.Connection) -> None:
+    if conn.closed or conn.pgconn.transaction_status == psycopg.pq.TransactionStatus.IDLE:
+        return
+    try:
+        conn.execute("ROLLBACK")
+    except psycopg.Error:
+        # A connection that died mid-batch cannot roll back; the caller's error closes it.
+        log.debug("rolling back the failed batch failed", exc_info=True)
 
 
 def _queue_alarm(account_id, balance, limit):
@@ -639,6 +719,11 @@ class Ingester:
     entries (XREADGROUP from id 0) before taking new ones, and every
     ``claim_every`` seconds it XAUTOCLAIMs entries that any consumer (a dead
     one, usually) has left pending for ``claim_idle_ms``.
+
+    The next batch is read in the same MULTI that acknowledges this one (a
+    round trip less per batch), unless a claim is due or the consumer is
+    recovering; entries read ahead are pending like any others, so an error
+    or a crash before they are handled loses nothing either.
     """
 
     def __init__(
@@ -671,6 +756,7 @@ class Ingester:
         self._claim_cursor = "0-0"
         self._next_claim = 0.0
         self._next_refresh = 0.0
+        self._read_ahead: list[tuple[str, dict | None]] | None = None
         self.totals = BatchResult()
 
     # -- Redis side
@@ -693,9 +779,14 @@ class Ingester:
         return entries
 
     def read(self) -> list[tuple[str, dict | None]]:
-        """The next entries to handle: own pending first when recovering, then claims when due, then new ones."""
+        """The next entries to handle: own pending first when recovering, then those read ahead with the last
+        acknowledgement, then claims when due, then new ones."""
         if not self._group_ready:
             self.ensure_group()
+        if self._read_ahead and not self.recovering:
+            entries, self._read_ahead = self._read_ahead, None
+            return entries
+        self._read_ahead = None
         if self.recovering:
             entries = self._entries(
                 self.client.xreadgroup(GROUP, self.consumer, {self.stream: "0"}, count=self.batch_size)
@@ -721,8 +812,11 @@ class Ingester:
 
     # -- one batch
 
-    def process(self, entries: list[tuple[str, dict | None]]) -> BatchResult:
-        """Rate, store and acknowledge a batch; raises on Redis or database trouble, leaving it pending."""
+    def process(self, entries: list[tuple[str, dict | None]], *, read_ahead: bool = True) -> BatchResult:
+        """Rate, store and acknowledge a batch; raises on Redis or database trouble, leaving it pending.
+
+        With ``read_ahead``, the acknowledgement also reads the next new entries (``read()`` returns them).
+        """
         result = BatchResult(read=len(entries))
         if not entries:
             return result
@@ -770,7 +864,14 @@ class Ingester:
             pipe.mset({self.keys.balance(i): to_units(balance) for i, balance in current.items()})
         pipe.xack(self.stream, GROUP, *ids)
         pipe.xdel(self.stream, *ids)
-        pipe.execute()
+        # Not when recovering or when a claim is due: those come first, and entries read ahead would wait.
+        read_ahead = read_ahead and not self.recovering and time.monotonic() < self._next_claim
+        if read_ahead:
+            # Without BLOCK (MULTI never blocks anyway): an empty answer sends read() to a blocking read.
+            pipe.xreadgroup(GROUP, self.consumer, {self.stream: ">"}, count=self.batch_size)
+        replies = pipe.execute()
+        if read_ahead:
+            self._read_ahead = self._entries(replies[-1])
         for reason in {reason for _, _, reason in dead}:
             log.warning("CDR set aside in %s: %s", self.dead_stream, reason)
         return result
@@ -791,7 +892,9 @@ class Ingester:
         if self.refresh_every and time.monotonic() >= self._next_refresh:
             self.refresh_all_balances()
             self._next_refresh = time.monotonic() + self.refresh_every
-        result = self.process(self.read())
+        return self._count(self.process(self.read()))
+
+    def _count(self, result: BatchResult) -> BatchResult:
         for field in dataclasses.fields(BatchResult):
             setattr(self.totals, field.name, getattr(self.totals, field.name) + getattr(result, field.name))
         return result
@@ -812,6 +915,7 @@ class Ingester:
                 if "NOGROUP" in str(exc):
                     log.warning("the CDR stream or its group vanished; creating it again")
                     self._group_ready = False
+                    self._read_ahead = None
                     continue
                 log.exception("Redis refused a command")
                 delay = self._pause(delay, should_stop)
@@ -839,10 +943,18 @@ class Ingester:
                     )
                 elif drain and not self.recovering and self._claim_cursor == "0-0":
                     break
+        if self._read_ahead and not self.recovering:
+            # Finish what the last acknowledgement read ahead rather than leave it pending until this
+            # consumer's next start or another's claim.
+            try:
+                self._count(self.process(self.read(), read_ahead=False))
+            except Exception as exc:  # stopping anyway: the entries stay pending, nothing is lost
+                log.warning("CDR entries read ahead left pending at stop: %s", exc)
         return self.totals
 
     def _pause(self, delay: float, should_stop: Callable[[], bool]) -> float:
         self.recovering = True
+        self._read_ahead = None  # pending: recovering reads them again
         delay = min(max(delay * 2, 0.1), 5.0)
         deadline = time.monotonic() + delay
         while time.monotonic() < deadline and not should_stop():
