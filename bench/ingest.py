@@ -1,6 +1,6 @@
 """Benchmark of the CDR ingest: records read from the stream, rated, stored and charged per second.
 
-Run: .venv/bin/python bench/ingest.py [--records N] [--batch-sizes 100,1000] [--runs R]
+Run: .venv/bin/python bench/ingest.py [--records N] [--batch-sizes 100,1000] [--runs R] [--against CHECKOUT]
 
 Fills a scratch database (softswitch_bench_ingest, created and migrated if
 missing; the switch's own database is not touched) with 4 rate tables of
@@ -23,9 +23,17 @@ disturbed), and, run by run, the one-worker ingest's throughput as a ratio of
 the plain INSERT's measured right after it, which another load on the machine
 skews less than bests taken minutes apart. Keys under the prefix and the CDR
 rows are deleted at the end.
+
+Before and after a change: ``git worktree add /tmp/before HEAD~1`` (or any
+copy of the old tree), then ``--against /tmp/before``. That checkout's
+billing/ingest.py is timed on the same records in this process, alternating
+with this tree's run by run, each followed by its own plain INSERT: two
+invocations of the benchmark minutes apart differ by more than most changes
+on a machine others are using.
 """
 
 import argparse
+import importlib.util
 import os
 import random
 import resource
@@ -217,12 +225,17 @@ def process_cpu(pid=None):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def time_ingest(client, lines, batch_size, workers=1):
-    """Drain the stream with ``workers`` consumers of the group, each in its own thread and database session."""
+def time_ingest(client, lines, batch_size, workers=1, ingest=None):
+    """Drain the stream with ``workers`` consumers of the group, each in its own thread and database session.
+
+    ``ingest``: the module to time, this tree's billing.ingest unless told (``load_ingest``).
+    """
     from django.db import connection
 
-    from billing import ingest
     from billing.models import CDR
+
+    if ingest is None:
+        from billing import ingest
 
     reset(client)
     fill_stream(client, ingest.stream_key(), lines)
@@ -264,6 +277,27 @@ def time_ingest(client, lines, batch_size, workers=1):
     cpu = process_cpu() - cpu_before[0], process_cpu(backend) - cpu_before[1]
     # With several threads the stages overlap: their shares are of the summed thread time, roughly.
     return elapsed, {name: spent / workers for name, spent in stages.spent.items()}, cpu
+
+
+def load_ingest(checkout):
+    """billing/ingest.py of another checkout, loaded beside this tree's as ``billing.ingest_against``.
+
+    Only that file comes from there: what it imports (rating, models, callcore) is this tree's.
+    """
+    path = Path(checkout).resolve() / "billing" / "ingest.py"
+    spec = importlib.util.spec_from_file_location("billing.ingest_against", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def time_against(client, lines, batch_size, module, into):
+    """One run of the --against checkout's ingest on ``lines``, and the plain INSERT right after it."""
+    elapsed, _stages, cpu = time_ingest(client, lines, batch_size, ingest=module)
+    into["ingest"].append(elapsed)
+    into["cpu"].append(cpu)
+    into["ratios"].append(time_plain_insert(lines, batch_size) / elapsed)
 
 
 def time_redis_only(client, lines, batch_size):
@@ -316,6 +350,13 @@ def main():
     parser.add_argument("--records", type=int, default=20_000)
     parser.add_argument("--batch-sizes", default="100,1000")
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--against",
+        metavar="CHECKOUT",
+        help="also time CHECKOUT's billing/ingest.py (say, a `git worktree` of the commit before a change) on the "
+        "same records, alternating with this tree's run by run in this process: a before/after that another load "
+        "on the machine skews far less than two invocations minutes apart",
+    )
     args = parser.parse_args()
 
     import django
@@ -330,6 +371,7 @@ def main():
     rng = random.Random(7)
     populate(rng)
     client = ingest.redis_client()
+    against = load_ingest(args.against) if args.against else None
     sizes = [int(size) for size in args.batch_sizes.split(",")]
     print(f"{args.records} records per run, best of {args.runs}; rate tables: {RATE_TABLES} x {RATES_PER_TABLE}, "
           f"{CUSTOMERS} customers, {VENDORS} vendors")  # fmt: skip
@@ -338,8 +380,11 @@ def main():
         for size in sizes:
             best = {"ingest": float("inf"), "ingest x2": float("inf"), "redis": float("inf"), "insert": float("inf")}
             best_stages, best_cpu, ratios = {}, (0, 0), []
+            other = {"ingest": [], "ratios": [], "cpu": []}  # the --against checkout's, run by run
             for run in range(args.runs):
                 lines = records(rng, args.records, f"b{size}r{run}-{time.time_ns()}")
+                if against is not None and run % 2 == 0:  # first every other run: neither always goes first
+                    time_against(client, lines, size, against, other)
                 elapsed, stages, cpu = time_ingest(client, lines, size)
                 if elapsed < best["ingest"]:
                     best["ingest"], best_stages, best_cpu = elapsed, stages, cpu
@@ -347,6 +392,8 @@ def main():
                 insert = time_plain_insert(lines, size)
                 ratios.append(insert / elapsed)
                 best["insert"] = min(best["insert"], insert)
+                if against is not None and run % 2 == 1:
+                    time_against(client, lines, size, against, other)
                 best["ingest x2"] = min(best["ingest x2"], time_ingest(client, lines, size, workers=2)[0])
                 best["redis"] = min(best["redis"], time_redis_only(client, lines, size))
             n = args.records
@@ -360,13 +407,20 @@ def main():
             # On a shared machine the best of each can come from runs minutes apart, under other loads.
             print(f"  one worker / plain INSERT, run by run: {' '.join(f'{r:.2f}' for r in ratios)}"
                   f" (median {statistics.median(ratios):.2f})")  # fmt: skip
-            other = best["ingest"] - sum(best_stages.values())
+            rest = best["ingest"] - sum(best_stages.values())
             split = ", ".join(f"{name} {spent / best['ingest']:.0%}" for name, spent in best_stages.items())
-            print(f"  one worker's time by stage: {split}, Redis and the rest {other / best['ingest']:.0%}")
+            print(f"  one worker's time by stage: {split}, Redis and the rest {rest / best['ingest']:.0%}")
             client_us, server_us = (seconds / n * 1e6 for seconds in best_cpu)
             total_us = client_us + server_us
             print(f"  CPU per record: worker {client_us:.0f} us + its PostgreSQL backend {server_us:.0f} us"
                   f" = {total_us:.0f} us ({1e6 / total_us:,.0f}/s if they had the CPU to themselves)")  # fmt: skip
+            if against is not None:
+                fastest = other["ingest"].index(min(other["ingest"]))  # its CPU, as above: the best run's
+                worker_us, backend_us = (seconds / n * 1e6 for seconds in other["cpu"][fastest])
+                print(f"  against {args.against}: one worker {n / other['ingest'][fastest]:,.0f} records/s,"
+                      f" / plain INSERT run by run: {' '.join(f'{r:.2f}' for r in other['ratios'])}"
+                      f" (median {statistics.median(other['ratios']):.2f}); CPU per record:"
+                      f" worker {worker_us:.0f} us + backend {backend_us:.0f} us")  # fmt: skip
         print(f"\nload average (1, 5, 15 min) at the end: {', '.join(f'{x:.2f}' for x in os.getloadavg())}")
     finally:
         reset(client)
