@@ -607,7 +607,8 @@ class GatewayBillView(ReportView):
     title = "Gateway bill"
     description = (
         "Per mapping gateway (customer side) or routing gateway (vendor side): attempts, ASR, ACD, minutes and money. "
-        "A call that failed over counts under the routing gateway it ended on."
+        "On the vendor side every vendor a call tried counts an attempt (a 503 before a failover too); "
+        "minutes and money stay with the vendor the call ended on."
     )
     slug = "gateway-bill"
     form_class = forms.GatewayBillForm
