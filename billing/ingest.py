@@ -589,12 +589,22 @@ def store(conn: psycopg.Connection, records: list[Record], low_balance_alarm: in
         if account_id is None:
             continue  # no money moved: the row only carries the insert count
         result.balances[account_id] = balance
-        limit = Decimal(low_balance_alarm) if threshold is None else threshold
-        before = balance - delta
-        # Once per crossing: a batch that starts already below the threshold stays quiet.
-        if account_type == "customer" and alarm_email and before >= limit > balance:
+        limit = alarm_crossed(account_type, alarm_email, threshold, low_balance_alarm, balance - delta, balance)
+        if limit is not None:
             result.alarms.append((account_id, balance, limit))
     return result
+
+
+def alarm_crossed(account_type, alarm_email, threshold, system_threshold, before, after) -> Decimal | None:
+    """The threshold a balance move from ``before`` to ``after`` crossed downwards, if the account is alarmed.
+
+    Once per crossing: a move that starts already below the threshold stays quiet. The account's own
+    threshold, else the system-wide SS_CLIENT_LOW_BALANCE_ALARM; only customers with an alarm address.
+    """
+    limit = Decimal(system_threshold) if threshold is None else threshold
+    if account_type == "customer" and alarm_email and before >= limit > after:
+        return limit
+    return None
 
 
 _ready = weakref.WeakSet()  # the database sessions that have the staging table and the prepared statement

@@ -158,11 +158,20 @@ def run_chunk(job_id: int, low: dt.datetime, high: dt.datetime) -> bool:
                 moved = sorted(deltas)
                 # Locks first, in id order, like the ingest: no lock cycle with it or with payments.
                 cursor.execute("SELECT id FROM billing_account WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [moved])
+                _params, system_threshold = ingest.load_parameters(cursor)
                 cursor.execute(
                     "UPDATE billing_account AS a SET balance = a.balance + d.delta "
-                    "FROM unnest(%s::bigint[], %s::numeric[]) AS d(id, delta) WHERE a.id = d.id",
+                    "FROM unnest(%s::bigint[], %s::numeric[]) AS d(id, delta) WHERE a.id = d.id "
+                    "RETURNING a.id, a.balance, a.account_type, a.low_balance_threshold, a.alarm_email",
                     [moved, [deltas[i] for i in moved]],
                 )
+                # A correction that charges more can take an account under its threshold: the same
+                # alarm as the ingest's, sent once the chunk is committed.
+                for account_id, after, account_type, threshold, email in cursor.fetchall():
+                    before = after - deltas[account_id]
+                    limit = ingest.alarm_crossed(account_type, email, threshold, system_threshold, before, after)
+                    if limit is not None:
+                        transaction.on_commit(partial(ingest._queue_alarm, account_id, after, limit), robust=True)
         RerateJob.objects.filter(pk=job.pk).update(
             chunks_done=[*job.chunks_done, key], done=F("done") + len(rows), changed=F("changed") + len(changes)
         )

@@ -174,6 +174,25 @@ def test_a_price_fix_rerates_the_right_cdrs_and_moves_balances_by_the_difference
     ]
 
 
+def test_a_correction_that_takes_a_customer_under_its_threshold_mails_the_alarm_once(calls, eager_celery):
+    from django.core import mail
+
+    acme = calls["acme"]
+    Account.objects.filter(pk=acme.pk).update(alarm_email="noc@acme.example", low_balance_threshold="-1.00")
+    Account.objects.filter(pk=calls["globex"].pk).update(alarm_email="noc@globex.example")
+    Rate.objects.filter(rate_table=calls["retail"]).update(price_per_minute="0.15")  # 0.20 -> 0.30 a call
+
+    rerating.run_job(make_job(account=acme).pk)
+    assert balance(acme) == Decimal("-1.10")  # from -0.80: crossed -1.00
+    assert [(m.to, "-1.1" in m.subject) for m in mail.outbox] == [(["noc@acme.example"], True)]
+
+    # Globex goes from -0.20 to -0.30, already under the system-wide threshold (0) before: no e-mail;
+    # and running Acme's period again moves nothing and mails nothing.
+    rerating.run_job(make_job(account=calls["globex"]).pk)
+    rerating.run_job(make_job(account=acme).pk)
+    assert len(mail.outbox) == 1
+
+
 def test_rerating_with_unchanged_rates_changes_nothing(calls):
     before = snapshot()
     job = rerating.run_job(make_job(account=calls["acme"], end=TODAY).pk)
