@@ -53,6 +53,10 @@ class AccountView(generic.ObjectView):
         buttons = []
         if user_can(request.user, Payment, "add"):
             buttons.append(("Add payment", f"{reverse('billing:payment_add')}?account={obj.pk}", "btn-primary"))
+        # Where an operator goes next from an account: its money over time and its calls.
+        buttons.append(("Balance history", f"{reverse('billing:balance_history')}?account={obj.pk}", ""))
+        if user_can(request.user, CDR, "list"):
+            buttons.append(("CDRs", f"{reverse('billing:cdr_list')}?account={obj.pk}", ""))
         return {
             "extra_buttons": buttons,
             "related_tables": [

@@ -643,3 +643,15 @@ def test_list_pages_survive_odd_query_strings(operator_client, portal_objects, q
         response = operator_client.get(reverse(name), query)
         assert response.status_code == 200
         assert response.context["table"].page_info["per_page"] <= 1000
+
+
+@pytest.mark.django_db
+def test_an_account_page_links_to_its_balance_history_and_its_cdrs(operator_client, portal_objects):
+    customer = portal_objects.customer
+    page = text(operator_client.get(customer.get_absolute_url()))
+    history = f"{reverse('billing:balance_history')}?account={customer.pk}"
+    cdrs = f"{reverse('billing:cdr_list')}?account={customer.pk}"
+    assert history in page and cdrs in page
+    # Both lead to that account's own figures.
+    assert customer.name in text(operator_client.get(history))
+    assert operator_client.get(cdrs).context["filterset"].form.cleaned_data["account"] == customer
