@@ -394,7 +394,10 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         caller, callee = pvs("$fU"), pvs("$rU")
         phone_username = None
         claims_phone = False
-        if snap.mapping_gateway_for(source_ip, source_port) is None:
+        known_gateway = snap.mapping_gateway_for(source_ip, source_port) is not None
+        if known_gateway and not self._transaction():
+            return 1  # a retransmission of an INVITE another worker is deciding: absorbed
+        if not known_gateway:
             username = pvs("$au")
             if username:
                 phone = snap.phone(username)
@@ -408,6 +411,8 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
                     return 1
                 KSR.auth.consume_credentials()
                 phone_username = username
+                if not self._transaction():
+                    return 1
             else:
                 claims_phone = snap.phone(caller) is not None
         facts = dec.CallFacts(
@@ -439,12 +444,28 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             else:
                 # Stateful: a retransmitted INVITE is answered by the transaction, not
                 # decided again, so it never becomes a second CDR.
-                KSR.tm.t_newtran()
+                if KSR.tm.t_check_trans() < 0:  # not yet made above (a source refused early)
+                    KSR.tm.t_newtran()
                 KSR.tm.t_reply(decision.sip_status, decision.reason.description)
             if decision.record_cdr:
                 self._refusal_cdr(snap, decision.reason, decision.billing_mode, start, decision, facts)
             return 1
         return self.route(snap, facts, decision)
+
+    @staticmethod
+    def _transaction():
+        """Make the INVITE's transaction now, before the Redis round trip: its 100 Trying stops the
+        caller's retransmissions, and a copy that reaches another worker meanwhile finds the transaction
+        and is absorbed instead of being decided a second time (a second dialog whose CDR would be lost).
+
+        True to go on; False when there is nothing more to do (a retransmission, or an error answered).
+        """
+        created = KSR.tm.t_newtran()
+        if created > 0:
+            return True
+        if created < 0:
+            KSR.sl.sl_send_reply(500, "Server Internal Error")
+        return False
 
     def route(self, snap, facts, decision):
         plan = decision.plan
@@ -505,7 +526,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         KSR.pv.sets("$dlg_ctx(timeout_route)", "ss_timeout")
         if KSR.dialog.dlg_manage() < 0:
             self._release(state)
-            KSR.sl.sl_send_reply(500, "Dialog Error")
+            KSR.tm.t_reply(500, "Dialog Error")
             return 1
         d = KSR.dialog
         d.var_sets(V_STATE, json.dumps(state, separators=(",", ":")))
@@ -531,7 +552,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         KSR.tm.t_on_reply("ksr_reply_vendor")
         if KSR.tm.t_relay() < 0:
             if first:
-                KSR.sl.sl_reply_error()
+                KSR.tm.t_reply(500, "Vendor Unreachable")  # the transaction exists since invite()
             return 1
         return 1
 
