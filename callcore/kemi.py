@@ -394,10 +394,11 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         caller, callee = pvs("$fU"), pvs("$rU")
         phone_username = None
         claims_phone = False
-        known_gateway = snap.mapping_gateway_for(source_ip, source_port) is not None
-        if known_gateway and not self._transaction():
+        # Stateful from here for a known source (an illegal call stays stateless: floods cost no memory).
+        stateful = snap.mapping_gateway_for(source_ip, source_port) is not None
+        if stateful and not self._transaction():
             return 1  # a retransmission of an INVITE another worker is deciding: absorbed
-        if not known_gateway:
+        if not stateful:
             username = pvs("$au")
             if username:
                 phone = snap.phone(username)
@@ -411,6 +412,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
                     return 1
                 KSR.auth.consume_credentials()
                 phone_username = username
+                stateful = True
                 if not self._transaction():
                     return 1
             else:
@@ -438,14 +440,14 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             KSR.auth.auth_challenge(snap.sip_realm, 1)
             return 1
         if decision.action is dec.Action.REJECT:
-            if decision.billing_mode == BillingMode.ILLEGAL:
-                # Stateless: a flood of illegal calls must not cost transaction memory.
+            if stateful:
+                # A retransmitted INVITE is answered by the transaction, not decided again,
+                # so it never becomes a second CDR.
+                KSR.tm.t_reply(decision.sip_status, decision.reason.description)
+            elif decision.billing_mode == BillingMode.ILLEGAL:
                 KSR.sl.sl_send_reply(decision.sip_status, decision.reason.description)
             else:
-                # Stateful: a retransmitted INVITE is answered by the transaction, not
-                # decided again, so it never becomes a second CDR.
-                if KSR.tm.t_check_trans() < 0:  # not yet made above (a source refused early)
-                    KSR.tm.t_newtran()
+                KSR.tm.t_newtran()
                 KSR.tm.t_reply(decision.sip_status, decision.reason.description)
             if decision.record_cdr:
                 self._refusal_cdr(snap, decision.reason, decision.billing_mode, start, decision, facts)
