@@ -6,8 +6,9 @@ through ``callcore.cdr``. This module only speaks Kamailio.
 
 Kamailio 5.6 pitfalls this file works around (see DESIGN.md):
 every route catches its exceptions and returns an int (an uncaught one drops
-the request silently); ``ksr_reply_route`` and ``ksr_onsend_route`` exist as
-stubs (a missing one poisons the next call in that process); connections are
+the request silently); the reply and onsend routes are switched off in the
+configuration rather than left missing (a missing one poisons the next call in
+that process, 5.6.3); connections are
 opened lazily per process (Kamailio forks after loading this script); the
 dialog timeout ends calls without a ``dialog:end`` event, so the server-hangup
 CDR is written on ``dialog:timeout``; Kamailio's own 408 carries no reply, so
@@ -135,20 +136,17 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             except Exception:  # noqa: BLE001 - counted again next time
                 pass
 
-    # -- 5.6.3 stubs ---------------------------------------------------------------
+    # -- responses that are none of ours --------------------------------------------
 
-    def ksr_reply_route(self, msg):
-        # A response that belongs to none of our transactions is dropped: left to the core it
-        # would be forwarded statelessly by its second Via (RFC 4475 bcast: to a broadcast address).
-        try:
-            if KSR.tm.t_check_trans() < 0:
-                KSR.set_drop()
-        except Exception as exc:  # noqa: BLE001 - an escaped exception poisons the next call (5.6.3)
-            KSR.err(f"callcore: reply route: {exc!r}\n")
-        return 1
+    def ksr_stray_reply(self, msg, evname=None):
+        """tm's on_sl_reply: a response that belongs to none of our transactions is dropped.
 
-    def ksr_onsend_route(self, msg):
-        return 1
+        Left to the core it would be forwarded statelessly by its second Via (RFC 4475 bcast: to
+        a broadcast address). Only such responses come here: the general reply route is switched
+        off in kamailio.cfg.tmpl, which spares a Python call on every response of every call.
+        """
+        KSR.set_drop()
+        return 0
 
     # -- requests ------------------------------------------------------------------
 
