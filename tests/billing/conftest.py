@@ -13,11 +13,32 @@ import socket
 import subprocess
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import psycopg
 import pytest
 import redis
+
+
+@pytest.fixture
+def prefix(settings, redis_client):
+    """A Redis prefix of the test's own (the settings' REDIS_PREFIX), its keys deleted afterwards."""
+    settings.REDIS_PREFIX = f"sstest-billing-{uuid.uuid4().hex[:8]}"
+    yield settings.REDIS_PREFIX
+    for key in redis_client.scan_iter(f"{settings.REDIS_PREFIX}:*", count=1000):
+        redis_client.delete(key)
+
+
+@pytest.fixture
+def eager_celery():
+    """Tasks run where they are queued, so an alarm's e-mail is in mail.outbox when the call returns."""
+    from softswitch_portal.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
 
 
 def free_port():

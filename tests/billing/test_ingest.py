@@ -14,7 +14,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from decimal import Decimal
 from pathlib import Path
 from types import SimpleNamespace
@@ -36,14 +35,6 @@ ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db(transaction=True)
 
 NOW_MS = int(time.time() * 1000)
-
-
-@pytest.fixture
-def prefix(settings, redis_client):
-    settings.REDIS_PREFIX = f"sstest-ingest-{uuid.uuid4().hex[:8]}"
-    yield settings.REDIS_PREFIX
-    for key in redis_client.scan_iter(f"{settings.REDIS_PREFIX}:*", count=1000):
-        redis_client.delete(key)
 
 
 @pytest.fixture
@@ -379,17 +370,6 @@ def test_calls_not_billed_to_an_account_cost_the_customer_nothing(prefix, redis_
     assert sum(CDR.objects.values_list("fee", flat=True)) == 0
     assert balance(book["acme"]) == 0
     assert balance(book["vendor_a"]) == Decimal("0.08")  # the vendor carried both calls and is owed for them
-
-
-@pytest.fixture
-def eager_celery():
-    """Tasks run where they are queued, so the alarm's e-mail is in mail.outbox when the batch returns."""
-    from softswitch_portal.celery import app
-
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
 
 
 def test_the_low_balance_alarm_is_mailed_once_per_crossing(prefix, redis_client, book, eager_celery):

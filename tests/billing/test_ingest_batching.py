@@ -9,7 +9,6 @@ import json
 import logging
 import threading
 import time
-import uuid
 from decimal import Decimal
 
 import psycopg
@@ -23,14 +22,6 @@ from callcore.cdr import _blank_record
 pytestmark = pytest.mark.django_db(transaction=True)
 
 NOW_MS = int(time.time() * 1000)
-
-
-@pytest.fixture
-def prefix(settings, redis_client):
-    settings.REDIS_PREFIX = f"sstest-batching-{uuid.uuid4().hex[:8]}"
-    yield settings.REDIS_PREFIX
-    for key in redis_client.scan_iter(f"{settings.REDIS_PREFIX}:*", count=1000):
-        redis_client.delete(key)
 
 
 @pytest.fixture

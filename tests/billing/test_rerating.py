@@ -7,7 +7,6 @@ must come out exactly as the ingest rated.
 
 import datetime as dt
 import json
-import uuid
 from decimal import Decimal
 
 import pytest
@@ -24,24 +23,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 TODAY = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0)
 DAY1 = TODAY - dt.timedelta(days=3)  # the period re-rated
 DAY2 = TODAY - dt.timedelta(days=2)  # outside it
-
-
-@pytest.fixture
-def prefix(settings, redis_client):
-    settings.REDIS_PREFIX = f"sstest-rerate-{uuid.uuid4().hex[:8]}"
-    yield settings.REDIS_PREFIX
-    for key in redis_client.scan_iter(f"{settings.REDIS_PREFIX}:*", count=1000):
-        redis_client.delete(key)
-
-
-@pytest.fixture
-def eager_celery():
-    from softswitch_portal.celery import app
-
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield
-    app.conf.task_always_eager = before
 
 
 @pytest.fixture
