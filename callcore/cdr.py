@@ -140,19 +140,8 @@ class CdrSink:
         self.stream = f"{prefix}:cdr"
         self.spool = Spool(spool_path)
         self.timeout = timeout
-        self._client = None
-        self._pid = None
         # Refused calls (an illegal-call flood) each write one: the hot path's client, not redis-py's.
         self.resp = RespClient(url, timeout=timeout)
-
-    @property
-    def client(self) -> redis.Redis:
-        if self._client is None or self._pid != os.getpid():
-            self._client = redis.Redis.from_url(
-                self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout
-            )
-            self._pid = os.getpid()
-        return self._client
 
     def _xadd(self, line: str) -> None:
         self.resp.execute("XADD", self.stream, "*", "cdr", line)

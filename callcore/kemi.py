@@ -131,7 +131,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
     def _flush_counters(self):
         if self.dropped:
             try:
-                self.live.client.hincrby(f"{PREFIX}:stats", "scanner_dropped", self.dropped)
+                self.live.resp.execute("HINCRBY", f"{PREFIX}:stats", "scanner_dropped", self.dropped)
                 self.dropped = 0
             except Exception:  # noqa: BLE001 - counted again next time
                 pass

@@ -28,7 +28,6 @@ from __future__ import annotations
 import enum
 import json
 import logging
-import os
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -330,20 +329,9 @@ class LiveState:
         self.url = url
         self.keys = Keys(prefix)
         self.timeout = timeout
-        self._client = None
-        self._pid = None
         # The hot path's own connection (callcore.resp): the three scripts of a call go through it.
         self.resp = RespClient(url, timeout=timeout)
         self._hot = {"setup": Script(SETUP_LUA), "next_route": Script(NEXT_ROUTE_LUA), "teardown": Script(TEARDOWN_LUA)}
-
-    @property
-    def client(self) -> redis.Redis:
-        if self._client is None or self._pid != os.getpid():
-            self._client = redis.Redis.from_url(
-                self.url, socket_timeout=self.timeout, socket_connect_timeout=self.timeout
-            )
-            self._pid = os.getpid()
-        return self._client
 
     def setup(self, req: SetupRequest, now_ms: int | None = None) -> SetupResult:
         now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
