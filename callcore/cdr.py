@@ -26,18 +26,39 @@ import hashlib
 import json
 import logging
 import os
+import re
 import time
 from pathlib import Path
 
+import orjson
 import redis
 
 from callcore.resp import RespClient
 
 log = logging.getLogger("callcore.cdr")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def dumps(value, sort_keys: bool = False) -> str:
+    """Compact JSON as text, by orjson: the call's state and CDR are encoded on every call (json's
+    encoder took about a tenth of the SIP workers' Python time).
+
+    orjson refuses a lone surrogate; the text from Kamailio should never hold one, but if it does the
+    character becomes U+FFFD instead of failing the call.
+    """
+    option = orjson.OPT_SORT_KEYS if sort_keys else 0
+    try:
+        return orjson.dumps(value, option=option).decode()
+    except TypeError:
+        text = json.dumps(value, separators=(",", ":"), sort_keys=sort_keys, ensure_ascii=False)
+        return _SURROGATE.sub("\ufffd", text)
+
+
+loads = orjson.loads
 
 
 def encode(record: dict) -> str:
-    return json.dumps(record, separators=(",", ":"), sort_keys=True)
+    return dumps(record, sort_keys=True)
 
 
 class Spool:

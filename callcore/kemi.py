@@ -17,7 +17,6 @@ the last vendor code is kept in a dialog variable.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import socket
@@ -39,6 +38,9 @@ STATE_DIR = os.environ.get("CALLCORE_STATE_DIR", "var")
 NODE = os.environ.get("SS_NODE") or socket.gethostname()
 SNAPSHOT_POLL_S = float(os.environ.get("SS_SNAPSHOT_POLL_SECONDS", "1"))
 RING_TIMEOUT_MS = int(os.environ.get("SS_RING_TIMEOUT_SECONDS", "120")) * 1000
+# A directory to dump each SIP worker's cProfile into (every 1000 requests): where Python time goes
+# inside Kamailio, which no profiler outside the process can tell. Costs a lot; never in production.
+PROFILE_DIR = os.environ.get("SS_PROFILE_DIR", "")
 DEFAULT_MAX_DURATION_S = int(os.environ.get("SS_DEFAULT_MAX_DURATION", str(dec.DEFAULT_MAX_DURATION_S)))
 
 # sanity checks (module README): R-URI SIP version (1), required headers (4), CSeq method (32)
@@ -94,10 +96,17 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         self.last_poll = 0.0
         self.dropped = 0
         self.pid = None
+        self.profile = None  # cProfile of this worker, when SS_PROFILE_DIR is set
+        self.requests = 0
 
     # -- per-process plumbing ---------------------------------------------------
 
     def child_init(self, rank):
+        if PROFILE_DIR and rank > 0:
+            import cProfile
+
+            self.profile = cProfile.Profile()
+            self.profile.enable()
         # Load the snapshot now, not on a worker's first INVITE: otherwise the
         # first calls after a start each wait for a worker's 50-200 ms load.
         if rank > 0:
@@ -151,6 +160,10 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
     # -- requests ------------------------------------------------------------------
 
     def ksr_request_route(self, msg):
+        if self.profile is not None:
+            self.requests += 1
+            if self.requests % 1000 == 0:
+                self.profile.dump_stats(os.path.join(PROFILE_DIR, f"worker-{os.getpid()}.pstats"))
         try:
             return self.request_route()
         except Exception as exc:  # noqa: BLE001 - an escaped exception silently drops the request
@@ -529,7 +542,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             KSR.tm.t_reply(500, "Dialog Error")
             return 1
         d = KSR.dialog
-        d.var_sets(V_STATE, json.dumps(state, separators=(",", ":")))
+        d.var_sets(V_STATE, cdr_mod.dumps(state))
         d.var_sets(V_TRIED, "[]")
         KSR.rr.record_route()
         return self._attempt(state, 0, first=True)
@@ -560,7 +573,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         """Branch route of an attempt when the vendors get different callers: this vendor's From."""
         try:
             d = KSR.dialog
-            state = json.loads(d.var_get(V_STATE) or "{}")
+            state = cdr_mod.loads(d.var_get(V_STATE) or "{}")
             if state:
                 route = state["routes"][int(d.var_get(V_ATTEMPT) or 0)]
                 if route["caller"] != state["caller_in"]:
@@ -593,7 +606,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
 
     def failure(self):
         d = KSR.dialog
-        state = json.loads(d.var_get(V_STATE) or "{}")
+        state = cdr_mod.loads(d.var_get(V_STATE) or "{}")
         if not state:
             return 1
         index = int(d.var_get(V_ATTEMPT) or 0)
@@ -602,9 +615,9 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             code = 408
         d.var_sets(V_CODE, str(code))
         route = state["routes"][index]
-        tried = json.loads(d.var_get(V_TRIED) or "[]")
+        tried = cdr_mod.loads(d.var_get(V_TRIED) or "[]")
         tried.append({"gateway_id": route["id"], "gateway": route["name"], "ip": route["host"], "status": code})
-        d.var_sets(V_TRIED, json.dumps(tried, separators=(",", ":")))
+        d.var_sets(V_TRIED, cdr_mod.dumps(tried))
         if KSR.tm.t_is_canceled() > 0:
             d.var_sets(V_CANCELED, "1")
             return 1
@@ -622,7 +635,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         else:
             state["slot"] = True
         next_index = index + 1 + taken
-        d.var_sets(V_STATE, json.dumps(state, separators=(",", ":")))
+        d.var_sets(V_STATE, cdr_mod.dumps(state))
         return self._attempt(state, next_index)
 
     # -- dialog events ------------------------------------------------------------------
@@ -637,7 +650,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
                 return 1  # the module also reports each ACK ("unknown"): nothing to decode the state for
             if d.var_get(V_DONE) == "1":
                 return 1
-            state = json.loads(d.var_get(V_STATE) or "{}")
+            state = cdr_mod.loads(d.var_get(V_STATE) or "{}")
             if not state:
                 return 1
             if evname == "dialog:timeout":
@@ -677,7 +690,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         answer = int(d.var_get(V_ANSWER) or 0) or None
         ring = int(d.var_get(V_RING) or 0) or None
         index = int(d.var_get(V_ATTEMPT) or 0)
-        tried = json.loads(d.var_get(V_TRIED) or "[]")
+        tried = cdr_mod.loads(d.var_get(V_TRIED) or "[]")
         route = state["routes"][index]
         if answer is not None:
             tried.append({"gateway_id": route["id"], "gateway": route["name"], "ip": route["host"], "status": 200})

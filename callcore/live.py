@@ -26,7 +26,6 @@ switch must not give away calls it cannot charge) and open for the others.
 from __future__ import annotations
 
 import enum
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -34,6 +33,7 @@ from decimal import Decimal
 
 import redis
 
+from callcore.cdr import dumps
 from callcore.resp import RespClient, Script
 
 log = logging.getLogger("callcore.live")
@@ -354,7 +354,7 @@ class LiveState:
             req.call_id, now_ms, req.expiry_ms, req.mapping_capacity, req.account_capacity, req.phone_capacity,
             req.mapping_cps, req.switch_cps, req.caller, req.callee, "1" if req.check_balance else "0",
             to_units(req.credit_limit), to_units(req.snapshot_balance), to_units(req.reservation),
-            json.dumps(req.registry, separators=(",", ":")), to_units(req.minimum_available),
+            dumps(req.registry), to_units(req.minimum_available),
         ]  # fmt: skip
         for route in req.routes:
             keys += [k.slots("rgw", route.gateway_id), k.cps("rgw", route.gateway_id)]

@@ -310,3 +310,12 @@ def test_an_unanswered_call_record_has_no_hold_time_and_no_pdd_without_ringing()
         direction=EndDirection.CALLEE, reason=EndReason.VENDOR_TIMEOUT, sip_status=408, callee_call_id="",
     )  # fmt: skip
     assert (row["answer_ms"], row["hold_time_ms"], row["pdd_ms"]) == (None, 0, None)
+
+
+def test_a_lone_surrogate_becomes_a_replacement_character_instead_of_failing_the_call():
+    from callcore.cdr import dumps, loads
+
+    # orjson refuses it outright; the call's state and CDR must still be written.
+    text = dumps({"caller_user_agent": "pbx\ud800", "n": 1}, sort_keys=True)
+    assert loads(text) == {"caller_user_agent": "pbx\ufffd", "n": 1}
+    assert encode({"b": 1, "a": "é"}) == '{"a":"é","b":1}'
