@@ -37,9 +37,8 @@ niceness --nice (-10), set on their scheduler autogroups too (with
 kernel.sched_autogroup_enabled a plain nice only counts inside a session),
 and --renice-redis does the same for the local Redis, which is in every
 call's path, restoring it at the end. --redis-socket runs callcore against a
-Redis of the run's own on a Unix socket (AOF everysec), as when Redis is
-deployed beside the switch: measured, it spares about a tenth of the switch's
-CPU per call that loopback TCP costs. other% in the summary is the CPU the
+Redis of the run's own on a Unix socket (AOF everysec, as scripts/setup.sh
+starts Redis), as when Redis is deployed beside the switch. other% in the summary is the CPU the
 rest of the machine used during each step.
 
 Everything runs on 127.0.0.1. The configuration lives in a scratch database
