@@ -289,6 +289,9 @@ class EndReason(enum.Enum):
     VENDOR_TIMEOUT = EndReasonInfo("vendor_timeout", 408, "No vendor answered in SS_SIP_TIMEOUT_INVITE")
     MAX_DURATION = EndReasonInfo("max_duration", 200, "Conversation limit reached: the switch hung up")
     BALANCE_EXHAUSTED = EndReasonInfo("balance_exhausted", 200, "Balance ran out during the call: the switch hung up")
+    CALLER_NO_ACK = EndReasonInfo(
+        "caller_no_ack", 408, "The vendor answered but the caller never acknowledged it: the switch hung up"
+    )
     INTERNAL_ERROR = EndReasonInfo("internal_error", 500, "The switch failed to process the call")
     LIVE_STATE_UNAVAILABLE = EndReasonInfo(
         "live_state_unavailable", 503, "Live state (Redis) did not answer and the account is prepaid"

@@ -61,6 +61,8 @@ V_CANCELED = "cxl"  # 1 once the failure route saw the caller's CANCEL (dialog e
 V_RING = "ring"  # ms of the first provisional answer (post-dial delay)
 V_ANSWER = "ans"  # ms of the answer
 V_DONE = "done"  # 1 once the CDR is written: events can repeat
+# The dialog module's state 3, "confirmed_na": the 200 OK went out and no ACK came back.
+DLG_ANSWERED_NOT_ACKED = "3"
 _ENDING_EVENTS = frozenset({"dialog:timeout", "dialog:end", "dialog:failed"})
 
 
@@ -654,6 +656,12 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             if not state:
                 return 1
             if evname == "dialog:timeout":
+                if pvs("$dlg(state)") == DLG_ANSWERED_NOT_ACKED:
+                    # The caller never acknowledged the answer (it never got the 200 OK, or gave up): the
+                    # call was never up for the caller, so no conversation is charged, whatever ended it.
+                    reason = EndReason.CALLER_NO_ACK
+                    self._finish(state, EndDirection.SERVER, reason, 408, record=state["zero"], acknowledged=False)
+                    return 1
                 reason = EndReason.BALANCE_EXHAUSTED if state.get("balance_limited") else EndReason.MAX_DURATION
                 self._finish(state, EndDirection.SERVER, reason, 200, record=state["hangup"])
             elif evname == "dialog:end":
@@ -683,16 +691,17 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             return EndReason.VENDOR_FAILED
         return EndReason.VENDOR_REJECTED
 
-    def _finish(self, state, direction, reason, code, record):
+    def _finish(self, state, direction, reason, code, record, acknowledged=True):
         d = KSR.dialog
         d.var_sets(V_DONE, "1")
         end = now_ms()
-        answer = int(d.var_get(V_ANSWER) or 0) or None
+        answered = int(d.var_get(V_ANSWER) or 0) or None
+        answer = answered if acknowledged else None  # what the caller is charged from
         ring = int(d.var_get(V_RING) or 0) or None
         index = int(d.var_get(V_ATTEMPT) or 0)
         tried = cdr_mod.loads(d.var_get(V_TRIED) or "[]")
         route = state["routes"][index]
-        if answer is not None:
+        if answered is not None:
             tried.append({"gateway_id": route["id"], "gateway": route["name"], "ip": route["host"], "status": 200})
         record_line = ""
         if record:
@@ -707,7 +716,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
                     direction=direction,
                     reason=reason,
                     sip_status=code,
-                    callee_call_id=pvs("$dlg(callid)") if answer else "",
+                    callee_call_id=pvs("$dlg(callid)") if answered else "",
                     node=NODE,
                 )
             )

@@ -213,6 +213,24 @@ def test_the_switch_hangs_up_at_the_conversation_limit(callcore, switch_config, 
     assert 1500 <= record["hold_time_ms"] <= 3500
 
 
+def test_an_answer_the_caller_never_acknowledges_is_ended_and_not_billed(callcore, switch_config, sipp, live_redis):
+    # The caller never got the 200 OK (or never sent its ACK): whatever ends the dialog, the call
+    # was never established for the caller and must not be charged as a conversation.
+    switch_config.gateway.conversation_limit = 2
+    switch_config.gateway.save()
+    switch_config.publish()
+    sipp.vendor("uas_answer.xml", VENDOR_A)
+    result = sipp.customer("uac_no_ack.xml", "12125550100", timeout=20)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert sipp.wait_vendors() == [0]  # the vendor got a BYE: nothing stays up on its side
+    [record] = wait_for_cdrs(live_redis, 1)
+    assert record["end_reason"] == "caller_no_ack"
+    assert record["end_direction"] == 2
+    assert record["answer_ms"] is None and record["hold_time_ms"] == 0
+    assert [(t["gateway"], t["status"]) for t in record["vendors_tried"]] == [("Vendor A", 200)]
+    assert_nothing_held(live_redis)
+
+
 def test_a_caller_cancel_ends_the_attempt(callcore, switch_config, sipp, live_redis):
     switch_config.publish()
     sipp.vendor("uas_ring.xml", VENDOR_A)
