@@ -941,6 +941,17 @@ def run_step(switch: Switch, redis_probe: RedisProbe, out: Path, rate: int, seco
             count = redis_probe.cdr_count()
         time.sleep(0.5)
         count = redis_probe.cdr_count()
+        if count < result["placed"] and redis_probe.live_calls():
+            # Calls still up: under overload some answers never get the caller's ACK, and the switch
+            # ends those 32-122 s after the answer (dialog noack_timeout and its 90 s sweep). Their
+            # CDRs count; a call whose BYE was lost stays up to its limit, so the wait is bounded.
+            on_time, waited_from = count, time.monotonic()
+            deadline = waited_from + 130
+            while count < result["placed"] and redis_probe.live_calls() and time.monotonic() < deadline:
+                time.sleep(2.0)
+                count = redis_probe.cdr_count()
+            result["cdrs_late"] = count - on_time
+            result["cdrs_late_wait_s"] = round(time.monotonic() - waited_from)
         spool = switch.run_dir / "cdr-spool.jsonl"
         spooled = len(spool.read_text().splitlines()) if spool.exists() else 0
         result["cdrs"] = count
@@ -1012,6 +1023,8 @@ def print_step(s):
     cdr = ""
     if "cdrs" in s:
         cdr = f" cdr {s['cdrs']}+{s['cdrs_spooled']}{'=' if s['cdrs_match'] else '!='}{s['placed']}"
+        if s.get("cdrs_late"):
+            cdr += f" ({s['cdrs_late']} of them after {s['cdrs_late_wait_s']} s more)"
     log(
         f"  {s['system']:<8} {s['children']}w {s['rate']:>5} CPS  ok {s['successful']:>6} failed {s['failed']:>5} "
         f"({s['fail_pct']:.3f}%)  achieved {s['achieved_cps']:>7.1f}  p50/p95 {fmt(d['p50'])}/{fmt(d['p95'])} ms  "
