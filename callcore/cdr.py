@@ -40,8 +40,8 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def dumps(value, sort_keys: bool = False) -> str:
-    """Compact JSON as text, by orjson: the call's state and CDR are encoded on every call (json's
-    encoder took about a tenth of the SIP workers' Python time).
+    """Compact JSON as text, by orjson: the call's state and CDR are encoded on every call (profiled
+    inside the SIP workers, json took about 150 us of a call's time, orjson about 35 us).
 
     orjson refuses a lone surrogate; the text from Kamailio should never hold one, but if it does the
     character becomes U+FFFD instead of failing the call.
