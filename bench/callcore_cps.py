@@ -551,7 +551,8 @@ class BareRelay(Switch):
         self.log_file = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.process = CHILDREN.start(
             # The allocator `python -m callcore` runs with (SS_MEM_MANAGER, tlsf): with Kamailio's default
-            # (qm) the bare relay spent about 70% of its CPU in qm_malloc, which flattered callcore's ratio.
+            # (qm) the bare relay spent half its CPU in qm_malloc (perf) and 0.37 ms per call against 0.12
+            # with tlsf, which flattered callcore's ratio.
             [kamailio_binary(), "-x", os.environ.get("SS_MEM_MANAGER", "tlsf"), *kamailio_options(), "-DD", "-E",
              "-f", str(cfg), "-P", str(self.run_dir / "kamailio.pid"), "-Y", str(self.run_dir)],
             stdout=self.log_file, stderr=subprocess.STDOUT,
