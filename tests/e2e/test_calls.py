@@ -210,7 +210,9 @@ def test_the_switch_hangs_up_at_the_conversation_limit(callcore, switch_config, 
     [record] = wait_for_cdrs(live_redis, 1)
     assert record["end_direction"] == 2
     assert record["end_reason"] == "max_duration"
-    assert 1500 <= record["hold_time_ms"] <= 3500
+    # Kamailio's dialog timer counts whole seconds from the answer: a 2 s limit ends the call 1-2 s
+    # after it, depending on where in its second the answer fell (seen: 1.08 s to 2.04 s).
+    assert 1000 <= record["hold_time_ms"] <= 3500
 
 
 def test_an_answer_the_caller_never_acknowledges_is_ended_and_not_billed(callcore, switch_config, sipp, live_redis):
