@@ -97,6 +97,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         self.sink = cdr_mod.CdrSink(REDIS_URL, PREFIX, os.path.join(STATE_DIR, "cdr-spool.jsonl"))
         self.last_poll = 0.0
         self.dropped = 0
+        self.last_flush = 0.0  # of the drop counter: the first drop of a process is counted at once
         self.pid = None
         self.profile = None  # cProfile of this worker, when SS_PROFILE_DIR is set
         self.requests = 0
@@ -138,6 +139,18 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
                 self.sink.replay()
             self._flush_counters()
         return self.loader.current
+
+    def _count_drop(self):
+        """One request dropped unanswered (a scanner): counted in Redis at most every SNAPSHOT_POLL_S.
+
+        Flushed here too, not only on the next call's snapshot poll: a worker that sees nothing but a
+        scanner flood would otherwise never report it, just when the operator looks.
+        """
+        self.dropped += 1
+        now = time.monotonic()
+        if now - self.last_flush >= SNAPSHOT_POLL_S:
+            self.last_flush = now
+            self._flush_counters()
 
     def _flush_counters(self):
         if self.dropped:
@@ -210,7 +223,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
                 KSR.sl.sl_send_reply(200, "OK")
             return 1
         if dec.is_scanner(pvs("$ua")):
-            self.dropped += 1
+            self._count_drop()
             return 1
         if KSR.is_method("REGISTER") > 0:
             if self._unsupported_extensions("Require"):
@@ -447,7 +460,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         else:
             decision = dec.conclude(planned, self.live.setup(dec.live_request(planned), now_ms=start))
         if decision.action is dec.Action.DROP:
-            self.dropped += 1
+            self._count_drop()
             return 1
         if decision.action is dec.Action.CHALLENGE:
             KSR.auth.auth_challenge(snap.sip_realm, 1)

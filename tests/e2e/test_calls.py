@@ -152,6 +152,8 @@ def test_a_scanner_gets_no_answer(callcore, switch_config, sipp, live_redis):
     result = sipp.customer("uac_reject.xml", "100", source="127.0.0.2", CODE=403, UA="friendly-scanner", timeout=3)
     assert result.returncode != 0  # nothing came back
     assert wait_for_cdrs(live_redis, 1, timeout=1) == []
+    # Counted, without any other call having to come by for the worker to report it.
+    assert int(live_redis.hget(f"{settings.REDIS_PREFIX}:stats", "scanner_dropped") or 0) >= 1
 
 
 def test_the_vendor_receives_the_transformed_numbers(callcore, switch_config, sipp, live_redis):
