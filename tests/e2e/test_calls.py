@@ -201,15 +201,21 @@ def test_each_vendor_of_a_failover_gets_its_own_caller_number(callcore, switch_c
     assert_nothing_held(live_redis)
 
 
-def test_the_switch_hangs_up_at_the_conversation_limit(callcore, switch_config, sipp, live_redis):
+def call_up_to_a_2s_limit(switch_config, sipp, live_redis, customer_scenario):
+    """One answered call on a gateway with a 2 s conversation limit; its CDR once both sides got their BYE."""
     switch_config.gateway.conversation_limit = 2
     switch_config.gateway.save()
     switch_config.publish()
     sipp.vendor("uas_answer.xml", VENDOR_A)
-    result = sipp.customer("uac_wait_bye.xml", "12125550100", timeout=20)
+    result = sipp.customer(customer_scenario, "12125550100", timeout=20)
     assert result.returncode == 0, result.stderr.decode()[-2000:]
-    assert sipp.wait_vendors() == [0]  # the vendor got its BYE too
+    assert sipp.wait_vendors() == [0]  # the vendor got its BYE too: nothing stays up on its side
     [record] = wait_for_cdrs(live_redis, 1)
+    return record
+
+
+def test_the_switch_hangs_up_at_the_conversation_limit(callcore, switch_config, sipp, live_redis):
+    record = call_up_to_a_2s_limit(switch_config, sipp, live_redis, "uac_wait_bye.xml")
     assert record["end_direction"] == 2
     assert record["end_reason"] == "max_duration"
     # Kamailio's dialog timer counts whole seconds from the answer: a 2 s limit ends the call 1-2 s
@@ -220,14 +226,7 @@ def test_the_switch_hangs_up_at_the_conversation_limit(callcore, switch_config, 
 def test_an_answer_the_caller_never_acknowledges_is_ended_and_not_billed(callcore, switch_config, sipp, live_redis):
     # The caller never got the 200 OK (or never sent its ACK): whatever ends the dialog, the call
     # was never established for the caller and must not be charged as a conversation.
-    switch_config.gateway.conversation_limit = 2
-    switch_config.gateway.save()
-    switch_config.publish()
-    sipp.vendor("uas_answer.xml", VENDOR_A)
-    result = sipp.customer("uac_no_ack.xml", "12125550100", timeout=20)
-    assert result.returncode == 0, result.stderr.decode()[-2000:]
-    assert sipp.wait_vendors() == [0]  # the vendor got a BYE: nothing stays up on its side
-    [record] = wait_for_cdrs(live_redis, 1)
+    record = call_up_to_a_2s_limit(switch_config, sipp, live_redis, "uac_no_ack.xml")
     assert record["end_reason"] == "caller_no_ack"
     assert record["end_direction"] == 2
     assert record["answer_ms"] is None and record["hold_time_ms"] == 0
