@@ -476,9 +476,10 @@ class Switch:
 class Callcore(Switch):
     name = "callcore"
 
-    def __init__(self, run_dir, port, children, redis_url):
+    def __init__(self, run_dir, port, children, redis_url, extra_env=None):
         super().__init__(run_dir, port, children)
         self.redis_url = redis_url
+        self.extra_env = extra_env or {}
 
     @property
     def ctl(self):
@@ -501,6 +502,7 @@ class Callcore(Switch):
             # pike would ban the one benchmark source: 3 requests per call from 127.0.0.1.
             SS_FLOOD_REQUESTS_PER_2S="10000000",
         )
+        env.update(self.extra_env)
         if kamailio_options():
             # `python -m callcore` has no setting for Kamailio's -m (or -x): a wrapper first on PATH adds them.
             from callcore.__main__ import kamailio_binary
@@ -1291,6 +1293,52 @@ def other_load(cpu) -> float:
     return max(0.0, cpu["machine"] - ours)
 
 
+def cpu_breakdown(redis_url, redis_probe, out, children, rate, seconds, hold_ms) -> dict:
+    """One step with each process counting its CPU per KEMI entry point (callcore.cpuacct)."""
+    from callcore import cpuacct
+
+    key = f"callcore-{children}w-cpu"
+    log(f"\n{key}: {rate} CPS with SS_CPU_ACCOUNT_DIR, for the switch's CPU per call by entry point")
+    cpu_dir = out / key / "cpu"
+    cpu_dir.mkdir(parents=True, exist_ok=True)
+    switch = Callcore(out / key, CALLCORE_PORT, children, redis_url, {"SS_CPU_ACCOUNT_DIR": str(cpu_dir)}).start()
+    try:
+        warm_up(switch, redis_probe, out, 20 * children)
+        flush_cpu_accounts(switch)
+        before = cpuacct.read(cpu_dir)
+        step = run_step(switch, redis_probe, out, rate, seconds, hold_ms, check_cdrs=True)
+        flush_cpu_accounts(switch)
+        after = cpuacct.read(cpu_dir)
+    finally:
+        switch.stop()
+    placed = step["placed"]
+    entries = []
+    for label, (count, ns) in after.items():
+        count0, ns0 = before.get(label, (0, 0))
+        if count > count0:
+            entries.append({"label": label, "per_call": round((count - count0) / placed, 2),
+                            "us_per_call": round((ns - ns0) / 1000 / placed, 1)})  # fmt: skip
+    entries.sort(key=lambda e: -e["us_per_call"])
+    return {
+        "rate": rate,
+        "children": children,
+        "placed": placed,
+        "failed": step["failed"],
+        "entries": entries,
+        "entries_us_per_call": round(sum(e["us_per_call"] for e in entries), 1),
+        "switch_us_per_call": round(1000 * step["switch_cpu_ms_per_call"], 1),
+    }
+
+
+def flush_cpu_accounts(switch):
+    """Each process writes its counts at most once a second, when an entry returns: OPTIONS pings for
+    2.5 s reach every worker (they take turns on the socket) after its last write."""
+    deadline = time.monotonic() + 2.5
+    while time.monotonic() < deadline:
+        options_ping(switch.port)
+        time.sleep(0.02)
+
+
 def summary(results) -> list[str]:
     lines = []
     add = lines.append
@@ -1415,6 +1463,19 @@ def summary(results) -> list[str]:
             f"INVITE->200 p50/p95 {fmt(d['p50'])}/{fmt(d['p95'])} ms; switch CPU {conc['cpu_pct']['switch']:.0f}%, "
             f"Redis CPU {fmt(conc['cpu_pct'].get('redis'))}%, Redis time per Lua call {lua.get('usec_per_call')} us"
         )
+    breakdown = results.get("cpu_breakdown")
+    if breakdown:
+        add("")
+        add("=" * 118)
+        add(f"SWITCH CPU PER CALL BY KEMI ENTRY POINT (callcore {breakdown['children']}w at {breakdown['rate']} CPS, "
+            f"{breakdown['placed']} calls; exclusive of nested entries)")  # fmt: skip
+        add("=" * 118)
+        for row in breakdown["entries"]:
+            add(f"  {row['label']:<28}{row['per_call']:>6.2f} per call {row['us_per_call']:>8.1f} us per call")
+        add(
+            f"  {'all entries':<28}{'':>15}{breakdown['entries_us_per_call']:>8.1f} us per call of the switch's "
+            f"{breakdown['switch_us_per_call']:.0f} (the rest: Kamailio outside Python, timers, other processes)"
+        )
     prof = results.get("profile")
     if prof and "error" not in prof:
         add("")
@@ -1472,6 +1533,10 @@ def main():
                         "REDIS_URL")  # fmt: skip
     parser.add_argument("--kamailio-args", default="", help='more Kamailio options for both systems, e.g. "-x tlsf"')
     parser.add_argument("--profile-only", action="store_true", help="only the Python per-call breakdown")
+    parser.add_argument("--cpu-breakdown", type=int, default=0, metavar="CPS",
+                        help="one more callcore step at this rate with SS_CPU_ACCOUNT_DIR set: the switch's CPU per "
+                        "call split by KEMI entry point (the accounting itself costs about 1 us per entry, so "
+                        "this step is not one of the ramp's)")  # fmt: skip
     parser.add_argument("--port-base", type=int, default=PORT_BASE, help="callcore's port; bare +2, vendor +10")
     parser.add_argument("--skip-bare", action="store_true")
     parser.add_argument("--skip-callcore", action="store_true")
@@ -1584,6 +1649,12 @@ def main():
                 switch.stop()
             for step in results["ramps"][key]:
                 sample_cdr = sample_cdr or step.get("sample_cdr")
+            json_path.write_text(json.dumps(results, indent=1, default=str))
+
+        if args.cpu_breakdown:
+            results["cpu_breakdown"] = cpu_breakdown(
+                settings.REDIS_URL, redis_probe, out, args.children, args.cpu_breakdown, seconds, args.hold_ms
+            )
             json_path.write_text(json.dumps(results, indent=1, default=str))
 
         if not args.skip_concurrency:

@@ -41,6 +41,8 @@ RING_TIMEOUT_MS = int(os.environ.get("SS_RING_TIMEOUT_SECONDS", "120")) * 1000
 # A directory to dump each SIP worker's cProfile into (every 1000 requests): where Python time goes
 # inside Kamailio, which no profiler outside the process can tell. Costs a lot; never in production.
 PROFILE_DIR = os.environ.get("SS_PROFILE_DIR", "")
+# A directory for each process's CPU time per KEMI entry point (callcore.cpuacct); never in production.
+CPU_ACCOUNT_DIR = os.environ.get("SS_CPU_ACCOUNT_DIR", "")
 DEFAULT_MAX_DURATION_S = int(os.environ.get("SS_DEFAULT_MAX_DURATION", str(dec.DEFAULT_MAX_DURATION_S)))
 
 # sanity checks (module README): R-URI SIP version (1), required headers (4), CSeq method (32)
@@ -99,6 +101,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         self.dropped = 0
         self.last_flush = 0.0  # of the drop counter: the first drop of a process is counted at once
         self.pid = None
+        self.branch_from = None  # the From of the branch t_relay is creating ("" = the caller's own)
         self.profile = None  # cProfile of this worker, when SS_PROFILE_DIR is set
         self.requests = 0
 
@@ -570,6 +573,9 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         # here, once for all branches; when they differ, each branch gets its own in ksr_branch_vendor.
         if state["from_per_branch"]:
             KSR.tm.t_on_branch("ksr_branch_vendor")
+            # The branch route runs inside this process's t_relay below: it finds its From here instead
+            # of decoding the call's state again (measured: its CPU per call fell from about 22 us to 7).
+            self.branch_from = f"sip:{route['caller']}@{pvs('$fd')}" if route["caller"] != state["caller_in"] else ""
         elif first and route["caller"] != state["caller_in"]:
             KSR.uac.uac_replace_from_uri(f"sip:{route['caller']}@{pvs('$fd')}")
         # The vendor sees its own address in the Request-URI, as VOS sends it.
@@ -578,15 +584,21 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         KSR.tm.t_set_fr(RING_TIMEOUT_MS, state["fr_ms"])
         KSR.tm.t_on_failure("ksr_failure_vendor")
         KSR.tm.t_on_reply("ksr_reply_vendor")
-        if KSR.tm.t_relay() < 0:
-            if first:
-                KSR.tm.t_reply(500, "Vendor Unreachable")  # the transaction exists since invite()
-            return 1
+        try:
+            relayed = KSR.tm.t_relay()
+        finally:
+            self.branch_from = None
+        if relayed < 0 and first:
+            KSR.tm.t_reply(500, "Vendor Unreachable")  # the transaction exists since invite()
         return 1
 
     def ksr_branch_vendor(self, msg):
         """Branch route of an attempt when the vendors get different callers: this vendor's From."""
         try:
+            if self.branch_from is not None:
+                if self.branch_from:
+                    KSR.uac.uac_replace_from_uri(self.branch_from)
+                return 1
             d = KSR.dialog
             state = cdr_mod.loads(d.var_get(V_STATE) or "{}")
             if state:
@@ -768,6 +780,25 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         self.sink.emit(record)
 
 
+def _count_cpu(directory):
+    """Count each entry point's CPU (SS_CPU_ACCOUNT_DIR): requests by method, dialog events by event."""
+    from callcore.cpuacct import CpuAccount
+
+    account = CpuAccount(directory)
+    labels = {
+        "ksr_request_route": lambda args: "request " + pvs("$rm"),
+        "ksr_dialog_event": lambda args: "dialog " + str(args[1] if len(args) > 1 else ""),
+        "ksr_reply_vendor": lambda args: "reply route",
+        "ksr_branch_vendor": lambda args: "branch route",
+        "ksr_failure_vendor": lambda args: "failure route",
+        "ksr_stray_reply": lambda args: "stray reply",
+    }
+    for name, label_of in labels.items():
+        setattr(kamailio, name, account.wrap(getattr(kamailio, name), label_of))
+
+
 def mod_init():
     sys.stdout.flush()
+    if CPU_ACCOUNT_DIR:
+        _count_cpu(CPU_ACCOUNT_DIR)
     return kamailio()
