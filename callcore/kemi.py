@@ -599,6 +599,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
                 if self.branch_from:
                     KSR.uac.uac_replace_from_uri(self.branch_from)
                 return 1
+            # A branch made outside _attempt's t_relay (none is known): the From from the call's state.
             d = KSR.dialog
             state = cdr_mod.loads(d.var_get(V_STATE) or "{}")
             if state:
