@@ -1535,7 +1535,7 @@ def main():
     parser.add_argument("--profile-only", action="store_true", help="only the Python per-call breakdown")
     parser.add_argument("--cpu-breakdown", type=int, default=0, metavar="CPS",
                         help="one more callcore step at this rate with SS_CPU_ACCOUNT_DIR set: the switch's CPU per "
-                        "call split by KEMI entry point (the accounting itself costs about 1 us per entry, so "
+                        "call split by KEMI entry point (the accounting itself costs about 2 us per entry, so "
                         "this step is not one of the ramp's)")  # fmt: skip
     parser.add_argument("--port-base", type=int, default=PORT_BASE, help="callcore's port; bare +2, vendor +10")
     parser.add_argument("--skip-bare", action="store_true")

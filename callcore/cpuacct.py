@@ -7,7 +7,7 @@ entry's thread CPU time instead: its Python, the Kamailio functions it calls
 is exclusive of the entries nested in it: a branch route runs inside the
 INVITE's t_relay, and a dialog event inside the BYE's loose_route.
 
-Off unless ``SS_CPU_ACCOUNT_DIR`` is set (it costs about a microsecond per
+Off unless ``SS_CPU_ACCOUNT_DIR`` is set (it costs about 2 microseconds per
 entry). Each process then rewrites ``cpu-<pid>.tsv`` (label, count, ns) in
 that directory at most once a second; ``read`` adds up every process's file.
 """
