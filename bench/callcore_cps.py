@@ -29,9 +29,10 @@ Run: .venv/bin/python bench/callcore_cps.py [--quick] [--also-children 2] [--ren
    the setup Lua round trip with 0, 1000 and 2500 other live calls on the
    account, the teardown with a CDR), for reading the ramps.
 
-Both systems run with the same Kamailio options: -m 512 (--shm-mb; Kamailio's
-64 MB default runs out near 400 CPS with 1 s calls), the tlsf allocator that
-`python -m callcore` uses, plus --kamailio-args.
+Both systems run with the same Kamailio options: -m 2048 (--shm-mb; each
+offered CPS holds about 150 kB of transactions and dialogs with 1 s calls, so
+512 MB ran out near 3400 CPS and failed both systems there, whatever their
+CPU), the tlsf allocator that `python -m callcore` uses, plus --kamailio-args.
 The machine may be shared: the benchmark and every process it starts run at
 niceness --nice (-10), set on their scheduler autogroups too (with
 kernel.sched_autogroup_enabled a plain nice only counts inside a session),
@@ -94,7 +95,7 @@ CALLER_PREFIX = "1555000"  # caller = prefix + SIPp call number; never on the bl
 CALLEE_PREFIX = "1212555"  # callee = prefix + call number; rated by prefix "1"
 FAIL_THRESHOLD_PCT = 0.1
 ACHIEVED_SHARE = 0.95  # of the offered rate, for a step to count as carried
-SHM_MB = 512  # Kamailio's shared memory for both systems (--shm-mb); 0 = Kamailio's default, 64 MB
+SHM_MB = 2048  # Kamailio's shared memory for both systems (--shm-mb); 0 = each system's default
 KAMAILIO_EXTRA: list[str] = []  # more Kamailio command-line options for both systems (--kamailio-args)
 
 
@@ -502,15 +503,18 @@ class Callcore(Switch):
             # pike would ban the one benchmark source: 3 requests per call from 127.0.0.1.
             SS_FLOOD_REQUESTS_PER_2S="10000000",
         )
+        if SHM_MB:
+            env["SS_SHM_MB"] = str(SHM_MB)
         env.update(self.extra_env)
-        if kamailio_options():
-            # `python -m callcore` has no setting for Kamailio's -m (or -x): a wrapper first on PATH adds them.
+        if KAMAILIO_EXTRA:
+            # Other Kamailio options: a wrapper first on PATH adds them after callcore's own, so they win
+            # (Kamailio keeps the last of a repeated option: an -m before callcore's own -m was ignored).
             from callcore.__main__ import kamailio_binary
 
             wrapper_dir = self.run_dir / "bin"
             wrapper_dir.mkdir(exist_ok=True)
             wrapper = wrapper_dir / "kamailio"
-            wrapper.write_text(f'#!/bin/sh\nexec {kamailio_binary()} {" ".join(kamailio_options())} "$@"\n')
+            wrapper.write_text(f'#!/bin/sh\nexec {kamailio_binary()} "$@" {" ".join(KAMAILIO_EXTRA)}\n')
             wrapper.chmod(0o755)
             env["PATH"] = f"{wrapper_dir}{os.pathsep}{env.get('PATH', '')}"
         self.log_file = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
@@ -1518,9 +1522,9 @@ def main():
     parser.add_argument("--rates", type=int, nargs="*", help="the ramp's offered rates (CPS)")
     parser.add_argument("--seconds", type=int, help="seconds per ramp step")
     parser.add_argument("--hold-ms", type=int, default=1000)
-    parser.add_argument("--shm-mb", type=int, default=512,
-                        help="Kamailio shared memory for both systems (-m); 0 = Kamailio's default (64 MB), "
-                        "which is what `python -m callcore` runs with today")  # fmt: skip
+    parser.add_argument("--shm-mb", type=int, default=2048,
+                        help="Kamailio shared memory for both systems (-m); 0 = each system's default (64 MB "
+                        "for the bare relay, SS_SHM_MB or 512 for callcore)")  # fmt: skip
     parser.add_argument("--nice", type=int, default=-10,
                         help="niceness of the benchmark and everything it starts (both systems and SIPp alike), "
                         "so other jobs on the machine disturb the figures less; 0 = unchanged")  # fmt: skip

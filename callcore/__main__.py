@@ -18,6 +18,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from callcore import sipsyntax
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 MODULE_PATHS = ("/usr/lib/x86_64-linux-gnu/kamailio/modules", "/usr/lib/aarch64-linux-gnu/kamailio/modules",
@@ -49,6 +51,8 @@ def settings_from_env() -> dict:
         "ban_seconds": env("SS_FLOOD_BAN_SECONDS", "300"),
         "topoh_key": env("SS_TOPOH_KEY", secrets.token_hex(8)),
         "kemi_script": str(HERE / "kemi.py"),
+        "sanity_checks": sipsyntax.SANITY_CHECKS,
+        "sanity_uris": sipsyntax.SANITY_URIS,
     }
 
 

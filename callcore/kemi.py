@@ -4,11 +4,15 @@ Kept thin on purpose: what to do with a call is decided in ``callcore.decide``
 (pure, tested row by row); counters live in ``callcore.live``; CDRs go out
 through ``callcore.cdr``. This module only speaks Kamailio.
 
+Kamailio calls in through ``python_exec`` from the routes of kamailio.cfg.tmpl:
+each initial request, each vendor attempt's branch, reply and failure route,
+and the dialog events. In-dialog requests (ACK, BYE, re-INVITE) are relayed by
+the configuration's own request_route and never come here: nothing is decided
+for them.
+
 Kamailio 5.6 pitfalls this file works around (see DESIGN.md):
 every route catches its exceptions and returns an int (an uncaught one drops
-the request silently); the reply and onsend routes are switched off in the
-configuration rather than left missing (a missing one poisons the next call in
-that process, 5.6.3); connections are
+the request silently); connections are
 opened lazily per process (Kamailio forks after loading this script); the
 dialog timeout ends calls without a ``dialog:end`` event, so the server-hangup
 CDR is written on ``dialog:timeout``; Kamailio's own 408 carries no reply, so
@@ -45,13 +49,6 @@ PROFILE_DIR = os.environ.get("SS_PROFILE_DIR", "")
 CPU_ACCOUNT_DIR = os.environ.get("SS_CPU_ACCOUNT_DIR", "")
 DEFAULT_MAX_DURATION_S = int(os.environ.get("SS_DEFAULT_MAX_DURATION", str(dec.DEFAULT_MAX_DURATION_S)))
 
-# sanity checks (module README): R-URI SIP version (1), required headers (4), CSeq method (32)
-# and value (64), Expires (256), parseable URIs (1024: R-URI, From, To), first Via (16384).
-# Left to request_route: the URI scheme (416, not 400), Content-Length (UDP allows extra
-# bytes after the body, RFC 3261 §18.3), Proxy-Require (420 with the UAS/proxy split).
-SANITY_CHECKS = 1 | 4 | 32 | 64 | 256 | 1024 | 16384
-SANITY_URIS = 1 | 2 | 4
-ROUTED_SCHEMES = ("sip", "sips", "tel", "tels")
 
 # Dialog variable names.
 V_STATE = "ss"  # the call's JSON state: plan essentials and routes
@@ -163,18 +160,6 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             except Exception:  # noqa: BLE001 - counted again next time
                 pass
 
-    # -- responses that are none of ours --------------------------------------------
-
-    def ksr_stray_reply(self, msg, evname=None):
-        """tm's on_sl_reply: a response that belongs to none of our transactions is dropped.
-
-        Left to the core it would be forwarded statelessly by its second Via (RFC 4475 bcast: to
-        a broadcast address). Only such responses come here: the general reply route is switched
-        off in kamailio.cfg.tmpl, which spares a Python call on every response of every call.
-        """
-        KSR.set_drop()
-        return 0
-
     # -- requests ------------------------------------------------------------------
 
     def ksr_request_route(self, msg):
@@ -191,8 +176,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             return 1
 
     def request_route(self):
-        if self._flood_blocked(pvs("$si")):
-            return 1
+        """Every request but the in-dialog ones that kamailio.cfg.tmpl relays itself, after its flood ban."""
         if not self._well_formed():
             return 1  # answered 400, 416 or 505
         # OPTIONS outside a dialog is answered here (the UAS role): Max-Forwards 0 is no
@@ -207,7 +191,10 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             return 1
 
         if KSR.siputils.has_totag() > 0:
-            return self.in_dialog()
+            # Not reached: request_route in kamailio.cfg.tmpl relays every well-formed in-dialog
+            # request, and _well_formed above answered the others.
+            KSR.sl.sl_send_reply(481, "Call/Transaction Does Not Exist")
+            return 1
         if KSR.is_CANCEL() > 0:
             found = KSR.tm.t_check_trans()
             if found > 0:
@@ -241,28 +228,10 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         self._method_not_served()
         return 1
 
-    def in_dialog(self):
-        if KSR.rr.loose_route() > 0:
-            # Only a dialog the switch set up is relayed: a To tag and a Route naming any host
-            # must not make it an open relay that bypasses decide() (RFC 4475 wsinv has both).
-            if KSR.dialog.is_known_dlg() < 0:
-                if KSR.is_ACK() <= 0:
-                    KSR.sl.sl_send_reply(481, "Call/Transaction Does Not Exist")
-                return 1
-            if KSR.tm.t_relay() < 0 and KSR.is_ACK() <= 0:
-                KSR.sl.sl_reply_error()
-            return 1
-        if KSR.is_ACK() > 0:
-            if KSR.tm.t_check_trans() > 0:
-                KSR.tm.t_relay()
-            return 1
-        KSR.sl.sl_send_reply(481, "Call/Transaction Does Not Exist")
-        return 1
-
     # -- request checks (RFC 3261, RFC 4475 torture messages) ---------------------
 
     def _flood_blocked(self, source_ip):
-        """True for a banned source or one pike finds flooding (then banned): not a byte back."""
+        """The flood ban of request_route in kamailio.cfg.tmpl, for the broken messages that never reach it."""
         if KSR.htable.sht_match_name("ipban", "eq", source_ip) > 0:
             return True
         if KSR.pike.pike_check_req() < 0:
@@ -273,12 +242,12 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
 
     def _well_formed(self):
         """Syntax checks, cheapest first; answers the request itself and returns False when one fails."""
-        if pv("$rz") not in ROUTED_SCHEMES:  # None when Kamailio cannot parse the R-URI
+        if pv("$rz") not in sipsyntax.SUPPORTED_SCHEMES:  # None when Kamailio cannot parse the R-URI
             first_line = (self._raw_message() or b"").split(b"\r\n", 1)[0].decode("utf-8", "replace")
             code, reason = sipsyntax.uri_scheme_answer(first_line)
             self._reply(code, reason)
             return False
-        if KSR.sanity.sanity_check(SANITY_CHECKS, SANITY_URIS) < 0:
+        if KSR.sanity.sanity_check(sipsyntax.SANITY_CHECKS, sipsyntax.SANITY_URIS) < 0:
             # sanity_reply() fails when Kamailio cannot copy the request's headers into a reply
             # (a duplicate or negative Content-Length: RFC 4475 mcl01, ncl).
             if KSR.is_ACK() <= 0 and KSR.sanity.sanity_reply() < 0:
@@ -675,7 +644,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
                 d.var_sets(V_ANSWER, str(now_ms()))
                 return 1
             if evname not in _ENDING_EVENTS:
-                return 1  # the module also reports each ACK ("unknown"): nothing to decode the state for
+                return 1
             if d.var_get(V_DONE) == "1":
                 return 1
             state = cdr_mod.loads(d.var_get(V_STATE) or "{}")
@@ -792,7 +761,6 @@ def _count_cpu(directory):
         "ksr_reply_vendor": lambda args: "reply route",
         "ksr_branch_vendor": lambda args: "branch route",
         "ksr_failure_vendor": lambda args: "failure route",
-        "ksr_stray_reply": lambda args: "stray reply",
     }
     for name, label_of in labels.items():
         setattr(kamailio, name, account.wrap(getattr(kamailio, name), label_of))

@@ -24,6 +24,12 @@ _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9+.\-]*):")
 
 # URI schemes Kamailio parses and the switch routes.
 SUPPORTED_SCHEMES = frozenset({"sip", "sips", "tel", "tels"})
+# sanity checks (module README): R-URI SIP version (1), required headers (4), CSeq method (32)
+# and value (64), Expires (256), parseable URIs (1024: R-URI, From, To), first Via (16384).
+# Left to request_route: the URI scheme (416, not 400), Content-Length (UDP allows extra
+# bytes after the body, RFC 3261 §18.3), Proxy-Require (420 with the UAS/proxy split).
+SANITY_CHECKS = 1 | 4 | 32 | 64 | 256 | 1024 | 16384
+SANITY_URIS = 1 | 2 | 4
 # Methods the switch recognises (RFC 3261 and its extensions); other methods get 501.
 KNOWN_METHODS = frozenset(
     {"INVITE", "ACK", "CANCEL", "BYE", "OPTIONS", "REGISTER", "PRACK", "SUBSCRIBE", "NOTIFY", "PUBLISH", "INFO",
