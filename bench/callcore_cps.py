@@ -502,6 +502,9 @@ class Callcore(Switch):
             SS_KAMAILIO_DEBUG="1",
             # pike would ban the one benchmark source: 3 requests per call from 127.0.0.1.
             SS_FLOOD_REQUESTS_PER_2S="10000000",
+            # The load scenarios do not answer in-dialog OPTIONS, and SIPp aborts a call on one: the
+            # concurrency run's 60 s calls would get the 30 s keep-alives. The ramps' 1 s calls never do.
+            SS_DIALOG_KEEPALIVE_SECONDS="0",
         )
         if SHM_MB:
             env["SS_SHM_MB"] = str(SHM_MB)

@@ -30,6 +30,13 @@ def env(name, default):
     return os.environ.get(name) or default
 
 
+def keepalive_seconds() -> int:
+    seconds = int(env("SS_DIALOG_KEEPALIVE_SECONDS", "30"))
+    if 0 < seconds < 30:
+        raise SystemExit("callcore: SS_DIALOG_KEEPALIVE_SECONDS must be 0 (off) or at least 30 (Kamailio's least)")
+    return seconds
+
+
 def settings_from_env() -> dict:
     state_dir = Path(env("CALLCORE_STATE_DIR", str(ROOT / "var"))).resolve()
     listen_ips = env("SS_SIP_LISTEN", "127.0.0.1").split(",")
@@ -50,6 +57,11 @@ def settings_from_env() -> dict:
         "pike_density": env("SS_FLOOD_REQUESTS_PER_2S", "400"),
         "ban_seconds": env("SS_FLOOD_BAN_SECONDS", "300"),
         "topoh_key": env("SS_TOPOH_KEY", secrets.token_hex(8)),
+        # In-dialog OPTIONS to both sides of an answered call every so many seconds (0: none; Kamailio's
+        # least is 30): a side that no longer answers (408, or 481) gets the call ended, BYE both ways.
+        "keepalive_seconds": keepalive_seconds(),
+        "keepalive_step": 1 if keepalive_seconds() else 0,  # the module's check, every second: a list head
+        "keepalive_failures": env("SS_DIALOG_KEEPALIVE_FAILURES", "2"),
         "kemi_script": str(HERE / "kemi.py"),
         "sanity_checks": sipsyntax.SANITY_CHECKS,
         "sanity_uris": sipsyntax.SANITY_URIS,

@@ -292,6 +292,9 @@ class EndReason(enum.Enum):
     CALLER_NO_ACK = EndReasonInfo(
         "caller_no_ack", 408, "The vendor answered but the caller never acknowledged it: the switch hung up"
     )
+    KEEPALIVE_FAILED = EndReasonInfo(
+        "keepalive_failed", 408, "A side stopped answering the switch's in-dialog keep-alives: the switch hung up"
+    )
     INTERNAL_ERROR = EndReasonInfo("internal_error", 500, "The switch failed to process the call")
     LIVE_STATE_UNAVAILABLE = EndReasonInfo(
         "live_state_unavailable", 503, "Live state (Redis) did not answer and the account is prepaid"

@@ -47,6 +47,8 @@ RING_TIMEOUT_MS = int(os.environ.get("SS_RING_TIMEOUT_SECONDS", "120")) * 1000
 PROFILE_DIR = os.environ.get("SS_PROFILE_DIR", "")
 # A directory for each process's CPU time per KEMI entry point (callcore.cpuacct); never in production.
 CPU_ACCOUNT_DIR = os.environ.get("SS_CPU_ACCOUNT_DIR", "")
+# In-dialog OPTIONS keep-alives to both sides (kamailio.cfg.tmpl; 0 = off).
+KEEPALIVE = int(os.environ.get("SS_DIALOG_KEEPALIVE_SECONDS", "30")) > 0
 DEFAULT_MAX_DURATION_S = int(os.environ.get("SS_DEFAULT_MAX_DURATION", str(dec.DEFAULT_MAX_DURATION_S)))
 
 
@@ -60,6 +62,9 @@ V_CANCELED = "cxl"  # 1 once the failure route saw the caller's CANCEL (dialog e
 V_RING = "ring"  # ms of the first provisional answer (post-dial delay)
 V_ANSWER = "ans"  # ms of the answer
 V_DONE = "done"  # 1 once the CDR is written: events can repeat
+# The dialog timer has whole seconds: a max duration of N s ends the call 1-2 s before N s after the
+# answer has been seen (tests/e2e). Keep-alives end a call 30 s after its answer at the earliest.
+KEEPALIVE_MARGIN_MS = 2500
 # The dialog module's state 3, "confirmed_na": the 200 OK went out and no ACK came back.
 DLG_ANSWERED_NOT_ACKED = "3"
 _ENDING_EVENTS = frozenset({"dialog:timeout", "dialog:end", "dialog:failed"})
@@ -529,6 +534,9 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             KSR.tm.t_reply(500, "Dialog Error")
             return 1
         d = KSR.dialog
+        if KEEPALIVE:
+            d.dlg_set_property("ka-src")
+            d.dlg_set_property("ka-dst")
         d.var_sets(V_STATE, cdr_mod.dumps(state))
         d.var_sets(V_TRIED, "[]")
         KSR.rr.record_route()
@@ -657,7 +665,15 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
                     reason = EndReason.CALLER_NO_ACK
                     self._finish(state, EndDirection.SERVER, reason, 408, record=state["zero"], acknowledged=False)
                     return 1
-                reason = EndReason.BALANCE_EXHAUSTED if state.get("balance_limited") else EndReason.MAX_DURATION
+                answered = int(d.var_get(V_ANSWER) or 0)
+                if KEEPALIVE and answered and now_ms() - answered < state["max"] * 1000 - KEEPALIVE_MARGIN_MS:
+                    # Well before its max duration: the dialog module ended it because a side stopped
+                    # answering its keep-alives (it sets no other mark we could read).
+                    reason = EndReason.KEEPALIVE_FAILED
+                elif state.get("balance_limited"):
+                    reason = EndReason.BALANCE_EXHAUSTED
+                else:
+                    reason = EndReason.MAX_DURATION
                 self._finish(state, EndDirection.SERVER, reason, 200, record=state["hangup"])
             elif evname == "dialog:end":
                 direction = EndDirection.CALLER if pvs("$ft") == pvs("$dlg(from_tag)") else EndDirection.CALLEE

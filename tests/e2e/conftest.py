@@ -77,6 +77,8 @@ def callcore(tmp_path_factory):
         SS_NODE="e2e",
         SS_DEFAULT_INVITE_TIMEOUT="3",
         SS_FLOOD_REQUESTS_PER_2S="1000",
+        # The keep-alive test waits for the first failed OPTIONS, not the second.
+        SS_DIALOG_KEEPALIVE_FAILURES="1",
     )
     log = open(state / "kamailio.log", "w")  # noqa: SIM115 - closed at teardown
     process = subprocess.Popen(
@@ -150,7 +152,7 @@ class Sipp:
         self.tmp_path = tmp_path
         self.vendors = []
 
-    def vendor(self, scenario, port, calls=1, **values):
+    def vendor(self, scenario, port, calls=1, timeout=40, **values):
         values.setdefault("EXPECT", ".")
         values.setdefault("BYE_EXPECT", ".")
         values.setdefault("EARLY_MEDIA", "")
@@ -158,7 +160,7 @@ class Sipp:
         log = self.tmp_path / f"vendor-{port}-{len(self.vendors)}.log"
         process = subprocess.Popen(
             ["sipp", "-sf", str(path), "-i", "127.0.0.1", "-p", str(port), "-m", str(calls), "-nostdin",
-             "-timeout", "40s", "-timeout_error", "-trace_err", "-error_file", str(log) + ".err",
+             "-timeout", f"{timeout}s", "-timeout_error", "-trace_err", "-error_file", str(log) + ".err",
              "-trace_msg", "-message_file", str(log)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip

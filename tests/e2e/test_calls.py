@@ -223,6 +223,43 @@ def test_the_switch_hangs_up_at_the_conversation_limit(callcore, switch_config, 
     assert 1000 <= record["hold_time_ms"] <= 3500
 
 
+def test_a_reinvite_follows_the_dialog_and_does_not_extend_the_limit(callcore, switch_config, sipp, live_redis):
+    # A re-INVITE is relayed to the vendor and its answer back (kamailio.cfg.tmpl's request_route, not
+    # Python); it must not re-arm the dialog's timer, or a caller could hold a call past its limit
+    # (past what its balance pays for) by re-INVITEing.
+    switch_config.gateway.conversation_limit = 3
+    switch_config.gateway.save()
+    switch_config.publish()
+    # The caller's new SDP (version ...638, PCMA) reaches the vendor.
+    sipp.vendor("uas_reinvite.xml", VENDOR_A, REINVITE_EXPECT=r"CSeq: 2 INVITE.*2353687638.*PCMA")
+    result = sipp.customer("uac_reinvite.xml", "12125550100", timeout=20, REINVITE_MS=1500)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert sipp.wait_vendors() == [0]
+    [record] = wait_for_cdrs(live_redis, 1)
+    assert record["end_reason"] == "max_duration"
+    assert record["end_direction"] == 2
+    # The 3 s limit ends the call 2-3 s after the answer (whole-second timer); re-armed by the
+    # re-INVITE at 1.5 s it would end 3.5-4.5 s after it.
+    assert 2000 <= record["hold_time_ms"] <= 3300
+    assert_nothing_held(live_redis)
+
+
+def test_a_caller_that_vanishes_is_hung_up_by_the_keepalives(callcore, switch_config, sipp, live_redis):
+    # A lost BYE (or a crashed customer switch) would otherwise keep the call up and charging until its
+    # max duration (2 hours by default). In-dialog OPTIONS every 30 s (Kamailio's least) find it out.
+    switch_config.publish()
+    sipp.vendor("uas_keepalive.xml", VENDOR_A, timeout=90)  # answers the keep-alives, then gets the BYE
+    result = sipp.customer("uac_vanish.xml", "12125550100")
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert sipp.wait_vendors(timeout=90) == [0]
+    [record] = wait_for_cdrs(live_redis, 1)
+    assert record["end_reason"] == "keepalive_failed"
+    assert record["end_direction"] == 2
+    # First OPTIONS 30-31 s after the answer, its timeout 4 s later, then the module's 10 s grace.
+    assert 30_000 <= record["hold_time_ms"] <= 60_000
+    assert_nothing_held(live_redis)
+
+
 def test_an_answer_the_caller_never_acknowledges_is_ended_and_not_billed(callcore, switch_config, sipp, live_redis):
     # The caller never got the 200 OK (or never sent its ACK): whatever ends the dialog, the call
     # was never established for the caller and must not be charged as a conversation.
