@@ -62,8 +62,8 @@ V_CANCELED = "cxl"  # 1 once the failure route saw the caller's CANCEL (dialog e
 V_RING = "ring"  # ms of the first provisional answer (post-dial delay)
 V_ANSWER = "ans"  # ms of the answer
 V_DONE = "done"  # 1 once the CDR is written: events can repeat
-# The dialog timer has whole seconds: a max duration of N s ends the call 1-2 s before N s after the
-# answer has been seen (tests/e2e). Keep-alives end a call 30 s after its answer at the earliest.
+# The dialog timer counts whole seconds: a max duration of N s ends the call N-1 to N s after the
+# answer (tests/e2e). Keep-alives end a call 30 s after its answer at the earliest.
 KEEPALIVE_MARGIN_MS = 2500
 # The dialog module's state 3, "confirmed_na": the 200 OK went out and no ACK came back.
 DLG_ANSWERED_NOT_ACKED = "3"
