@@ -96,6 +96,25 @@ def child_environment(values: dict) -> dict:
     return environment
 
 
+def release_lost_calls(environment: dict) -> None:
+    """Before Kamailio starts: end the calls this node had up when it last stopped (see LiveState.release_node)."""
+    import redis
+
+    from callcore.live import LiveState
+
+    node = environment["SS_NODE"]
+    live = LiveState(environment.get("REDIS_URL", "redis://127.0.0.1:6379/0"), environment.get("REDIS_PREFIX", "ss"))
+    try:
+        released = live.release_node(node)
+    except redis.RedisError as exc:
+        # Not fatal: the switch must start without Redis too; the calls' slots then lapse at their expiry.
+        print(f"callcore: could not release the calls node {node} lost: {exc!r}", file=sys.stderr)
+        return
+    if released:
+        print(f"callcore: node {node} lost {released} live call(s) when it last stopped: released, CDRs written",
+              file=sys.stderr)  # fmt: skip
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m callcore", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="validate the rendered configuration and exit")
@@ -121,6 +140,7 @@ def main(argv=None) -> int:
         sys.stderr.write(result.stderr[-4000:])
         print("callcore: configuration is valid" if result.returncode == 0 else "callcore: configuration is INVALID")
         return result.returncode
+    release_lost_calls(environment)
     # -DD: stay in the foreground but keep Kamailio's worker processes; -E: log to stderr.
     # tlsf: Kamailio's default allocator cost about a third of a worker's CPU in bench/callcore_cps.py;
     # 64 MB of shared memory (the default) ran out near 300-400 calls/s with 1 s calls.

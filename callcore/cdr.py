@@ -33,6 +33,7 @@ from pathlib import Path
 import orjson
 import redis
 
+from callcore.contract import EndReason
 from callcore.resp import RespClient
 
 log = logging.getLogger("callcore.cdr")
@@ -265,6 +266,29 @@ def refusal_record(
             record.update(caller_number_out=decision.plan.caller, callee_number_out=decision.plan.callee)
             if decision.plan.phone is not None:
                 record["phone_id"] = decision.plan.phone.id
+    return record
+
+
+def lost_call_record(call_id: str, entry: dict, node: str, stop_ms: int) -> dict:
+    """The CDR of a call its node lost in a restart, from its live-call registry entry.
+
+    Kamailio keeps dialogs in memory: after a restart nothing says whether or when the call was
+    answered, so it is recorded as the switch ending it, with no answer and nothing charged.
+    """
+    record = _blank_record(call_id, entry["start_ms"], node, entry.get("snapshot_version"))
+    record.update(
+        stop_ms=stop_ms,
+        caller_number=entry.get("caller", ""),
+        callee_number=entry.get("callee", ""),
+        caller_ip=entry.get("source_ip"),
+        account_id=entry.get("account_id"),
+        mapping_gateway_id=entry.get("mapping_gateway_id"),
+        phone_id=entry.get("phone_id"),
+        end_direction=2,
+        end_reason=EndReason.SWITCH_RESTART.code,
+        sip_status=EndReason.SWITCH_RESTART.sip_status,
+        billing_mode=entry.get("billing_mode", -1),
+    )
     return record
 
 

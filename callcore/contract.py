@@ -295,6 +295,9 @@ class EndReason(enum.Enum):
     KEEPALIVE_FAILED = EndReasonInfo(
         "keepalive_failed", 408, "A side stopped answering the switch's in-dialog keep-alives: the switch hung up"
     )
+    SWITCH_RESTART = EndReasonInfo(
+        "switch_restart", 0, "The call core restarted during the call: its dialog was lost, nothing charged"
+    )
     INTERNAL_ERROR = EndReasonInfo("internal_error", 500, "The switch failed to process the call")
     LIVE_STATE_UNAVAILABLE = EndReasonInfo(
         "live_state_unavailable", 503, "Live state (Redis) did not answer and the account is prepaid"

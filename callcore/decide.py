@@ -401,6 +401,11 @@ def live_request(plan: Plan) -> SetupRequest:
         registry={
             "account_id": plan.account.id,
             "mapping_gateway_id": gateway.id if gateway is not None else None,
+            # With the account and the mapping gateway: every slot the call may hold, so a restarted
+            # node can release the calls it lost (LiveState.release_node).
+            "phone_id": plan.phone.id if plan.phone is not None else None,
+            "route_gateway_ids": [r.gateway_id for r in plan.routes],
+            "billing_mode": int(plan.billing_mode),
             "caller": plan.caller,
             "callee": plan.callee,
             "source_ip": facts.source_ip,

@@ -435,7 +435,9 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         if isinstance(planned, dec.Decision):
             decision = planned
         else:
-            decision = dec.conclude(planned, self.live.setup(dec.live_request(planned), now_ms=start))
+            request = dec.live_request(planned)
+            request.registry["node"] = NODE  # whose calls these are, should this node restart
+            decision = dec.conclude(planned, self.live.setup(request, now_ms=start))
         if decision.action is dec.Action.DROP:
             self._count_drop()
             return 1

@@ -33,7 +33,7 @@ from decimal import Decimal
 
 import redis
 
-from callcore.cdr import dumps
+from callcore.cdr import dumps, encode, loads, lost_call_record
 from callcore.resp import RespClient, Script
 
 log = logging.getLogger("callcore.live")
@@ -383,6 +383,35 @@ class LiveState:
         except redis.RedisError as exc:
             log.warning("live state unavailable at failover of %s: %r", call_id, exc)
             return -2
+
+    def release_node(self, node: str, now_ms: int | None = None) -> int:
+        """Tear down every call the registry holds for ``node``, each with its CDR; the count.
+
+        For a node starting afresh: Kamailio keeps its dialogs in memory, so none of the calls it
+        had before a crash or restart is still up here. Without this their slots and reservations
+        would stay taken until their expiry, the max duration plus a minute (two hours by default),
+        and the calls would have no CDR at all. Raises RedisError when Redis does not answer.
+        """
+        now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+        k = self.keys
+        flat = self.resp.execute("HGETALL", k.registry) or []
+        released = 0
+        for call_id, raw in zip(flat[::2], flat[1::2], strict=True):
+            entry = loads(raw)
+            if entry.get("node") != node:
+                continue
+            call_id = call_id.decode() if isinstance(call_id, bytes) else call_id
+            slot_keys = [k.slots("account", entry["account_id"])]
+            if entry.get("mapping_gateway_id") is not None:
+                slot_keys.append(k.slots("mgw", entry["mapping_gateway_id"]))
+            if entry.get("phone_id") is not None:
+                slot_keys.append(k.slots("phone", entry["phone_id"]))
+            slot_keys += [k.slots("rgw", gateway_id) for gateway_id in entry.get("route_gateway_ids", [])]
+            record = encode(lost_call_record(call_id, entry, node, now_ms))
+            keys = [k.reservations(entry["account_id"]), k.registry, k.registry_expiry, k.cdr_stream, *slot_keys]
+            self.resp.run(self._hot["teardown"], keys, [call_id, record])
+            released += 1
+        return released
 
     def teardown(self, call_id, account_id, slot_keys: list[str], cdr_json: str = "") -> bool:
         """Release the call and append its CDR; False when Redis did not take it (spool the CDR)."""

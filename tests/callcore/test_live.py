@@ -386,6 +386,33 @@ def test_teardown_without_a_cdr_appends_nothing(live, client):
     assert not client.exists(live.keys.cdr_stream)
 
 
+def test_a_restarted_node_releases_the_calls_it_lost_and_records_them(live, client):
+    def registry(node, **extra):
+        return {"account_id": 1, "mapping_gateway_id": 1, "caller": "15551230000", "callee": "447700900123",
+                "source_ip": "192.0.2.10", "start_ms": NOW, "snapshot_version": 4, "phone_id": None,
+                "route_gateway_ids": [1, 2], "billing_mode": 1, "node": node, **extra}  # fmt: skip
+
+    lost = money(snapshot_balance=D("10"), reservation=D("1"), routes=[RouteLimit(1, 0, 0)], registry=registry("a"))
+    assert live.setup(lost, now_ms=NOW).status is LiveStatus.OK
+    other_node = request("elsewhere", routes=[RouteLimit(2, 0, 0)], registry=registry("b"))
+    assert live.setup(other_node, now_ms=NOW).status is LiveStatus.OK
+    k = live.keys
+
+    assert live.release_node("a", now_ms=NOW + 5000) == 1
+
+    for key in (k.slots("mgw", 1), k.slots("account", 1), k.slots("rgw", 1)):
+        assert client.zscore(key, CALL) is None, key
+    assert client.hget(k.reservations(1), CALL) is None
+    assert client.hkeys(k.registry) == [b"elsewhere"]  # another node's call is not this node's to end
+    assert client.zscore(k.slots("rgw", 2), "elsewhere") == EXPIRY
+    [(_id, fields)] = client.xrange(k.cdr_stream)
+    record = json.loads(fields[b"cdr"])
+    assert (record["caller_call_id"], record["node"], record["end_reason"]) == (CALL, "a", "switch_restart")
+    assert (record["answer_ms"], record["hold_time_ms"], record["stop_ms"]) == (None, 0, NOW + 5000)
+    assert (record["account_id"], record["mapping_gateway_id"], record["billing_mode"]) == (1, 1, 1)
+    assert live.release_node("a") == 0  # nothing twice
+
+
 # ---------------------------------------------------------------------------
 # Redis away
 

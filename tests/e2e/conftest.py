@@ -5,6 +5,7 @@ Everything runs on loopback: 127.0.0.1 is the customer's mapping gateway,
 Ports stay clear of the ones `make run` uses, so a demo switch can keep running.
 """
 
+import contextlib
 import json
 import os
 import shutil
@@ -81,21 +82,40 @@ def callcore(tmp_path_factory):
         SS_DIALOG_KEEPALIVE_FAILURES="1",
     )
     log = open(state / "kamailio.log", "w")  # noqa: SIM115 - closed at teardown
-    process = subprocess.Popen(
-        [sys.executable, "-m", "callcore"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and options_ping() is None:
-        if process.poll() is not None:
-            break
-        time.sleep(0.2)
-    if options_ping() is None:
-        process.kill()
-        log.close()
-        pytest.fail("callcore did not start:\n" + (state / "kamailio.log").read_text()[-3000:])
-    yield {"process": process, "state": state, "log": state / "kamailio.log"}
-    os.killpg(process.pid, signal.SIGTERM)
+    running = {"state": state, "log": state / "kamailio.log"}
+
+    def start():
+        running["process"] = process = subprocess.Popen(
+            [sys.executable, "-m", "callcore"], cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and options_ping() is None:
+            if process.poll() is not None:
+                break
+            time.sleep(0.2)
+        if options_ping() is None:
+            process.kill()
+            log.flush()
+            pytest.fail("callcore did not start:\n" + (state / "kamailio.log").read_text()[-3000:])
+
+    def crash_and_restart():
+        """Kill every Kamailio process at once, as a crash would, then start callcore again."""
+        main_pid = int((state / "run" / "kamailio.pid").read_text())
+        os.killpg(running["process"].pid, signal.SIGKILL)
+        running["process"].wait()
+        # Kamailio refuses to start while the pid in its pid file exists, even as a zombie not yet reaped.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and Path(f"/proc/{main_pid}").exists():
+            time.sleep(0.05)
+        start()
+
+    running["crash_and_restart"] = crash_and_restart
+    start()
+    yield running
+    process = running["process"]
+    with contextlib.suppress(ProcessLookupError):  # a restart that failed left nothing running
+        os.killpg(process.pid, signal.SIGTERM)
     try:
         process.wait(timeout=10)
     except subprocess.TimeoutExpired:

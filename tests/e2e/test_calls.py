@@ -1,5 +1,7 @@
 """Calls through the real switch: SIPp customer -> callcore (Kamailio + KEMI) -> SIPp vendors."""
 
+import time
+
 import pytest
 from django.conf import settings
 
@@ -257,6 +259,28 @@ def test_a_caller_that_vanishes_is_hung_up_by_the_keepalives(callcore, switch_co
     assert record["end_direction"] == 2
     # First OPTIONS 30-31 s after the answer, its timeout 4 s later, then the module's 10 s grace.
     assert 30_000 <= record["hold_time_ms"] <= 60_000
+    assert_nothing_held(live_redis)
+
+
+def test_the_calls_a_crash_lost_are_released_and_recorded_when_callcore_starts_again(
+    callcore, switch_config, sipp, live_redis
+):
+    # Kamailio keeps its dialogs in memory: after a crash nothing ends these calls, so their slots
+    # would stay taken until their expiry (max duration + 60 s) and they would have no CDR.
+    switch_config.publish()
+    sipp.vendor("uas_answer.xml", VENDOR_A)
+    sipp.customer("uac_call.xml", "12125550100", hold_ms=30_000, background=True)
+    registry = f"{settings.REDIS_PREFIX}:live:calls"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not live_redis.hlen(registry):
+        time.sleep(0.1)
+    assert live_redis.hlen(registry) == 1
+    time.sleep(1)  # answered by now (the vendor rings 100 ms)
+    callcore["crash_and_restart"]()
+    [record] = wait_for_cdrs(live_redis, 1)
+    assert (record["end_reason"], record["end_direction"], record["node"]) == ("switch_restart", 2, "e2e")
+    assert record["hold_time_ms"] == 0  # nothing says how long it was up: nothing charged
+    assert record["account_id"] == switch_config.customer.id
     assert_nothing_held(live_redis)
 
 
