@@ -193,6 +193,7 @@ class Sipp:
         values.setdefault("CODE", 200)
         values.setdefault("UA", "customer-pbx")
         values.setdefault("ANSWER_EXPECT", ".")
+        values.setdefault("BYE_EXPECT", ".")
         path = render(scenario, self.tmp_path, **values)
         log = self.tmp_path / f"customer-{uuid.uuid4().hex[:6]}.log"
         command = [

@@ -203,6 +203,25 @@ def test_each_vendor_of_a_failover_gets_its_own_caller_number(callcore, switch_c
     assert_nothing_held(live_redis)
 
 
+def test_the_vendor_hanging_up_reaches_the_caller_with_its_own_numbers(callcore, switch_config, sipp, live_redis):
+    from softswitch_portal.switching.models import CallerNumberPool
+
+    # The vendor knows the caller as the pool's number: its BYE must reach the caller addressed to the
+    # caller's own From (the uac module restores it along the recorded route).
+    switch_config.route_a.caller_number_pool = CallerNumberPool.objects.create(name="pool", numbers=["442030000001"])
+    switch_config.route_a.save()
+    switch_config.publish()
+    sipp.vendor("uas_hangup.xml", VENDOR_A)
+    result = sipp.customer("uac_wait_bye.xml", "12125550100", BYE_EXPECT=r"^BYE .*To: .sip:15551230001@")
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert sipp.wait_vendors() == [0]
+    [record] = wait_for_cdrs(live_redis, 1)
+    assert (record["end_reason"], record["end_direction"]) == ("normal_clearing", 1)
+    assert 900 <= record["hold_time_ms"] <= 3000
+    assert record["caller_number_out"] == "442030000001"
+    assert_nothing_held(live_redis)
+
+
 def call_up_to_a_2s_limit(switch_config, sipp, live_redis, customer_scenario):
     """One answered call on a gateway with a 2 s conversation limit; its CDR once both sides got their BYE."""
     switch_config.gateway.conversation_limit = 2
