@@ -65,6 +65,7 @@ def settings_from_env() -> dict:
         "kemi_script": str(HERE / "kemi.py"),
         "sanity_checks": sipsyntax.SANITY_CHECKS,
         "sanity_uris": sipsyntax.SANITY_URIS,
+        "schemes_regex": "^(" + "|".join(sorted(sipsyntax.SUPPORTED_SCHEMES)) + ")$",
     }
 
 
