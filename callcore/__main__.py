@@ -38,6 +38,7 @@ def keepalive_seconds() -> int:
 
 
 def settings_from_env() -> dict:
+    keepalive = keepalive_seconds()
     state_dir = Path(env("CALLCORE_STATE_DIR", str(ROOT / "var"))).resolve()
     listen_ips = env("SS_SIP_LISTEN", "127.0.0.1").split(",")
     port = int(env("SS_SIP_PORT", "5060"))
@@ -59,8 +60,8 @@ def settings_from_env() -> dict:
         "topoh_key": env("SS_TOPOH_KEY", secrets.token_hex(8)),
         # In-dialog OPTIONS to both sides of an answered call every so many seconds (0: none; Kamailio's
         # least is 30): a side that no longer answers (408, or 481) gets the call ended, BYE both ways.
-        "keepalive_seconds": keepalive_seconds(),
-        "keepalive_step": 1 if keepalive_seconds() else 0,  # the module's check, every second: a list head
+        "keepalive_seconds": keepalive,
+        "keepalive_step": 1 if keepalive else 0,  # the module's check, every second: a list head
         "keepalive_failures": env("SS_DIALOG_KEEPALIVE_FAILURES", "2"),
         "kemi_script": str(HERE / "kemi.py"),
         "sanity_checks": sipsyntax.SANITY_CHECKS,

@@ -733,22 +733,16 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
                     node=NODE,
                 )
             )
-        slot_keys = self._slot_keys(state, route)
+        slot_keys = self._slot_keys(state)
         if not self.live.teardown(state["call_id"], state["account"][0], slot_keys, record_line) and record_line:
             self.sink.spool_line(record_line)
 
-    def _slot_keys(self, state, route):
-        k = self.keys
-        keys = [k.slots("account", state["account"][0])]
-        if state["mgw"]:
-            keys.append(k.slots("mgw", state["mgw"][0]))
-        if state["phone"] is not None:
-            keys.append(k.slots("phone", state["phone"]))
-        keys.extend(k.slots("rgw", r["id"]) for r in state["routes"])
-        return keys
+    def _slot_keys(self, state):
+        mgw = state["mgw"][0] if state["mgw"] else None
+        return self.keys.call_slots(state["account"][0], mgw, state["phone"], [r["id"] for r in state["routes"]])
 
     def _release(self, state):
-        self.live.teardown(state["call_id"], state["account"][0], self._slot_keys(state, state["routes"][0]))
+        self.live.teardown(state["call_id"], state["account"][0], self._slot_keys(state))
 
     def _refusal_cdr(self, snap, reason, billing_mode, start, decision, facts=None):
         record = cdr_mod.refusal_record(

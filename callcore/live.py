@@ -290,6 +290,16 @@ class Keys:
     def slots(self, kind: str, ident) -> str:
         return f"{self.prefix}:live:slots:{kind}:{ident}"
 
+    def call_slots(self, account_id, mapping_gateway_id, phone_id, route_gateway_ids) -> list[str]:
+        """Every slot key a call may hold: its teardown removes the call from each."""
+        keys = [self.slots("account", account_id)]
+        if mapping_gateway_id is not None:
+            keys.append(self.slots("mgw", mapping_gateway_id))
+        if phone_id is not None:
+            keys.append(self.slots("phone", phone_id))
+        keys.extend(self.slots("rgw", gateway_id) for gateway_id in route_gateway_ids)
+        return keys
+
     def cps(self, kind: str, ident) -> str:
         return f"{self.prefix}:live:cps:{kind}:{ident}"
 
@@ -401,15 +411,13 @@ class LiveState:
             if entry.get("node") != node:
                 continue
             call_id = call_id.decode() if isinstance(call_id, bytes) else call_id
-            slot_keys = [k.slots("account", entry["account_id"])]
-            if entry.get("mapping_gateway_id") is not None:
-                slot_keys.append(k.slots("mgw", entry["mapping_gateway_id"]))
-            if entry.get("phone_id") is not None:
-                slot_keys.append(k.slots("phone", entry["phone_id"]))
-            slot_keys += [k.slots("rgw", gateway_id) for gateway_id in entry.get("route_gateway_ids", [])]
+            slot_keys = k.call_slots(
+                entry["account_id"], entry.get("mapping_gateway_id"), entry.get("phone_id"),
+                entry.get("route_gateway_ids", []),
+            )  # fmt: skip
             record = encode(lost_call_record(call_id, entry, node, now_ms))
-            keys = [k.reservations(entry["account_id"]), k.registry, k.registry_expiry, k.cdr_stream, *slot_keys]
-            self.resp.run(self._hot["teardown"], keys, [call_id, record])
+            if not self.teardown(call_id, entry["account_id"], slot_keys, record):
+                raise redis.ConnectionError(f"Redis went away while releasing {call_id}")
             released += 1
         return released
 
