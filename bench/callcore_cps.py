@@ -9,7 +9,12 @@ Run: .venv/bin/python bench/callcore_cps.py [--quick] [--also-children 2] [--ren
    whose callee against a callee list, a rate table, an anti-overdraft
    account (so the balance reservation runs in the Lua setup), caller
    rewriting towards the vendor and a backup vendor; (b) Kamailio with the
-   bare tm+rr+sl+dialog relay of bench/relay/kamailio-bare.cfg, no Python.
+   bare tm+rr+sl+dialog relay of bench/relay/kamailio-bare.cfg, no Python;
+   (c) with --floor, the SIP floor of bench/floor.py: callcore's own
+   configuration with Python's work done natively, no Redis, one route. The
+   summary then splits callcore's CPU per call into the bare relay's, what
+   callcore's SIP duties add (topology hiding, From rewrite, dialog state,
+   pike) and what the decision adds (Python and its Redis round trips).
    Each system first takes a short warm-up (its cold start is reported), then
    each step offers RATE calls/s for the step's seconds (1 s hold) from a
    SIPp customer to a SIPp vendor, and records successful/failed calls, the
@@ -72,6 +77,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import scratch  # bench/ is the script's folder, first on sys.path
+from floor import floor_config
 
 ROOT = Path(__file__).resolve().parents[1]
 BENCH = ROOT / "bench"
@@ -90,6 +96,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "softswitch_portal.settings")
 PORT_BASE = 16060
 CALLCORE_PORT = PORT_BASE
 BARE_PORT = PORT_BASE + 2
+FLOOR_PORT = PORT_BASE + 4
 VENDOR_PORT = PORT_BASE + 10  # the backup vendor's port (VENDOR_PORT + 1) has nobody listening
 CALLER_PREFIX = "1555000"  # caller = prefix + SIPp call number; never on the black list
 CALLEE_PREFIX = "1212555"  # callee = prefix + call number; rated by prefix "1"
@@ -564,6 +571,41 @@ class BareRelay(Switch):
             # with tlsf, which flattered callcore's ratio.
             [kamailio_binary(), "-x", os.environ.get("SS_MEM_MANAGER", "tlsf"), *kamailio_options(), "-DD", "-E",
              "-f", str(cfg), "-P", str(self.run_dir / "kamailio.pid"), "-Y", str(self.run_dir)],
+            stdout=self.log_file, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        self.wait_ready()
+        return self
+
+
+class SipFloor(Switch):
+    name = "floor"
+
+    def __init__(self, run_dir, port, children, vendor_port):
+        super().__init__(run_dir, port, children)
+        self.vendor_port = vendor_port
+
+    @property
+    def ctl(self):
+        return str(self.run_dir / "run" / "kamailio_ctl")
+
+    def start(self):
+        from callcore.__main__ import kamailio_binary, settings_from_env
+
+        self.check_port()
+        (self.run_dir / "run").mkdir(parents=True, exist_ok=True)
+        values = settings_from_env()
+        values.update(
+            debug="1", children=self.children, tcp_children=1, port=self.port, advertised_ip="127.0.0.1",
+            listen=f"listen=udp:127.0.0.1:{self.port}\nlisten=tcp:127.0.0.1:{self.port}",
+            run_dir=str(self.run_dir / "run"), state_dir=str(self.run_dir), pike_density="10000000",
+            keepalive_seconds=0, keepalive_step=0,
+        )  # fmt: skip
+        cfg = self.run_dir / "kamailio.cfg"
+        cfg.write_text(floor_config(values, self.vendor_port))
+        self.log_file = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
+        self.process = CHILDREN.start(
+            [kamailio_binary(), "-x", os.environ.get("SS_MEM_MANAGER", "tlsf"), *kamailio_options(), "-DD", "-E",
+             "-f", str(cfg), "-P", str(self.run_dir / "kamailio.pid"), "-Y", str(self.run_dir / "run")],
             stdout=self.log_file, stderr=subprocess.STDOUT,
         )  # fmt: skip
         self.wait_ready()
@@ -1438,6 +1480,20 @@ def summary(results) -> list[str]:
                 a, b = cc[rate]["switch_cpu_ms_per_call"], bare[rate]["switch_cpu_ms_per_call"]
                 add(f"  compute-bound ratio {main_key}/bare at {rate} CPS (bare's CPU per call / callcore's): "
                     f"{b / a:.2f}")  # fmt: skip
+        floor = {s["rate"]: s for s in results["ramps"].get("floor", []) if step_passes(s)}
+        if main_key in results["ramps"] and "bare" in results["ramps"] and floor:
+            cc = {s["rate"]: s for s in results["ramps"][main_key] if step_passes(s)}
+            bare = {s["rate"]: s for s in results["ramps"]["bare"] if step_passes(s)}
+            common = sorted(set(cc) & set(bare) & set(floor))
+            if common:
+                rate = common[-1]
+                b_ms, f_ms, c_ms = (x[rate]["switch_cpu_ms_per_call"] for x in (bare, floor, cc))
+                add(f"  where callcore's CPU per call goes, at {rate} CPS: bare relay {b_ms:.3f} ms; callcore's SIP "
+                    f"duties (floor) +{f_ms - b_ms:.3f}; the decision (Python, Redis client) +{c_ms - f_ms:.3f}; "
+                    f"callcore {c_ms:.3f}")  # fmt: skip
+                add(f"  compute-bound ratio floor/bare (callcore with a decision that cost nothing): {b_ms / f_ms:.2f}")
+            if best.get("floor") and best.get("bare"):
+                add(f"  ratio floor/bare by rate: {best['floor'] / best['bare']:.2f}")
     conc = results.get("concurrency")
     if conc:
         add("")
@@ -1553,16 +1609,23 @@ def main():
                         "this step is not one of the ramp's)")  # fmt: skip
     parser.add_argument("--port-base", type=int, default=PORT_BASE, help="callcore's port; bare +2, vendor +10")
     parser.add_argument("--skip-bare", action="store_true")
+    parser.add_argument(
+        "--floor",
+        action="store_true",
+        help="also ramp the SIP floor: callcore's configuration with Python's work done natively "
+        "and no Redis (where callcore's CPU goes: SIP duties or the decision)",
+    )
     parser.add_argument("--skip-callcore", action="store_true")
     parser.add_argument("--skip-concurrency", action="store_true")
     parser.add_argument("--concurrency-rate", type=int)
     parser.add_argument("--concurrency-seconds", type=int)
     parser.add_argument("--concurrency-hold", type=int)
     args = parser.parse_args()
-    global CALLCORE_PORT, BARE_PORT, VENDOR_PORT, SHM_MB
+    global CALLCORE_PORT, BARE_PORT, FLOOR_PORT, VENDOR_PORT, SHM_MB
     SHM_MB = args.shm_mb
     KAMAILIO_EXTRA[:] = args.kamailio_args.split()
-    CALLCORE_PORT, BARE_PORT, VENDOR_PORT = args.port_base, args.port_base + 2, args.port_base + 10
+    CALLCORE_PORT, BARE_PORT, FLOOR_PORT = args.port_base, args.port_base + 2, args.port_base + 4
+    VENDOR_PORT = args.port_base + 10
 
     rates = args.rates or (
         [200, 400, 600] if args.quick else [100, 200, 300, 400, 500, 600, 800, 1000, 1200, 1400, 1600, 1800, 2000]
@@ -1578,7 +1641,7 @@ def main():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     target = hard if hard != resource.RLIM_INFINITY else 65536
     resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(target, 65536)), hard))
-    for port in (CALLCORE_PORT, BARE_PORT, VENDOR_PORT, VENDOR_PORT + 1):
+    for port in (CALLCORE_PORT, BARE_PORT, FLOOR_PORT, VENDOR_PORT, VENDOR_PORT + 1):
         if not port_free(port):
             raise SystemExit(f"port {port} is busy (another benchmark running?)")
 
@@ -1644,6 +1707,8 @@ def main():
         plan = [("callcore", c) for c in counts[:1]]
         if not args.skip_bare:
             plan.append(("bare", args.children))
+        if args.floor:
+            plan.append(("floor", args.children))
         plan += [("callcore", c) for c in counts[1:]]
         for system, children in plan:
             if system == "callcore":
@@ -1651,6 +1716,10 @@ def main():
                 log(f"\n{key}: callcore with full policy, {children} SIP workers, port {CALLCORE_PORT}")
                 results.setdefault("callcore_source", {})[key] = callcore_fingerprint()
                 switch = Callcore(out / key, CALLCORE_PORT, children, settings.REDIS_URL).start()
+            elif system == "floor":
+                key = "floor"
+                log(f"\nfloor: callcore's configuration, Python's work done natively, no Redis, port {FLOOR_PORT}")
+                switch = SipFloor(out / "floor", FLOOR_PORT, children, VENDOR_PORT).start()
             else:
                 key = "bare"
                 log(f"\nbare: Kamailio tm+rr+sl+dialog relay, {children} SIP workers, port {BARE_PORT}")
