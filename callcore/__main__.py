@@ -37,6 +37,28 @@ def keepalive_seconds() -> int:
     return seconds
 
 
+# Kamailio's shared memory by default: a quarter of the machine's memory, within these bounds (MB).
+SHM_MB_BOUNDS = (512, 4096)
+
+
+def shm_mb() -> int:
+    """Kamailio's shared memory in MB: SS_SHM_MB, or a quarter of the machine's memory within SHM_MB_BOUNDS.
+
+    Transactions and dialogs live there, and when it runs out Kamailio refuses new calls (500). A
+    held call takes about 4 kB, and the transactions of call attempts about 150 kB per call per
+    second (bench/callcore_cps.py), so 1000 CPS of 2-minute calls need about 0.5 GB + 0.15 GB: the
+    old fixed 512 MB ran out below the switch's own target. Pages of the mapping that no call ever
+    touched cost the machine nothing, so a generous size is free until it is used.
+    """
+    value = os.environ.get("SS_SHM_MB", "").strip()
+    if value:
+        if not value.isdigit() or int(value) < 64:
+            raise SystemExit(f"callcore: SS_SHM_MB must be a whole number of MB, 64 or more (not {value!r})")
+        return int(value)
+    machine_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
+    return max(SHM_MB_BOUNDS[0], min(SHM_MB_BOUNDS[1], machine_mb // 4))
+
+
 def settings_from_env() -> dict:
     keepalive = keepalive_seconds()
     state_dir = Path(env("CALLCORE_STATE_DIR", str(ROOT / "var"))).resolve()
@@ -64,6 +86,7 @@ def settings_from_env() -> dict:
         "keepalive_step": 1 if keepalive else 0,  # the module's check, every second: a list head
         "keepalive_failures": env("SS_DIALOG_KEEPALIVE_FAILURES", "2"),
         "kemi_script": str(HERE / "kemi.py"),
+        "shm_mb": shm_mb(),
         "sanity_checks": sipsyntax.SANITY_CHECKS,
         "sanity_uris": sipsyntax.SANITY_URIS,
         "schemes_regex": "^(" + "|".join(sorted(sipsyntax.SUPPORTED_SCHEMES)) + ")$",
@@ -136,7 +159,7 @@ def main(argv=None) -> int:
     environment = child_environment(values)
     if args.check:
         result = subprocess.run(
-            [binary, "-c", "-f", str(cfg), "-m", env("SS_SHM_MB", "512"), "-x", env("SS_MEM_MANAGER", "tlsf")],
+            [binary, "-c", "-f", str(cfg), "-m", str(values["shm_mb"]), "-x", env("SS_MEM_MANAGER", "tlsf")],
             env=environment, capture_output=True, text=True,
         )  # fmt: skip
         sys.stderr.write(result.stderr[-4000:])
@@ -145,9 +168,11 @@ def main(argv=None) -> int:
     release_lost_calls(environment)
     # -DD: stay in the foreground but keep Kamailio's worker processes; -E: log to stderr.
     # tlsf: Kamailio's default allocator cost about a third of a worker's CPU in bench/callcore_cps.py;
-    # 64 MB of shared memory (the default) ran out near 300-400 calls/s with 1 s calls.
+    # 64 MB of shared memory (Kamailio's default) ran out near 300-400 calls/s with 1 s calls.
+    print(f"callcore: Kamailio's shared memory {values['shm_mb']} MB (SS_SHM_MB; a held call takes about 4 kB)",
+          file=sys.stderr)  # fmt: skip
     command = [binary, "-DD", "-E", "-f", str(cfg), "-P", str(run_dir / "kamailio.pid"), "-Y", str(run_dir),
-               "-m", env("SS_SHM_MB", "512"), "-x", env("SS_MEM_MANAGER", "tlsf")]  # fmt: skip
+               "-m", str(values["shm_mb"]), "-x", env("SS_MEM_MANAGER", "tlsf")]  # fmt: skip
     process = subprocess.Popen(command, env=environment)
 
     def forward(signum, frame):
