@@ -105,11 +105,15 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         self.pid = None
         self.branch_from = None  # the From of the branch t_relay is creating ("" = the caller's own)
         self.profile = None  # cProfile of this worker, when SS_PROFILE_DIR is set
+        # SIP workers send a call's teardown without waiting for Redis (LiveState.teardown_later): their
+        # next call reads its reply. Other processes (timers) may not talk to Redis again for long.
+        self.sip_worker = False
         self.requests = 0
 
     # -- per-process plumbing ---------------------------------------------------
 
     def child_init(self, rank):
+        self.sip_worker = rank > 0
         if PROFILE_DIR and rank > 0:
             import cProfile
 
@@ -735,8 +739,10 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
                     node=NODE,
                 )
             )
-        slot_keys = self._slot_keys(state)
-        if not self.live.teardown(state["call_id"], state["account"][0], slot_keys, record_line) and record_line:
+        call_id, account_id, slot_keys = state["call_id"], state["account"][0], self._slot_keys(state)
+        if self.sip_worker:
+            self.live.teardown_later(call_id, account_id, slot_keys, record_line, self.sink.spool_line)
+        elif not self.live.teardown(call_id, account_id, slot_keys, record_line) and record_line:
             self.sink.spool_line(record_line)
 
     def _slot_keys(self, state):

@@ -421,6 +421,30 @@ class LiveState:
             released += 1
         return released
 
+    def teardown_later(self, call_id, account_id, slot_keys: list[str], cdr_json: str, spool) -> None:
+        """``teardown`` without waiting for Redis: its reply is read with this process's next command.
+
+        If Redis refuses it, or the connection breaks before its reply is read, the CDR goes to
+        ``spool`` then (with a broken connection the script may have run: the ingest takes each
+        call once, and the slots expire). A refusal for an unknown script runs it again, waiting.
+        For processes that talk to Redis call after call (the SIP workers): a refusal is only
+        noticed at the next command.
+        """
+        k = self.keys
+        keys = [k.reservations(account_id), k.registry, k.registry_expiry, k.cdr_stream, *slot_keys]
+        script = self._hot["teardown"]
+
+        def failed(error):
+            if isinstance(error, redis.ResponseError) and str(error).startswith("NOSCRIPT"):
+                if self.teardown(call_id, account_id, slot_keys, cdr_json):
+                    return
+            else:
+                log.warning("live state unavailable at teardown of %s: %r", call_id, error)
+            if cdr_json:
+                spool(cdr_json)
+
+        self.resp.send(("EVALSHA", script.sha, len(keys), *keys, call_id, cdr_json), failed)
+
     def teardown(self, call_id, account_id, slot_keys: list[str], cdr_json: str = "") -> bool:
         """Release the call and append its CDR; False when Redis did not take it (spool the CDR)."""
         k = self.keys

@@ -14,12 +14,21 @@ the socket is dropped (a late reply would otherwise answer the next command),
 and for ``retry_after`` seconds commands fail at once instead of each waiting
 for the connect timeout: with Redis down, calls go on under the fail policy
 of ``callcore.live`` without every one of them paying 250 ms.
+
+``send`` writes a command without waiting for its reply: the reply is read
+with the next command on the connection (Redis answers in order), and a
+command Redis refused, or whose connection broke before its reply came, is
+handed to its ``failed`` callback then. A SIP worker that waited for every
+call's teardown spent a quarter of its time blocked on it (measured at 2800
+CPS: 357 us of wall time for 27 us of CPU), and waiting workers do not read
+the SIP socket.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import logging
 import os
 import socket
 import time
@@ -29,6 +38,12 @@ import hiredis
 from redis import exceptions as rex
 
 __all__ = ["RespClient", "Script"]
+
+log = logging.getLogger(__name__)
+
+# Commands sent without waiting whose replies are read at the latest when this many are pending: a
+# process that only ever sends (a worker that gets only hang-ups for a while) must not pile them up.
+MAX_PENDING = 32
 
 
 class Script:
@@ -67,6 +82,7 @@ class RespClient:
         self._reader = None
         self._pid = None
         self._down_until = 0.0
+        self._pending = []  # the ``failed`` callbacks of commands sent and not yet answered, in order
 
     # -- connection ----------------------------------------------------------------
 
@@ -97,43 +113,103 @@ class RespClient:
             self.close()
             raise
 
-    def close(self):
+    def close(self, error=None):
+        """Drop the connection; the commands still waiting for a reply fail with ``error``."""
         if self._sock is not None:
             with contextlib.suppress(OSError):
                 self._sock.close()
         self._sock = self._reader = None
+        pending, self._pending = self._pending, []
+        self._report(pending, error or rex.ConnectionError("connection closed before Redis answered"))
+
+    @staticmethod
+    def _report(failed_callbacks, error):
+        for failed in failed_callbacks:
+            try:
+                failed(error)
+            except Exception:  # one callback's trouble must not lose the others
+                log.exception("a deferred Redis command's failure handler failed")
 
     # -- commands ------------------------------------------------------------------
 
-    def _roundtrip(self, args):
-        sock, reader = self._sock, self._reader
-        try:
-            sock.sendall(hiredis.pack_command(args))
+    def _read_reply(self):
+        reader = self._reader
+        reply = reader.gets()
+        while reply is False:
+            data = self._sock.recv(65536)
+            if not data:
+                raise rex.ConnectionError("Redis closed the connection")
+            reader.feed(data)
             reply = reader.gets()
-            while reply is False:
-                data = sock.recv(65536)
-                if not data:
-                    raise rex.ConnectionError("Redis closed the connection")
-                reader.feed(data)
-                reply = reader.gets()
+        return reply
+
+    def _roundtrip(self, args, wait=True, failed=None):
+        """Send ``args``; read the replies of the commands sent before it, then (``wait``) its own.
+
+        Without ``wait`` the command joins the pending ones and nothing is read, unless MAX_PENDING
+        of them are waiting: then every reply is read.
+        """
+        refused = []
+        if not wait:
+            self._pending.append(failed)  # before sending: a send that breaks half-way fails it too
+        try:
+            self._sock.sendall(hiredis.pack_command(args))
+            if not wait and len(self._pending) < MAX_PENDING:
+                return None
+            # Commands sent earlier are answered first: their replies are most likely read already.
+            while self._pending:
+                reply = self._read_reply()
+                callback = self._pending.pop(0)
+                if isinstance(reply, rex.ResponseError):
+                    refused.append((callback, reply))
+            reply = self._read_reply() if wait else None
         except TimeoutError as exc:  # the builtin: socket.timeout
-            self.close()
-            raise rex.TimeoutError("Redis did not answer in time") from exc
+            error = rex.TimeoutError("Redis did not answer in time")
+            self._fail(refused, error)
+            raise error from exc
         except OSError as exc:
-            self.close()
-            raise rex.ConnectionError(f"Redis connection lost: {exc}") from exc
-        except rex.ConnectionError:
-            self.close()
+            error = rex.ConnectionError(f"Redis connection lost: {exc}")
+            self._fail(refused, error)
+            raise error from exc
+        except rex.ConnectionError as error:
+            self._fail(refused, error)
             raise
+        for callback, error in refused:
+            self._report([callback], error)
         if isinstance(reply, rex.ResponseError):
             raise reply
         return reply
 
-    def execute(self, *args):
+    def _fail(self, refused, error):
+        """The connection broke: the refusals read so far, then every command still pending, fail."""
+        for callback, reply in refused:
+            self._report([callback], reply)
+        self.close(error)
+
+    def _ensure_connected(self):
         if self._sock is None or self._pid != os.getpid():
             self._sock = None  # a parent's socket stays with the parent
+            self._pending = []  # and so do its commands awaiting replies
             self._connect()
+
+    def execute(self, *args):
+        self._ensure_connected()
         return self._roundtrip(args)
+
+    def send(self, args, failed) -> None:
+        """Send ``args`` without waiting: ``failed(error)`` is called if Redis refuses it or the
+        connection breaks before its reply is read (it may then have run, or not). Never raises."""
+        try:
+            self._ensure_connected()
+        except rex.RedisError as exc:
+            self._report([failed], exc)
+            return
+        with contextlib.suppress(rex.RedisError):  # each command's failure went to its callback
+            self._roundtrip(args, wait=False, failed=failed)
+
+    def pending(self) -> int:
+        """Commands sent with ``send`` whose replies have not been read yet."""
+        return len(self._pending)
 
     def run(self, script: Script, keys, args):
         """EVALSHA, falling back to EVAL (which also caches the script) after Redis lost its script cache."""

@@ -16,6 +16,7 @@ import redis
 from django.conf import settings
 
 from callcore.live import LiveState, LiveStatus, RouteLimit, SetupRequest
+from callcore.resp import Script
 
 D = Decimal
 NOW = 1_900_000_000_000  # ms; a whole second, so NOW + 999 is the same second and NOW + 1000 the next
@@ -377,6 +378,42 @@ def test_teardown_releases_everything_and_appends_the_cdr_at_once(live, client):
     # The other call keeps its slots.
     assert client.zscore(k.slots("mgw", 1), "other") == EXPIRY
     assert client.hget(k.registry, "other") is not None
+
+
+def test_a_teardown_sent_without_waiting_releases_the_call_and_appends_its_cdr(live, client):
+    assert live.setup(money(snapshot_balance=D("10"), reservation=D("1")), now_ms=NOW).status is LiveStatus.OK
+    k = live.keys
+    cdr = json.dumps({"call_uuid": "node:call-1:1"})
+    spooled = []
+    live.teardown_later(CALL, 1, [k.slots("mgw", 1), k.slots("account", 1)], cdr, spooled.append)
+    assert live.resp.pending() == 1
+    assert live.setup(request("call-2"), now_ms=NOW).status is LiveStatus.OK  # reads the teardown's reply
+    assert live.resp.pending() == 0
+    assert client.zscore(k.slots("mgw", 1), CALL) is None
+    assert client.hget(k.reservations(1), CALL) is None
+    assert client.hget(k.registry, CALL) is None
+    assert [f[b"cdr"] for _id, f in client.xrange(k.cdr_stream)] == [cdr.encode()]
+    assert spooled == []
+
+
+def test_a_teardown_redis_does_not_know_the_script_of_is_run_again_by_its_body(live, client):
+    live.setup(request(), now_ms=NOW)
+    # A teardown script no Redis has loaded: the EVALSHA is refused with NOSCRIPT.
+    live._hot["teardown"] = Script(live._hot["teardown"].body + f"\n-- {uuid.uuid4()}")
+    spooled = []
+    live.teardown_later(CALL, 1, [live.keys.slots("mgw", 1)], '{"x": 1}', spooled.append)
+    assert client.zscore(live.keys.slots("mgw", 1), CALL) == EXPIRY  # not run yet
+    live.setup(request("call-2"), now_ms=NOW)
+    assert client.zscore(live.keys.slots("mgw", 1), CALL) is None
+    assert len(client.xrange(live.keys.cdr_stream)) == 1
+    assert spooled == []
+
+
+def test_a_teardown_sent_to_an_unreachable_redis_spools_its_cdr(prefix):
+    away = LiveState("redis://127.0.0.1:1", prefix)
+    spooled = []
+    away.teardown_later(CALL, 1, [away.keys.slots("mgw", 1)], '{"x": 1}', spooled.append)
+    assert spooled == ['{"x": 1}']
 
 
 def test_teardown_without_a_cdr_appends_nothing(live, client):

@@ -11,7 +11,7 @@ import pytest
 import redis
 from django.conf import settings
 
-from callcore.resp import RespClient, Script, _parse_url
+from callcore.resp import MAX_PENDING, RespClient, Script, _parse_url
 
 
 @pytest.fixture
@@ -111,6 +111,75 @@ def test_a_forked_process_opens_its_own_connection(key):
     client._pid = -1  # as seen from a child after fork
     client.execute("INCR", key)
     assert client._sock is not parent_socket
+
+
+# ---------------------------------------------------------------------------
+# Commands sent without waiting
+
+
+def test_a_sent_command_runs_and_its_reply_is_read_with_the_next_command(key):
+    client = RespClient(settings.REDIS_URL)
+    failures = []
+    client.send(("SET", key, "sent"), failures.append)
+    assert client.pending() == 1
+    assert client.execute("APPEND", key, "!") == 5  # its own reply, not the SET's OK; the SET ran first
+    assert client.pending() == 0
+    assert failures == []
+
+
+def test_a_refused_sent_command_reaches_its_callback_and_the_next_command_is_unharmed(key):
+    client = RespClient(settings.REDIS_URL)
+    client.execute("SET", key, "text")
+    failures, fine = [], []
+    client.send(("INCR", key), failures.append)
+    client.send(("GET", key), fine.append)
+    assert client.execute("STRLEN", key) == 4
+    assert [type(f) for f in failures] == [redis.ResponseError] and "not an integer" in str(failures[0])
+    assert fine == []
+
+
+def test_sent_commands_fail_when_the_connection_breaks_before_their_replies(silent_server):
+    port, _accepted = silent_server
+    client = RespClient(f"redis://127.0.0.1:{port}/0", timeout=0.1)
+    failures = []
+    client.send(("SET", "a", 1), failures.append)
+    client.send(("SET", "b", 2), failures.append)
+    assert failures == []
+    with pytest.raises(redis.TimeoutError):
+        client.execute("PING")
+    assert [type(f) for f in failures] == [redis.TimeoutError, redis.TimeoutError]
+    assert client.pending() == 0
+
+
+def test_a_send_to_an_unreachable_redis_fails_at_once_and_never_raises():
+    spare = socket.socket()
+    spare.bind(("127.0.0.1", 0))
+    port = spare.getsockname()[1]
+    spare.close()
+    failures = []
+    RespClient(f"redis://127.0.0.1:{port}/0", timeout=0.2).send(("PING",), failures.append)
+    assert [type(f) for f in failures] == [redis.ConnectionError]
+
+
+def test_replies_are_read_once_max_pending_commands_wait(key):
+    client = RespClient(settings.REDIS_URL)
+    failures = []
+    for _ in range(MAX_PENDING - 1):
+        client.send(("INCR", key), failures.append)
+    assert client.pending() == MAX_PENDING - 1
+    client.send(("INCR", key), failures.append)
+    assert client.pending() == 0
+    assert client.execute("GET", key) == str(MAX_PENDING).encode()
+    assert failures == []
+
+
+def test_a_forked_process_does_not_answer_for_its_parent_s_sent_commands(key):
+    client = RespClient(settings.REDIS_URL)
+    failures = []
+    client.send(("SET", key, 1), failures.append)
+    client._pid = -1  # as seen from a child after fork
+    client.execute("INCR", key)
+    assert client.pending() == 0 and failures == []
 
 
 @pytest.mark.parametrize(
