@@ -181,6 +181,18 @@ class CdrSink:
             self.replay()
         return True
 
+    def emit_later(self, record: dict) -> None:
+        """``emit`` without waiting for Redis: the reply is read with this sink's next command, and
+        the record is spooled then if Redis refused it or the connection broke. For the SIP workers,
+        where a flood of refused calls would otherwise hold a worker for a round trip per call."""
+        line = encode(record)
+
+        def failed(error):
+            log.warning("CDR %s spooled, Redis unavailable: %r", record.get("call_uuid"), error)
+            self.spool.append(line)
+
+        self.resp.send(("XADD", self.stream, "*", "cdr", line), failed)
+
     def spool_line(self, line: str) -> None:
         self.spool.append(line)
 

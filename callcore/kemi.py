@@ -767,7 +767,10 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             snapshot_version=snap.version,
             node=NODE,
         )
-        self.sink.emit(record)
+        if self.sip_worker:
+            self.sink.emit_later(record)
+        else:
+            self.sink.emit(record)
 
 
 def _count_cpu(directory):

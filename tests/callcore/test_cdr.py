@@ -82,6 +82,21 @@ def test_a_cdr_goes_to_the_stream(sink, client, prefix, spool_path):
     assert not spool_path.exists()
 
 
+def test_a_cdr_emitted_without_waiting_reaches_the_stream(sink, client, prefix, spool_path):
+    sink.emit_later(record(1))
+    sink.emit_later(record(2))
+    assert sink.resp.pending() == 2
+    assert sink.emit(record(3)) is True  # reads the two replies before its own
+    assert sink.resp.pending() == 0
+    assert streamed(client, prefix) == [record(1), record(2), record(3)]
+    assert not spool_path.exists()
+
+
+def test_a_cdr_emitted_without_waiting_to_an_unreachable_redis_is_spooled(down, spool_path):
+    down.emit_later(record(1))
+    assert spooled(spool_path) == [record(1)]
+
+
 def test_with_redis_unreachable_the_cdr_is_spooled_to_disk(down, client, prefix, spool_path):
     assert down.emit(record(1)) is False
     assert down.emit(record(2)) is False

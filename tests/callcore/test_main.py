@@ -34,4 +34,3 @@ def test_a_bad_figure_is_refused_with_its_name(monkeypatch, value):
     monkeypatch.setenv("SS_SHM_MB", value)
     with pytest.raises(SystemExit, match="SS_SHM_MB"):
         main.shm_mb()
-
