@@ -181,10 +181,11 @@ class RespClient:
         return reply
 
     def _fail(self, refused, error):
-        """The connection broke: the refusals read so far, then every command still pending, fail."""
+        """The connection broke: every command still pending fails, and so do the refusals read so far
+        (after the close: a refusal's handler may send again, on a new connection)."""
+        self.close(error)
         for callback, reply in refused:
             self._report([callback], reply)
-        self.close(error)
 
     def _ensure_connected(self):
         if self._sock is None or self._pid != os.getpid():
