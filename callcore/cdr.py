@@ -157,13 +157,20 @@ class Spool:
 class CdrSink:
     """Appends CDRs to the stream ``{prefix}:cdr``; falls back to the spool when Redis is away."""
 
-    def __init__(self, url: str, prefix: str, spool_path: str | os.PathLike, timeout: float = 0.25):
+    def __init__(
+        self,
+        url: str,
+        prefix: str,
+        spool_path: str | os.PathLike,
+        timeout: float = 0.25,
+        client_name: str | None = None,
+    ):
         self.url = url
         self.stream = f"{prefix}:cdr"
         self.spool = Spool(spool_path)
         self.timeout = timeout
         # Refused calls (an illegal-call flood) each write one: the hot path's client, not redis-py's.
-        self.resp = RespClient(url, timeout=timeout)
+        self.resp = RespClient(url, timeout=timeout, name=client_name)
 
     def _xadd(self, line: str) -> None:
         self.resp.execute("XADD", self.stream, "*", "cdr", line)

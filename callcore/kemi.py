@@ -96,9 +96,10 @@ def pvs(name) -> str:
 class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
     def __init__(self):
         self.loader = None
-        self.live = LiveState(REDIS_URL, PREFIX)
+        self.live = LiveState(REDIS_URL, PREFIX, client_name=f"callcore:{NODE}")
         self.keys = Keys(PREFIX)
-        self.sink = cdr_mod.CdrSink(REDIS_URL, PREFIX, os.path.join(STATE_DIR, "cdr-spool.jsonl"))
+        spool = os.path.join(STATE_DIR, "cdr-spool.jsonl")
+        self.sink = cdr_mod.CdrSink(REDIS_URL, PREFIX, spool, client_name=f"callcore:{NODE}")
         self.last_poll = 0.0
         self.dropped = 0
         self.last_flush = 0.0  # of the drop counter: the first drop of a process is counted at once

@@ -335,12 +335,12 @@ class LiveState:
     across processes.
     """
 
-    def __init__(self, url: str, prefix: str, timeout: float = 0.25):
+    def __init__(self, url: str, prefix: str, timeout: float = 0.25, client_name: str | None = None):
         self.url = url
         self.keys = Keys(prefix)
         self.timeout = timeout
         # The hot path's own connection (callcore.resp): the three scripts of a call go through it.
-        self.resp = RespClient(url, timeout=timeout)
+        self.resp = RespClient(url, timeout=timeout, name=client_name)
         self._hot = {"setup": Script(SETUP_LUA), "next_route": Script(NEXT_ROUTE_LUA), "teardown": Script(TEARDOWN_LUA)}
 
     def setup(self, req: SetupRequest, now_ms: int | None = None) -> SetupResult:

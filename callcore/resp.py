@@ -30,6 +30,8 @@ import contextlib
 import hashlib
 import logging
 import os
+import re
+import select
 import socket
 import time
 from urllib.parse import unquote, urlsplit
@@ -74,13 +76,16 @@ def _parse_url(url: str) -> dict:
 
 
 class RespClient:
-    def __init__(self, url: str, timeout: float = 0.25, retry_after: float = 1.0):
+    def __init__(self, url: str, timeout: float = 0.25, retry_after: float = 1.0, name: str | None = None):
         self.options = _parse_url(url)
+        # Shown by CLIENT LIST: which of Redis's connections are the switch's, and of which node.
+        self.name = re.sub(r"[^A-Za-z0-9._:-]", "_", name) if name else None
         self.timeout = timeout
         self.retry_after = retry_after
         self._sock = None
         self._reader = None
         self._pid = None
+        self._poll = None
         self._down_until = 0.0
         self._pending = []  # the ``failed`` callbacks of commands sent and not yet answered, in order
 
@@ -103,12 +108,16 @@ class RespClient:
             raise rex.ConnectionError(f"Redis unreachable: {exc}") from exc
         self._sock, self._pid = sock, os.getpid()
         self._reader = hiredis.Reader(replyError=rex.ResponseError)
+        self._poll = select.poll()
+        self._poll.register(sock, select.POLLIN)
         try:
             if o["password"]:
                 auth = ("AUTH", o["username"], o["password"]) if o["username"] else ("AUTH", o["password"])
                 self._roundtrip(auth)
             if o["db"]:
                 self._roundtrip(("SELECT", o["db"]))
+            if self.name:
+                self._roundtrip(("CLIENT", "SETNAME", self.name))
         except rex.ResponseError:
             self.close()
             raise
@@ -187,7 +196,35 @@ class RespClient:
         for callback, reply in refused:
             self._report([callback], reply)
 
+    def _check_alive(self):
+        """Before a command: a connection Redis has closed meanwhile (a restart, CLIENT KILL, its idle
+        timeout) is dropped now, failing what is pending on it, so that the command goes out on a new one
+        instead of being lost with the old. A poll(2) that never waits; replies that arrived are used."""
+        while self._poll.poll(0):
+            try:
+                data = self._sock.recv(65536)
+            except OSError as exc:
+                data, error = b"", rex.ConnectionError(f"Redis connection lost: {exc}")
+            else:
+                error = rex.ConnectionError("Redis closed the connection")
+            if data:
+                self._reader.feed(data)
+                continue
+            # The replies that came before the close answer their commands; the rest fail.
+            refused = []
+            while self._pending:
+                reply = self._reader.gets()
+                if reply is False:
+                    break
+                callback = self._pending.pop(0)
+                if isinstance(reply, rex.ResponseError):
+                    refused.append((callback, reply))
+            self._fail(refused, error)
+            return
+
     def _ensure_connected(self):
+        if self._sock is not None and self._pid == os.getpid():
+            self._check_alive()
         if self._sock is None or self._pid != os.getpid():
             self._sock = None  # a parent's socket stays with the parent
             self._pending = []  # and so do its commands awaiting replies

@@ -173,6 +173,26 @@ def test_replies_are_read_once_max_pending_commands_wait(key):
     assert failures == []
 
 
+def test_a_connection_redis_closed_meanwhile_is_replaced_before_the_next_command(key):
+    client = RespClient(settings.REDIS_URL)
+    client_id = client.execute("CLIENT", "ID")
+    failures = []
+    client.send(("SET", key, "before"), failures.append)
+    client.execute("PING")  # its reply read: nothing pending
+    client.send(("APPEND", key, "+"), failures.append)
+    deadline = time.monotonic() + 2
+    while client.pending() and time.monotonic() < deadline:  # Redis ran the APPEND, its reply is on its way
+        if redis.Redis.from_url(settings.REDIS_URL).get(key) == b"before+":
+            break
+    redis.Redis.from_url(settings.REDIS_URL).client_kill_filter(_id=client_id)
+    time.sleep(0.1)
+    # The next command goes out on a new connection instead of being lost with the old one; the
+    # APPEND's reply, which came before the close, answers it: nothing failed.
+    assert client.execute("APPEND", key, "!") == len("before+!")
+    assert client.execute("CLIENT", "ID") != client_id
+    assert failures == []
+
+
 def test_a_forked_process_does_not_answer_for_its_parent_s_sent_commands(key):
     client = RespClient(settings.REDIS_URL)
     failures = []

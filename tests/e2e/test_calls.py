@@ -368,3 +368,36 @@ def test_a_call_over_tcp_is_relayed_to_a_udp_vendor(callcore, switch_config, sip
     [record] = wait_for_cdrs(live_redis, 1)
     assert record["end_reason"] == "normal_clearing"
     assert "SIP/2.0/TCP" in result.log.read_text()
+
+
+def test_hangups_and_new_calls_go_on_after_redis_drops_the_switch_s_connections(
+    callcore, switch_config, sipp, live_redis
+):
+    # Redis restarted (or dropped its clients) while a call was up. The hang-up's teardown, which a
+    # SIP worker sends without waiting, must not be written into the dead connection and lost with it
+    # until that worker's next call, and the next calls must not be refused for a Redis that is back.
+    switch_config.publish()
+    sipp.vendor("uas_answer.xml", VENDOR_A, calls=9)
+    caller = sipp.customer("uac_call.xml", "12125550100", hold_ms=3000, background=True)
+    registry = f"{settings.REDIS_PREFIX}:live:calls"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not live_redis.hlen(registry):
+        time.sleep(0.1)
+    assert live_redis.hlen(registry) == 1
+    time.sleep(1)
+    switch = [c for c in live_redis.client_list() if c["name"] == "callcore:e2e"]
+    assert switch, "callcore names its Redis connections after its node"
+    for connection in switch:
+        live_redis.client_kill_filter(_id=connection["id"])
+    assert caller.wait(timeout=30) == 0
+    [record] = wait_for_cdrs(live_redis, 1)
+    assert record["end_reason"] == "normal_clearing"
+    assert 2500 <= record["hold_time_ms"] <= 6000
+    assert_nothing_held(live_redis)
+    # Every worker had its connection dropped: each call below reaches one of them.
+    result = sipp.customer("uac_call.xml", "12125550100", calls=8, rate=20, hold_ms=100)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert sipp.wait_vendors() == [0, 0]  # the vendor and the first caller
+    records = wait_for_cdrs(live_redis, 9)
+    assert [r["end_reason"] for r in records[1:]] == ["normal_clearing"] * 8
+    assert_nothing_held(live_redis)
