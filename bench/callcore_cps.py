@@ -536,7 +536,10 @@ class Callcore(Switch):
 
 
 class BareRelay(Switch):
+    """Kamailio alone, relaying to the vendor: bench/relay/kamailio-bare.cfg."""
+
     name = "bare"
+    state_subdir = ""  # where the control socket and -Y's files go, under run_dir
 
     def __init__(self, run_dir, port, children, vendor_port):
         super().__init__(run_dir, port, children)
@@ -544,13 +547,11 @@ class BareRelay(Switch):
 
     @property
     def ctl(self):
-        return str(self.run_dir / "kamailio_ctl")
+        return str(self.run_dir / self.state_subdir / "kamailio_ctl")
 
-    def start(self):
-        from callcore.__main__ import MODULE_PATHS, kamailio_binary
+    def config(self) -> str:
+        from callcore.__main__ import MODULE_PATHS
 
-        self.check_port()
-        self.run_dir.mkdir(parents=True, exist_ok=True)
         module_path = next((p for p in MODULE_PATHS if os.path.isdir(p)), MODULE_PATHS[0])
         text = (BENCH / "relay" / "kamailio-bare.cfg").read_text()
         for key, value in {
@@ -562,37 +563,38 @@ class BareRelay(Switch):
             "MPATH": module_path,
         }.items():
             text = text.replace(f"@{key}@", str(value))
+        return text
+
+    def start(self):
+        from callcore.__main__ import kamailio_binary
+
+        self.check_port()
+        state = self.run_dir / self.state_subdir
+        state.mkdir(parents=True, exist_ok=True)
         cfg = self.run_dir / "kamailio.cfg"
-        cfg.write_text(text)
+        cfg.write_text(self.config())
         self.log_file = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
         self.process = CHILDREN.start(
             # The allocator `python -m callcore` runs with (SS_MEM_MANAGER, tlsf): with Kamailio's default
             # (qm) the bare relay spent half its CPU in qm_malloc (perf) and 0.37 ms per call against 0.12
             # with tlsf, which flattered callcore's ratio.
             [kamailio_binary(), "-x", os.environ.get("SS_MEM_MANAGER", "tlsf"), *kamailio_options(), "-DD", "-E",
-             "-f", str(cfg), "-P", str(self.run_dir / "kamailio.pid"), "-Y", str(self.run_dir)],
+             "-f", str(cfg), "-P", str(self.run_dir / "kamailio.pid"), "-Y", str(state)],
             stdout=self.log_file, stderr=subprocess.STDOUT,
         )  # fmt: skip
         self.wait_ready()
         return self
 
 
-class SipFloor(Switch):
+class SipFloor(BareRelay):
+    """callcore's own configuration with Python's work done natively and no Redis (bench/floor.py)."""
+
     name = "floor"
+    state_subdir = "run"
 
-    def __init__(self, run_dir, port, children, vendor_port):
-        super().__init__(run_dir, port, children)
-        self.vendor_port = vendor_port
+    def config(self) -> str:
+        from callcore.__main__ import settings_from_env
 
-    @property
-    def ctl(self):
-        return str(self.run_dir / "run" / "kamailio_ctl")
-
-    def start(self):
-        from callcore.__main__ import kamailio_binary, settings_from_env
-
-        self.check_port()
-        (self.run_dir / "run").mkdir(parents=True, exist_ok=True)
         values = settings_from_env()
         values.update(
             debug="1", children=self.children, tcp_children=1, port=self.port, advertised_ip="127.0.0.1",
@@ -600,16 +602,7 @@ class SipFloor(Switch):
             run_dir=str(self.run_dir / "run"), state_dir=str(self.run_dir), pike_density="10000000",
             keepalive_seconds=0, keepalive_step=0,
         )  # fmt: skip
-        cfg = self.run_dir / "kamailio.cfg"
-        cfg.write_text(floor_config(values, self.vendor_port))
-        self.log_file = open(self.log_path, "w")  # noqa: SIM115 - closed in stop()
-        self.process = CHILDREN.start(
-            [kamailio_binary(), "-x", os.environ.get("SS_MEM_MANAGER", "tlsf"), *kamailio_options(), "-DD", "-E",
-             "-f", str(cfg), "-P", str(self.run_dir / "kamailio.pid"), "-Y", str(self.run_dir / "run")],
-            stdout=self.log_file, stderr=subprocess.STDOUT,
-        )  # fmt: skip
-        self.wait_ready()
-        return self
+        return floor_config(values, self.vendor_port)
 
 
 # ---------------------------------------------------------------------------
