@@ -40,6 +40,7 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
 PREFIX = os.environ.get("REDIS_PREFIX", "ss")
 STATE_DIR = os.environ.get("CALLCORE_STATE_DIR", "var")
 NODE = os.environ.get("SS_NODE") or socket.gethostname()
+CLIENT_NAME = f"callcore:{NODE}"  # of this node's Redis connections, in CLIENT LIST
 SNAPSHOT_POLL_S = float(os.environ.get("SS_SNAPSHOT_POLL_SECONDS", "1"))
 RING_TIMEOUT_MS = int(os.environ.get("SS_RING_TIMEOUT_SECONDS", "120")) * 1000
 # A directory to dump each SIP worker's cProfile into (every 1000 requests): where Python time goes
@@ -96,10 +97,10 @@ def pvs(name) -> str:
 class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
     def __init__(self):
         self.loader = None
-        self.live = LiveState(REDIS_URL, PREFIX, client_name=f"callcore:{NODE}")
+        self.live = LiveState(REDIS_URL, PREFIX, client_name=CLIENT_NAME)
         self.keys = Keys(PREFIX)
         spool = os.path.join(STATE_DIR, "cdr-spool.jsonl")
-        self.sink = cdr_mod.CdrSink(REDIS_URL, PREFIX, spool, client_name=f"callcore:{NODE}")
+        self.sink = cdr_mod.CdrSink(REDIS_URL, PREFIX, spool, client_name=CLIENT_NAME)
         self.last_poll = 0.0
         self.dropped = 0
         self.last_flush = 0.0  # of the drop counter: the first drop of a process is counted at once

@@ -421,6 +421,10 @@ class LiveState:
             released += 1
         return released
 
+    def _teardown_keys(self, account_id, slot_keys: list[str]) -> list[str]:
+        k = self.keys
+        return [k.reservations(account_id), k.registry, k.registry_expiry, k.cdr_stream, *slot_keys]
+
     def teardown_later(self, call_id, account_id, slot_keys: list[str], cdr_json: str, spool) -> None:
         """``teardown`` without waiting for Redis: its reply is read with this process's next command.
 
@@ -430,8 +434,7 @@ class LiveState:
         For processes that talk to Redis call after call (the SIP workers): a refusal is only
         noticed at the next command.
         """
-        k = self.keys
-        keys = [k.reservations(account_id), k.registry, k.registry_expiry, k.cdr_stream, *slot_keys]
+        keys = self._teardown_keys(account_id, slot_keys)
         script = self._hot["teardown"]
 
         def failed(error):
@@ -447,10 +450,8 @@ class LiveState:
 
     def teardown(self, call_id, account_id, slot_keys: list[str], cdr_json: str = "") -> bool:
         """Release the call and append its CDR; False when Redis did not take it (spool the CDR)."""
-        k = self.keys
-        keys = [k.reservations(account_id), k.registry, k.registry_expiry, k.cdr_stream, *slot_keys]
         try:
-            self.resp.run(self._hot["teardown"], keys, [call_id, cdr_json])
+            self.resp.run(self._hot["teardown"], self._teardown_keys(account_id, slot_keys), [call_id, cdr_json])
             return True
         except redis.RedisError as exc:
             log.warning("live state unavailable at teardown of %s: %r", call_id, exc)

@@ -129,15 +129,29 @@ class RespClient:
                 self._sock.close()
         self._sock = self._reader = None
         pending, self._pending = self._pending, []
-        self._report(pending, error or rex.ConnectionError("connection closed before Redis answered"))
+        error = error or rex.ConnectionError("connection closed before Redis answered")
+        for failed in pending:
+            self._report(failed, error)
 
     @staticmethod
-    def _report(failed_callbacks, error):
-        for failed in failed_callbacks:
-            try:
-                failed(error)
-            except Exception:  # one callback's trouble must not lose the others
-                log.exception("a deferred Redis command's failure handler failed")
+    def _report(failed, error):
+        try:
+            failed(error)
+        except Exception:  # one callback's trouble must not lose the others
+            log.exception("a deferred Redis command's failure handler failed")
+
+    def _answer_pending(self, wait: bool, refused: list) -> list:
+        """Match replies to the pending commands, oldest first: all of them (``wait``), or only those
+        already received. The refused ones join ``refused`` as (callback, error), to be reported (also
+        those read before the connection broke half-way)."""
+        while self._pending:
+            reply = self._read_reply() if wait else self._reader.gets()
+            if reply is False:
+                break
+            callback = self._pending.pop(0)
+            if isinstance(reply, rex.ResponseError):
+                refused.append((callback, reply))
+        return refused
 
     # -- commands ------------------------------------------------------------------
 
@@ -166,11 +180,7 @@ class RespClient:
             if not wait and len(self._pending) < MAX_PENDING:
                 return None
             # Commands sent earlier are answered first: their replies are most likely read already.
-            while self._pending:
-                reply = self._read_reply()
-                callback = self._pending.pop(0)
-                if isinstance(reply, rex.ResponseError):
-                    refused.append((callback, reply))
+            self._answer_pending(True, refused)
             reply = self._read_reply() if wait else None
         except TimeoutError as exc:  # the builtin: socket.timeout
             error = rex.TimeoutError("Redis did not answer in time")
@@ -184,7 +194,7 @@ class RespClient:
             self._fail(refused, error)
             raise
         for callback, error in refused:
-            self._report([callback], error)
+            self._report(callback, error)
         if isinstance(reply, rex.ResponseError):
             raise reply
         return reply
@@ -194,7 +204,7 @@ class RespClient:
         (after the close: a refusal's handler may send again, on a new connection)."""
         self.close(error)
         for callback, reply in refused:
-            self._report([callback], reply)
+            self._report(callback, reply)
 
     def _check_alive(self):
         """Before a command: a connection Redis has closed meanwhile (a restart, CLIENT KILL, its idle
@@ -211,15 +221,7 @@ class RespClient:
                 self._reader.feed(data)
                 continue
             # The replies that came before the close answer their commands; the rest fail.
-            refused = []
-            while self._pending:
-                reply = self._reader.gets()
-                if reply is False:
-                    break
-                callback = self._pending.pop(0)
-                if isinstance(reply, rex.ResponseError):
-                    refused.append((callback, reply))
-            self._fail(refused, error)
+            self._fail(self._answer_pending(False, []), error)
             return
 
     def _ensure_connected(self):
@@ -240,7 +242,7 @@ class RespClient:
         try:
             self._ensure_connected()
         except rex.RedisError as exc:
-            self._report([failed], exc)
+            self._report(failed, exc)
             return
         with contextlib.suppress(rex.RedisError):  # each command's failure went to its callback
             self._roundtrip(args, wait=False, failed=failed)
