@@ -340,8 +340,8 @@ class LiveState:
         self.keys = Keys(prefix)
         self.timeout = timeout
         # The hot path's own connection (callcore.resp): the three scripts of a call go through it.
-        self.resp = RespClient(url, timeout=timeout, name=client_name)
         self._hot = {"setup": Script(SETUP_LUA), "next_route": Script(NEXT_ROUTE_LUA), "teardown": Script(TEARDOWN_LUA)}
+        self.resp = RespClient(url, timeout=timeout, name=client_name, scripts=self._hot.values())
 
     def setup(self, req: SetupRequest, now_ms: int | None = None) -> SetupResult:
         now_ms = now_ms if now_ms is not None else int(time.time() * 1000)

@@ -76,8 +76,14 @@ def _parse_url(url: str) -> dict:
 
 
 class RespClient:
-    def __init__(self, url: str, timeout: float = 0.25, retry_after: float = 1.0, name: str | None = None):
+    def __init__(
+        self, url: str, timeout: float = 0.25, retry_after: float = 1.0, name: str | None = None, scripts=()
+    ):
         self.options = _parse_url(url)
+        # Loaded on every new connection (a restarted Redis has forgotten its scripts, and its
+        # connections are new): a command sent without waiting learns of a NOSCRIPT only with the
+        # process's next command, which an idle worker may not send for a long time.
+        self.scripts = list(scripts)
         # Shown by CLIENT LIST: which of Redis's connections are the switch's, and of which node.
         self.name = re.sub(r"[^A-Za-z0-9._:-]", "_", name) if name else None
         self.timeout = timeout
@@ -118,6 +124,8 @@ class RespClient:
                 self._roundtrip(("SELECT", o["db"]))
             if self.name:
                 self._roundtrip(("CLIENT", "SETNAME", self.name))
+            for script in self.scripts:
+                self._roundtrip(("SCRIPT", "LOAD", script.body))
         except rex.ResponseError:
             self.close()
             raise

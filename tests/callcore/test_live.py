@@ -462,3 +462,19 @@ def test_an_unreachable_redis_is_reported_quickly_and_never_raises(prefix):
     assert away.teardown(CALL, 1, [away.keys.slots("mgw", 1)], "{}") is False
     assert away.next_route(CALL, 1, [RouteLimit(2, 0, 0)], EXPIRY, now_ms=NOW) == -2
     assert time.monotonic() - started < 1.0
+
+
+def test_a_new_connection_loads_the_scripts_so_a_teardown_sent_first_runs_at_once(prefix, client):
+    # A Redis that has forgotten its scripts (restarted, or new): the first teardown of a process
+    # must not wait for that process's next command to learn of a NOSCRIPT, because an idle
+    # worker may not send one for hours, and the call's CDR and slots would wait as long.
+    client.script_flush()
+    live = LiveState(settings.REDIS_URL, prefix)
+    spooled = []
+    live.teardown_later(CALL, 1, [live.keys.slots("mgw", 1)], '{"x": 1}', spooled.append)
+    deadline = time.monotonic() + 2
+    while not client.exists(live.keys.cdr_stream) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert [f[b"cdr"] for _id, f in client.xrange(live.keys.cdr_stream)] == [b'{"x": 1}']
+    assert live.resp.pending() == 1  # nothing else was sent: the reply is still unread
+    assert spooled == []
