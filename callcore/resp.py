@@ -76,9 +76,7 @@ def _parse_url(url: str) -> dict:
 
 
 class RespClient:
-    def __init__(
-        self, url: str, timeout: float = 0.25, retry_after: float = 1.0, name: str | None = None, scripts=()
-    ):
+    def __init__(self, url: str, timeout: float = 0.25, retry_after: float = 1.0, name: str | None = None, scripts=()):
         self.options = _parse_url(url)
         # Loaded on every new connection (a restarted Redis has forgotten its scripts, and its
         # connections are new): a command sent without waiting learns of a NOSCRIPT only with the
