@@ -39,6 +39,12 @@ def page(live_server):
         page.set_default_timeout(15000)
         yield page
         browser.close()
+        # The ORM calls the test made while Playwright's loop ran got a database connection of their
+        # own context, which the test database's teardown does not see: close it here, or the test
+        # database cannot be dropped at the end ("being accessed by other users").
+        from django.db import connections
+
+        connections.close_all()
 
 
 @pytest.fixture
