@@ -111,6 +111,7 @@ def kamailio_options() -> list[str]:
 
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+SCHEDSTAT = os.path.exists("/proc/self/schedstat")
 NCPU = os.cpu_count() or 1
 
 
@@ -227,13 +228,40 @@ def group_pids(pgid, comm="kamailio"):
     return sorted(pids)
 
 
-def cpu_ticks(pids):
-    ticks = {}
-    for pid in pids:
+def proc_times(pid):
+    """(CPU ns, run-queue wait ns) of a process, summed over its threads, or None when it is gone.
+
+    From schedstat: the scheduler's own nanoseconds. /proc/<pid>/stat's utime+stime are sampled at
+    each timer tick, and a process that runs in short bursts between ticks, as a SIP worker does,
+    is under-counted there (by 15% for the switch in one run). The wait is the time the process
+    was ready to run with no CPU free for it: a worker starved of CPU, not one waiting for Redis.
+    """
+    if not SCHEDSTAT:  # a kernel without it: ticks, and no wait
         stat = proc_stat(pid)
-        if stat:
-            ticks[pid] = stat[2]
-    return ticks
+        return None if stat is None else (stat[2] * 1_000_000_000 // CLK_TCK, 0)
+    cpu = wait = 0
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/schedstat") as f:
+                run, delay, _slices = f.read().split()
+        except OSError:
+            continue  # a thread that ended meanwhile
+        cpu += int(run)
+        wait += int(delay)
+    return cpu, wait
+
+
+def cpu_times(pids) -> dict[int, tuple[int, int]]:
+    times = {}
+    for pid in pids:
+        reading = proc_times(pid)
+        if reading:
+            times[pid] = reading
+    return times
 
 
 def machine_ticks():
@@ -245,11 +273,12 @@ def machine_ticks():
     return total - idle, total
 
 
-def all_process_ticks() -> dict[int, int]:
-    """utime+stime of every process now running: on some machines /proc/stat's total lags far
+def all_process_cpu() -> dict[int, int]:
+    """CPU ns of every process now running: on some machines /proc/stat's total lags far
     behind what the processes themselves report (seen: 8% for the machine while the switch alone
     used 24%), so the machine's figure is also taken as the sum over its processes."""
-    return cpu_ticks(int(entry) for entry in os.listdir("/proc") if entry.isdigit())
+    times = cpu_times(int(entry) for entry in os.listdir("/proc") if entry.isdigit())
+    return {pid: cpu for pid, (cpu, _wait) in times.items()}
 
 
 def smaps_rollup(pids):
@@ -269,7 +298,7 @@ def smaps_rollup(pids):
 
 
 class CpuMeter:
-    """CPU seconds of named sets of processes, and of the machine, between start() and stop().
+    """CPU and run-queue wait of named sets of processes, and the machine's CPU, between start() and stop().
 
     sample() keeps each process's latest reading, so one that exits before stop() (the SIPp
     customer ends by itself) still counts up to its last sample.
@@ -281,17 +310,31 @@ class CpuMeter:
     def start(self):
         self.t0 = time.monotonic()
         self.m0 = machine_ticks()
-        self.p0 = all_process_ticks()
-        self.c0 = {name: cpu_ticks(pids) for name, pids in self.groups.items()}
-        self.last = {name: dict(ticks) for name, ticks in self.c0.items()}
+        self.p0 = all_process_cpu()
+        self.c0 = {name: cpu_times(pids) for name, pids in self.groups.items()}
+        self.last = {name: dict(times) for name, times in self.c0.items()}
+        self.window = (self.t0, self.m0)
+        self.peak = 0.0
         return self
 
     def sample(self):
         for name, pids in self.groups.items():
-            self.last[name].update(cpu_ticks(pids))
+            self.last[name].update(cpu_times(pids))
+        # The machine's busiest 2 s: a step's average includes its ramp-down, when SIPp waits for the
+        # last calls, and hides that the machine was saturated while the rate was on.
+        now = time.monotonic()
+        if now - self.window[0] >= 2.0:
+            ticks = machine_ticks()
+            busy, total = ticks[0] - self.window[1][0], ticks[1] - self.window[1][1]
+            if total:
+                self.peak = max(self.peak, 100.0 * NCPU * busy / total)
+            self.window = (now, ticks)
 
-    def ticks(self, name, pid):
-        return self.last[name].get(pid, 0) - self.c0[name].get(pid, 0)
+    def cpu_ns(self, name, pid):
+        return self.last[name].get(pid, (0, 0))[0] - self.c0[name].get(pid, (0, 0))[0]
+
+    def wait_ns(self, name, pid):
+        return self.last[name].get(pid, (0, 0))[1] - self.c0[name].get(pid, (0, 0))[1]
 
     def stop(self) -> dict:
         self.sample()
@@ -299,27 +342,31 @@ class CpuMeter:
         m1 = machine_ticks()
         result = {"wall_s": round(wall, 3)}
         for name, pids in self.groups.items():
-            ticks = sum(self.ticks(name, p) for p in pids)
-            result[name] = round(100.0 * ticks / CLK_TCK / wall, 1)
-            result[name + "_cpu_s"] = round(ticks / CLK_TCK, 2)
+            cpu = sum(self.cpu_ns(name, p) for p in pids) / 1e9
+            result[name] = round(100.0 * cpu / wall, 1)
+            result[name + "_cpu_s"] = round(cpu, 3)
+            # Per process of the group: the share of the wall time it was ready to run but had no CPU.
+            wait = sum(self.wait_ns(name, p) for p in pids) / 1e9
+            result[name + "_rq_wait"] = round(100.0 * wait / wall / max(1, len(pids)), 1)
         busy, total = m1[0] - self.m0[0], m1[1] - self.m0[1]
         from_stat = 100.0 * NCPU * busy / total if total else 0.0
         # Processes alive at both ends, plus ours that ended in between (the SIPp customer).
-        p1 = all_process_ticks()
+        p1 = all_process_cpu()
         summed = sum(t - self.p0[p] for p, t in p1.items() if p in self.p0)
-        summed += sum(self.ticks(name, p) for name, pids in self.groups.items() for p in pids if p not in p1)
-        result["machine"] = round(max(from_stat, 100.0 * summed / CLK_TCK / wall), 1)
+        summed += sum(self.cpu_ns(name, p) for name, pids in self.groups.items() for p in pids if p not in p1)
+        result["machine"] = round(max(from_stat, 100.0 * summed / 1e9 / wall), 1)
+        result["machine_peak"] = round(self.peak, 1)
         return result
 
 
 def machine_busy(seconds=1.0):
     b0, t0 = machine_ticks()
-    p0 = all_process_ticks()
+    p0 = all_process_cpu()
     time.sleep(seconds)
     b1, t1 = machine_ticks()
-    p1 = all_process_ticks()
+    p1 = all_process_cpu()
     summed = sum(t - p0[p] for p, t in p1.items() if p in p0)
-    return max(100.0 * NCPU * (b1 - b0) / max(1, t1 - t0), 100.0 * summed / CLK_TCK / seconds)
+    return max(100.0 * NCPU * (b1 - b0) / max(1, t1 - t0), 100.0 * summed / 1e9 / seconds)
 
 
 def wait_quiet(limit_pct=30.0, max_wait=20.0):
@@ -980,8 +1027,8 @@ def run_step(switch: Switch, redis_probe: RedisProbe, out: Path, rate: int, seco
             meter.sample()
             shm_peak = max(shm_peak, shm_used(switch.ctl)[0])
     cpu = meter.stop()
-    busiest = max((meter.ticks("udp", p) for p in groups["udp"]), default=0)
-    cpu["busiest_udp_worker"] = round(100.0 * busiest / CLK_TCK / cpu["wall_s"], 1)
+    busiest = max((meter.cpu_ns("udp", p) for p in groups["udp"]), default=0)
+    cpu["busiest_udp_worker"] = round(100.0 * busiest / 1e9 / cpu["wall_s"], 1)
     if caller.poll() is None:
         CHILDREN.stop(caller)
     evalsha1 = redis_probe.evalsha()
@@ -1098,8 +1145,10 @@ def print_step(s):
         f"  {s['system']:<8} {s['children']}w {s['rate']:>5} CPS  ok {s['successful']:>6} failed {s['failed']:>5} "
         f"({s['fail_pct']:.3f}%)  achieved {s['achieved_cps']:>7.1f}  p50/p95 {fmt(d['p50'])}/{fmt(d['p95'])} ms  "
         f"switch {cpu['switch']:.0f}% (udp {cpu['udp']:.0f}%, busiest {cpu['busiest_udp_worker']:.0f}%, "
+        f"waiting for a CPU {cpu['udp_rq_wait']:.0f}%, "
         f"timers {cpu['timer']:.0f}%)  sipp {cpu['sipp_caller']:.0f}+{cpu['sipp_vendor']:.0f}%  "
-        f"redis {cpu.get('redis', float('nan')):.0f}%  machine {cpu['machine']:.0f}%  "
+        f"redis {cpu.get('redis', float('nan')):.0f}%  "
+        f"machine {cpu['machine']:.0f}% (busiest 2 s {cpu['machine_peak']:.0f}%)  "
         f"dialogs {s.get('dialogs_processed', '-')}  retrans {s['retransmissions']}  "
         f"redis ping p50/p99 {s['redis_ping_ms']['p50']}/{s['redis_ping_ms']['p99']} ms{cdr}"
     )
@@ -1397,7 +1446,8 @@ def summary(results) -> list[str]:
     add("CALL RATE RAMPS (1 s hold; failed = SIPp failed + unfinished calls; delay = customer's INVITE -> 200)")
     add("=" * 118)
     header = (f"{'system':<10}{'CPS':>6}{'achieved':>9}{'ok':>8}{'failed':>7}{'fail%':>8}{'p50':>6}{'p95':>6}"
-              f"{'p99':>6}{'switch%':>8}{'udp%':>6}{'max1%':>6}{'redis%':>7}{'sipp%':>7}{'mach%':>6}{'other%':>7}"
+              f"{'p99':>6}{'switch%':>8}{'udp%':>6}{'max1%':>6}{'rqw%':>5}{'redis%':>7}{'sipp%':>7}{'mach%':>6}{'peak%':>6}"
+              f"{'other%':>7}"
               f"{'ms/call':>8}{'shmMB':>6}  CDRs")  # fmt: skip
     for key, steps in results["ramps"].items():
         add("")
@@ -1414,8 +1464,9 @@ def summary(results) -> list[str]:
             add(
                 f"{key:<10}{s['rate']:>6}{s['achieved_cps']:>9.0f}{s['successful']:>8}{s['failed']:>7}"
                 f"{s['fail_pct']:>8.3f}{fmt(d['p50']):>6}{fmt(d['p95']):>6}{fmt(d['p99']):>6}"
-                f"{cpu['switch']:>8.0f}{cpu['udp']:>6.0f}{cpu['busiest_udp_worker']:>6.0f}"
+                f"{cpu['switch']:>8.0f}{cpu['udp']:>6.0f}{cpu['busiest_udp_worker']:>6.0f}{fmt(cpu.get('udp_rq_wait')):>5}"
                 f"{fmt(cpu.get('redis')):>7}{cpu['sipp_caller'] + cpu['sipp_vendor']:>7.0f}{cpu['machine']:>6.0f}"
+                f"{fmt(cpu.get('machine_peak')):>6}"
                 f"{other_load(cpu):>7.0f}"
                 f"{s['switch_cpu_ms_per_call']:>8.2f}{s['shm_peak_mb']:>6.0f}  {cdr}"
             )
@@ -1424,7 +1475,9 @@ def summary(results) -> list[str]:
         "columns: switch% = CPU of all Kamailio processes (100% = one core; the machine has "
         f"{NCPU}), udp% = the SIP workers (where Python runs),"
     )
-    add("         max1% = the busiest worker, sipp% = both SIPp, mach% = whole machine, other% = the machine less")
+    add("         max1% = the busiest worker, rqw% = the share of its time a worker was ready to run but had no CPU")
+    add("         (scheduler figures: CPU starvation, not waits on Redis), sipp% = both SIPp, mach% = whole machine,")
+    add("         peak% = the whole machine in its busiest 2 s of the step, other% = the machine less")
     add("         switch, SIPp and Redis (other people's jobs), ms/call = switch CPU per call")
     add("")
     best = {key: best_rate(steps) for key, steps in results["ramps"].items()}
