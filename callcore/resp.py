@@ -19,9 +19,9 @@ of ``callcore.live`` without every one of them paying 250 ms.
 with the next command on the connection (Redis answers in order), and a
 command Redis refused, or whose connection broke before its reply came, is
 handed to its ``failed`` callback then. A SIP worker that waited for every
-call's teardown spent a quarter of its time blocked on it (measured at 2800
-CPS: 357 us of wall time for 27 us of CPU), and waiting workers do not read
-the SIP socket.
+call's teardown slept and woke once more per call: sending without waiting
+cut the switch's CPU per call by about a tenth (interleaved A/B at 2400 CPS,
+534/554 -> 487/457 us), on machines where CPU is what limits the call rate.
 """
 
 from __future__ import annotations
