@@ -1,11 +1,14 @@
 """Fixtures every test package may use: Redis isolation and small builders of configuration."""
 
+import shutil
 import uuid
 from decimal import Decimal
 
 import pytest
 import redis
 from django.conf import settings
+
+from tests.servers import PrivateRedis
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -22,6 +25,18 @@ def _redis_prefix_cleanup():
     if settings.REDIS_PREFIX.startswith("sstest"):
         for key in client.scan_iter(f"{settings.REDIS_PREFIX}:*", count=1000):
             client.delete(key)
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    """A redis-server of the test's own: for tests that stop it, or need one that has never seen a script."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.skip("redis-server is not installed: this test starts a Redis of its own")
+    server = PrivateRedis(binary, tmp_path / "redis")
+    server.start()
+    yield server
+    server.kill()
 
 
 @pytest.fixture

@@ -464,12 +464,12 @@ def test_an_unreachable_redis_is_reported_quickly_and_never_raises(prefix):
     assert time.monotonic() - started < 1.0
 
 
-def test_a_new_connection_loads_the_scripts_so_a_teardown_sent_first_runs_at_once(prefix, client):
-    # A Redis that has forgotten its scripts (restarted, or new): the first teardown of a process
-    # must not wait for that process's next command to learn of a NOSCRIPT, because an idle
+def test_a_new_connection_loads_the_scripts_so_a_teardown_sent_first_runs_at_once(private_redis):
+    # A Redis that has never run the switch's scripts (new, or restarted): the first teardown of a
+    # process must not wait for that process's next command to learn of a NOSCRIPT, because an idle
     # worker may not send one for hours, and the call's CDR and slots would wait as long.
-    client.script_flush()
-    live = LiveState(settings.REDIS_URL, prefix)
+    client = private_redis.client()
+    live = LiveState(private_redis.url, "sstest-live")
     spooled = []
     live.teardown_later(CALL, 1, [live.keys.slots("mgw", 1)], '{"x": 1}', spooled.append)
     deadline = time.monotonic() + 2

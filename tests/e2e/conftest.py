@@ -111,9 +111,6 @@ def callcore(tmp_path_factory):
         start()
 
     running["crash_and_restart"] = crash_and_restart
-    # Meet Redis as a fresh machine's, with no scripts cached: runs on a Redis that earlier runs had
-    # taught the switch's scripts hid a first teardown that waited for its worker's next call.
-    redis.Redis.from_url(settings.REDIS_URL).script_flush()
     start()
     yield running
     process = running["process"]
