@@ -680,10 +680,10 @@ def stat_int(stats, name):
         return 0
 
 
-def rtt_values(directory: Path) -> list[tuple[float, int]]:
-    """(time ms since SIPp start, INVITE->200 ms) of every answered call, from -trace_rtt files."""
+def rtt_values(directory: Path, scenario: str = "uac_load") -> list[tuple[float, int]]:
+    """(time ms since SIPp start, INVITE->final answer ms) of every answered call, from -trace_rtt files."""
     values = []
-    for path in directory.glob("uac_load_*_rtt.csv"):
+    for path in directory.glob(f"{scenario}_*_rtt.csv"):
         for line in path.read_text(errors="replace").splitlines()[1:]:
             parts = line.split(";")
             if len(parts) >= 3 and parts[2].strip() == "1":
@@ -746,14 +746,14 @@ def start_caller(step_dir: Path, switch_port: int, rate: int, calls: int, hold_m
     )  # fmt: skip
 
 
-def caller_result(step_dir: Path, rate: int) -> dict:
+def caller_result(step_dir: Path, rate: int, scenario: str = "uac_load") -> dict:
     stats = sipp_stats(step_dir / "caller_stat.csv")
     placed = stat_int(stats, "OutgoingCall(C)")
     ok = stat_int(stats, "SuccessfulCall(C)")
     failed = stat_int(stats, "FailedCall(C)")
     # Calls SIPp created but never finished (killed at the step's time limit) count as failed.
     unfinished = max(0, placed - ok - failed)
-    rtts = rtt_values(step_dir)
+    rtts = rtt_values(step_dir, scenario)
     delays = sorted(v for _t, v in rtts)
     times = sorted(t for t, _v in rtts)
     achieved = (len(times) - 1) * 1000.0 / (times[-1] - times[0]) if len(times) > 1 and times[-1] > times[0] else 0
@@ -1396,6 +1396,111 @@ def other_load(cpu) -> float:
     return max(0.0, cpu["machine"] - ours)
 
 
+# ---------------------------------------------------------------------------
+# Illegal-call flood
+
+FLOOD_SOURCE = "127.0.0.2"  # neither a mapping gateway nor a phone: each of its INVITEs is an illegal call
+
+
+def set_parameter(name, value):
+    """Store a system parameter and publish the snapshot; the switch's processes poll it every second."""
+    from softswitch_portal.switching import publisher
+    from softswitch_portal.switching.models import SystemParameter
+
+    SystemParameter.objects.update_or_create(name=name, defaults={"value": str(value)})
+    if publisher.publish(force=True) is None:
+        raise SystemExit("the snapshot could not be published")
+    time.sleep(2.5)
+
+
+def flood_step(switch, redis_probe, out, rate, seconds, record) -> dict:
+    """Illegal INVITEs at ``rate`` for ``seconds`` from FLOOD_SOURCE, pike's limit out of the way: what
+    a flood spread over sources that each stay under the limit costs. Each must get its 403 and, with
+    ``record``, its CDR."""
+    step_dir = out / f"flood-{'cdr' if record else 'nocdr'}-{rate}cps"
+    step_dir.mkdir(parents=True, exist_ok=True)
+    quiet = wait_quiet()
+    redis_probe.reset_calls()
+    roles = switch.roles()
+    shutil.copy(BENCH / "scenarios" / "uac_illegal.xml", step_dir / "uac_illegal.xml")
+    timeout_s = seconds + 40
+    caller = CHILDREN.start(
+        ["sipp", f"127.0.0.1:{switch.port}", "-sf", "uac_illegal.xml", "-i", FLOOD_SOURCE, "-p", str(free_port()),
+         "-s", CALLEE_PREFIX, "-key", "caller", CALLER_PREFIX, "-r", str(rate), "-rp", "1000",
+         "-m", str(rate * seconds), "-l", str(max(rate * 20, 2000)), "-buff_size", str(SIPP_BUFFER),
+         "-nostdin", "-recv_timeout", "10000", "-timeout", f"{timeout_s}s",
+         "-trace_stat", "-stf", "caller_stat.csv", "-fd", "1", "-trace_rtt", "-rtt_freq", "100",
+         "-trace_err", "-error_file", "caller_err.log", "-max_log_size", "5000000"],
+        cwd=step_dir, stdout=subprocess.DEVNULL, stderr=open(step_dir / "caller.stderr", "w"),  # noqa: SIM115
+    )  # fmt: skip
+    groups = {role: [p for p, r in roles.items() if r == role] for role in ("udp", "timer")}
+    groups["switch"] = list(roles)
+    groups["sipp_caller"] = [caller.pid]
+    if redis_probe.local():
+        groups["redis"] = [redis_probe.pid]
+    meter = CpuMeter(groups).start()
+    deadline = time.monotonic() + timeout_s + 30
+    while caller.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+        meter.sample()
+    cpu = meter.stop()
+    if caller.poll() is None:
+        CHILDREN.stop(caller)
+    result = {"rate": rate, "seconds": seconds, "record": record, "machine_busy_before": quiet}
+    result.update(caller_result(step_dir, rate, "uac_illegal"))
+    result["cpu_pct"] = cpu
+    placed = max(1, result["placed"])
+    result["switch_cpu_ms_per_call"] = round(1000.0 * cpu["switch_cpu_s"] / placed, 3)
+    if "redis_cpu_s" in cpu:
+        result["redis_cpu_ms_per_call"] = round(1000.0 * cpu["redis_cpu_s"] / placed, 3)
+    # The workers send refusal CDRs without waiting for Redis: count once the stream stops growing.
+    count, deadline = -1, time.monotonic() + 10
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        settled, count = count, redis_probe.cdr_count()
+        if count == settled:
+            break
+    spool = switch.run_dir / "cdr-spool.jsonl"
+    result["cdrs"] = count + (len(spool.read_text().splitlines()) if spool.exists() else 0)
+    return result
+
+
+def flood_passes(step) -> bool:
+    """Every INVITE refused at the rate offered; with CDRs on, one per refused INVITE at least (an INVITE
+    SIPp sent again gets a second 403 and CDR of the same call, which the ingest takes once)."""
+    wanted = step["successful"] if step["record"] else 0
+    cdrs_ok = step["cdrs"] >= wanted if step["record"] else step["cdrs"] == 0
+    return step_passes(step) and cdrs_ok
+
+
+def flood_run(redis_url, redis_probe, out, children, rates, seconds) -> dict:
+    """The flood's rates with illegal-call CDRs on (SERVER_BILLING_RECORD_ILLEGAL_CALL=1), then off; each
+    ramp stops at its first failing step."""
+    switch = Callcore(out / "flood", CALLCORE_PORT, children, redis_url).start()
+    runs = {}
+    try:
+        for record in (True, False):
+            set_parameter("SERVER_BILLING_RECORD_ILLEGAL_CALL", 1 if record else 0)
+            key = "cdr" if record else "nocdr"
+            runs[key] = []
+            for rate in rates:
+                step = flood_step(switch, redis_probe, out, rate, seconds, record)
+                step["passed"] = flood_passes(step)
+                runs[key].append(step)
+                d, cpu = step["delay_ms"], step["cpu_pct"]
+                log(f"  flood {'CDRs on ' if record else 'CDRs off'} {rate:>5}/s  403 {step['successful']:>6} "
+                    f"failed {step['failed']:>5} ({step['fail_pct']:.3f}%)  achieved {step['achieved_cps']:>7.1f}  "
+                    f"p50/p95 {fmt(d['p50'])}/{fmt(d['p95'])} ms  switch {cpu['switch']:.0f}% "
+                    f"(waiting for a CPU {cpu['udp_rq_wait']:.0f}%)  redis {cpu.get('redis', float('nan')):.0f}%  "
+                    f"machine busiest 2 s {cpu['machine_peak']:.0f}%  CDRs {step['cdrs']}")  # fmt: skip
+                if not step["passed"]:
+                    break
+    finally:
+        set_parameter("SERVER_BILLING_RECORD_ILLEGAL_CALL", 1)
+        switch.stop()
+    return runs
+
+
 def cpu_breakdown(redis_url, redis_probe, out, children, rate, seconds, hold_ms) -> dict:
     """One step with each process counting its CPU per KEMI entry point (callcore.cpuacct)."""
     from callcore import cpuacct
@@ -1591,6 +1696,40 @@ def summary(results) -> list[str]:
             f"INVITE->200 p50/p95 {fmt(d['p50'])}/{fmt(d['p95'])} ms; switch CPU {conc['cpu_pct']['switch']:.0f}%, "
             f"Redis CPU {fmt(conc['cpu_pct'].get('redis'))}%, Redis time per Lua call {lua.get('usec_per_call')} us"
         )
+    flood = results.get("flood")
+    if flood:
+        add("")
+        add("=" * 118)
+        add(f"ILLEGAL-CALL FLOOD (INVITEs from {FLOOD_SOURCE}, an unknown source, answered 403; delay = INVITE -> 403)")
+        add("=" * 118)
+        head = (f"{'CDRs':<6}{'rate':>6}{'achieved':>9}{'403':>8}{'failed':>7}{'fail%':>8}{'p50':>6}{'p95':>6}"
+                f"{'switch%':>8}{'rqw%':>5}{'redis%':>7}{'peak%':>6}{'ms/INVITE':>10}{'CDRs':>8}  passed")  # fmt: skip
+        add(head)
+        add("-" * len(head))
+        for key, steps in flood.items():
+            for s in steps:
+                cpu, d = s["cpu_pct"], s["delay_ms"]
+                add(
+                    f"{key:<6}{s['rate']:>6}{s['achieved_cps']:>9.0f}{s['successful']:>8}{s['failed']:>7}"
+                    f"{s['fail_pct']:>8.3f}{fmt(d['p50']):>6}{fmt(d['p95']):>6}{cpu['switch']:>8.0f}"
+                    f"{fmt(cpu.get('udp_rq_wait')):>5}{fmt(cpu.get('redis')):>7}{fmt(cpu.get('machine_peak')):>6}"
+                    f"{s['switch_cpu_ms_per_call']:>10.3f}{s['cdrs']:>8}  {'yes' if s['passed'] else 'NO'}"
+                )
+        main_steps = results["ramps"].get(results.get("main_callcore"), [])
+        legal = [s for s in main_steps if step_passes(s)]
+        for key, steps in flood.items():
+            passed = [s for s in steps if s["passed"]]
+            if not passed:
+                add(f"{key}: no flood step passed")
+                continue
+            top = passed[-1]
+            ceiling = "" if len(passed) < len(steps) else " (never failed: the ramp's top)"
+            line = (f"{key}: highest flood rate answered in full {top['rate']}/s{ceiling}; "
+                    f"switch CPU {top['switch_cpu_ms_per_call']:.3f} ms per illegal INVITE")  # fmt: skip
+            if legal:
+                call = legal[-1]["switch_cpu_ms_per_call"]
+                line += f" = {top['switch_cpu_ms_per_call'] / call:.2f} of a legal call's ({call:.2f} ms, this run)"
+            add(line)
     breakdown = results.get("cpu_breakdown")
     if breakdown:
         add("")
@@ -1673,6 +1812,9 @@ def main():
         help="also ramp the SIP floor: callcore's configuration with Python's work done natively "
         "and no Redis (where callcore's CPU goes: SIP duties or the decision)",
     )
+    parser.add_argument("--flood", type=int, nargs="*", default=[], metavar="RATE",
+                        help="illegal-call flood steps (INVITEs/s from an unknown source, each answered 403), "
+                        "with illegal-call CDRs on, then off; each ramp stops at its first failing step")  # fmt: skip
     parser.add_argument("--skip-callcore", action="store_true")
     parser.add_argument("--skip-concurrency", action="store_true")
     parser.add_argument("--concurrency-rate", type=int)
@@ -1796,6 +1938,11 @@ def main():
             results["cpu_breakdown"] = cpu_breakdown(
                 settings.REDIS_URL, redis_probe, out, args.children, args.cpu_breakdown, seconds, args.hold_ms
             )
+            json_path.write_text(json.dumps(results, indent=1, default=str))
+
+        if args.flood:
+            log(f"\nflood: illegal INVITEs from {FLOOD_SOURCE}, callcore {args.children} workers, {seconds} s per step")
+            results["flood"] = flood_run(settings.REDIS_URL, redis_probe, out, args.children, args.flood, seconds)
             json_path.write_text(json.dumps(results, indent=1, default=str))
 
         if not args.skip_concurrency:
