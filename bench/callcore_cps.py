@@ -558,8 +558,9 @@ class Callcore(Switch):
             CALLCORE_STATE_DIR=str(self.run_dir),
             SS_NODE="bench",
             SS_KAMAILIO_DEBUG="1",
-            # pike would ban the one benchmark source: 3 requests per call from 127.0.0.1.
-            SS_FLOOD_REQUESTS_PER_2S="10000000",
+            # pike would ban the one benchmark source (3 requests per call from 127.0.0.1): its highest
+            # limit, 65535 per 2 s, holds 10,000 CPS; the flood steps' one source is banned above 16,000/s.
+            SS_FLOOD_REQUESTS_PER_2S="65535",
             # The load scenarios do not answer in-dialog OPTIONS, and SIPp aborts a call on one: the
             # concurrency run's 60 s calls would get the 30 s keep-alives. The ramps' 1 s calls never do.
             SS_DIALOG_KEEPALIVE_SECONDS="0",
@@ -650,7 +651,7 @@ class SipFloor(BareRelay):
         values.update(
             debug="1", children=self.children, tcp_children=1, port=self.port, advertised_ip="127.0.0.1",
             listen=f"listen=udp:127.0.0.1:{self.port}\nlisten=tcp:127.0.0.1:{self.port}",
-            run_dir=str(self.run_dir / "run"), state_dir=str(self.run_dir), pike_density="10000000",
+            run_dir=str(self.run_dir / "run"), state_dir=str(self.run_dir), pike_density="65535",
             keepalive_seconds=0, keepalive_step=0,
         )  # fmt: skip
         return floor_config(values, self.vendor_port)
@@ -1399,7 +1400,10 @@ def other_load(cpu) -> float:
 # ---------------------------------------------------------------------------
 # Illegal-call flood
 
-FLOOD_SOURCE = "127.0.0.2"  # neither a mapping gateway nor a phone: each of its INVITEs is an illegal call
+BANNED_NOTE = " (pike banned the source: dropped unanswered, as a flood from one source should be)"
+# Neither a mapping gateway nor a phone: each of their INVITEs is an illegal call. One per run, so that a
+# source pike banned in the first (the ban lasts SS_FLOOD_BAN_SECONDS) does not fail the second.
+FLOOD_SOURCES = {True: "127.0.0.2", False: "127.0.0.3"}
 
 
 def set_parameter(name, value):
@@ -1414,9 +1418,9 @@ def set_parameter(name, value):
 
 
 def flood_step(switch, redis_probe, out, rate, seconds, record) -> dict:
-    """Illegal INVITEs at ``rate`` for ``seconds`` from FLOOD_SOURCE, pike's limit out of the way: what
-    a flood spread over sources that each stay under the limit costs. Each must get its 403 and, with
-    ``record``, its CDR."""
+    """Illegal INVITEs at ``rate`` for ``seconds`` from one source, under pike's limit up to 16,000/s (the
+    bench's 65535 requests per 2 s, INVITE and ACK): what a flood spread over sources that each stay
+    under the limit costs. Each must get its 403 and, with ``record``, its CDR."""
     step_dir = out / f"flood-{'cdr' if record else 'nocdr'}-{rate}cps"
     step_dir.mkdir(parents=True, exist_ok=True)
     quiet = wait_quiet()
@@ -1424,8 +1428,10 @@ def flood_step(switch, redis_probe, out, rate, seconds, record) -> dict:
     roles = switch.roles()
     shutil.copy(BENCH / "scenarios" / "uac_illegal.xml", step_dir / "uac_illegal.xml")
     timeout_s = seconds + 40
+    log_offset = switch.log_size()
     caller = CHILDREN.start(
-        ["sipp", f"127.0.0.1:{switch.port}", "-sf", "uac_illegal.xml", "-i", FLOOD_SOURCE, "-p", str(free_port()),
+        ["sipp", f"127.0.0.1:{switch.port}", "-sf", "uac_illegal.xml", "-i", FLOOD_SOURCES[record],
+         "-p", str(free_port()),
          "-s", CALLEE_PREFIX, "-key", "caller", CALLER_PREFIX, "-r", str(rate), "-rp", "1000",
          "-m", str(rate * seconds), "-l", str(max(rate * 20, 2000)), "-buff_size", str(SIPP_BUFFER),
          "-nostdin", "-recv_timeout", "10000", "-timeout", f"{timeout_s}s",
@@ -1462,6 +1468,8 @@ def flood_step(switch, redis_probe, out, rate, seconds, record) -> dict:
             break
     spool = switch.run_dir / "cdr-spool.jsonl"
     result["cdrs"] = count + (len(spool.read_text().splitlines()) if spool.exists() else 0)
+    result["banned"] = any(f"flood from {FLOOD_SOURCES[record]}, banned" in line
+                           for line in switch.log_lines_since(log_offset))  # fmt: skip
     return result
 
 
@@ -1492,7 +1500,8 @@ def flood_run(redis_url, redis_probe, out, children, rates, seconds) -> dict:
                     f"failed {step['failed']:>5} ({step['fail_pct']:.3f}%)  achieved {step['achieved_cps']:>7.1f}  "
                     f"p50/p95 {fmt(d['p50'])}/{fmt(d['p95'])} ms  switch {cpu['switch']:.0f}% "
                     f"(waiting for a CPU {cpu['udp_rq_wait']:.0f}%)  redis {cpu.get('redis', float('nan')):.0f}%  "
-                    f"machine busiest 2 s {cpu['machine_peak']:.0f}%  CDRs {step['cdrs']}")  # fmt: skip
+                    f"machine busiest 2 s {cpu['machine_peak']:.0f}%  CDRs {step['cdrs']}"
+                    f"{'  (source banned by pike)' if step['banned'] else ''}")  # fmt: skip
                 if not step["passed"]:
                     break
     finally:
@@ -1700,7 +1709,7 @@ def summary(results) -> list[str]:
     if flood:
         add("")
         add("=" * 118)
-        add(f"ILLEGAL-CALL FLOOD (INVITEs from {FLOOD_SOURCE}, an unknown source, answered 403; delay = INVITE -> 403)")
+        add("ILLEGAL-CALL FLOOD (INVITEs from an unknown source, each answered 403; delay = INVITE -> 403)")
         add("=" * 118)
         head = (f"{'CDRs':<6}{'rate':>6}{'achieved':>9}{'403':>8}{'failed':>7}{'fail%':>8}{'p50':>6}{'p95':>6}"
                 f"{'switch%':>8}{'rqw%':>5}{'redis%':>7}{'peak%':>6}{'ms/INVITE':>10}{'CDRs':>8}  passed")  # fmt: skip
@@ -1714,6 +1723,7 @@ def summary(results) -> list[str]:
                     f"{s['fail_pct']:>8.3f}{fmt(d['p50']):>6}{fmt(d['p95']):>6}{cpu['switch']:>8.0f}"
                     f"{fmt(cpu.get('udp_rq_wait')):>5}{fmt(cpu.get('redis')):>7}{fmt(cpu.get('machine_peak')):>6}"
                     f"{s['switch_cpu_ms_per_call']:>10.3f}{s['cdrs']:>8}  {'yes' if s['passed'] else 'NO'}"
+                    f"{BANNED_NOTE if s.get('banned') else ''}"
                 )
         main_steps = results["ramps"].get(results.get("main_callcore"), [])
         legal = [s for s in main_steps if step_passes(s)]
@@ -1941,7 +1951,10 @@ def main():
             json_path.write_text(json.dumps(results, indent=1, default=str))
 
         if args.flood:
-            log(f"\nflood: illegal INVITEs from {FLOOD_SOURCE}, callcore {args.children} workers, {seconds} s per step")
+            log(
+                f"\nflood: illegal INVITEs from an unknown source, callcore {args.children} workers, "
+                f"{seconds} s per step"
+            )
             results["flood"] = flood_run(settings.REDIS_URL, redis_probe, out, args.children, args.flood, seconds)
             json_path.write_text(json.dumps(results, indent=1, default=str))
 

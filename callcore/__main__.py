@@ -59,6 +59,20 @@ def shm_mb() -> int:
     return max(SHM_MB_BOUNDS[0], min(SHM_MB_BOUNDS[1], machine_mb // 4))
 
 
+# pike keeps its limit and its counts in 16 bits: SS_FLOOD_REQUESTS_PER_2S=10000000 was taken as
+# 38528 (10000000 mod 65536), and a figure of 65536 would be 0, which bans every source.
+PIKE_MAX_DENSITY = 65535
+
+
+def flood_requests_per_2s() -> int:
+    value = env("SS_FLOOD_REQUESTS_PER_2S", "400").strip()
+    if not value.isdigit() or not 1 <= int(value) <= PIKE_MAX_DENSITY:
+        raise SystemExit(
+            f"callcore: SS_FLOOD_REQUESTS_PER_2S must be a whole number from 1 to {PIKE_MAX_DENSITY} (not {value!r})"
+        )
+    return int(value)
+
+
 def settings_from_env() -> dict:
     keepalive = keepalive_seconds()
     state_dir = Path(env("CALLCORE_STATE_DIR", str(ROOT / "var"))).resolve()
@@ -77,7 +91,7 @@ def settings_from_env() -> dict:
         "run_dir": str(state_dir / "run"),
         "state_dir": str(state_dir),
         "fr_inv_timer_ms": str(int(env("SS_DEFAULT_INVITE_TIMEOUT", "8")) * 1000),
-        "pike_density": env("SS_FLOOD_REQUESTS_PER_2S", "400"),
+        "pike_density": flood_requests_per_2s(),
         "ban_seconds": env("SS_FLOOD_BAN_SECONDS", "300"),
         "topoh_key": env("SS_TOPOH_KEY", secrets.token_hex(8)),
         # In-dialog OPTIONS to both sides of an answered call every so many seconds (0: none; Kamailio's

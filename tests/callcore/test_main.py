@@ -1,4 +1,4 @@
-"""`python -m callcore`'s settings: Kamailio's shared memory."""
+"""`python -m callcore`'s settings: Kamailio's shared memory, the flood limit."""
 
 import pytest
 
@@ -34,3 +34,16 @@ def test_a_bad_figure_is_refused_with_its_name(monkeypatch, value):
     monkeypatch.setenv("SS_SHM_MB", value)
     with pytest.raises(SystemExit, match="SS_SHM_MB"):
         main.shm_mb()
+
+
+def test_the_flood_limit_reaches_kamailio_as_given(monkeypatch):
+    monkeypatch.setenv("SS_FLOOD_REQUESTS_PER_2S", "65535")
+    assert "modparam(\"pike\", \"reqs_density_per_unit\", 65535)" in main.render(main.settings_from_env())
+
+
+@pytest.mark.parametrize("value", ["0", "65536", "10000000", "-5", "many"])
+def test_a_flood_limit_pike_cannot_hold_is_refused_with_its_name(monkeypatch, value):
+    # pike counts in 16 bits: 65536 would become 0 and ban every source, 10000000 would become 38528.
+    monkeypatch.setenv("SS_FLOOD_REQUESTS_PER_2S", value)
+    with pytest.raises(SystemExit, match="SS_FLOOD_REQUESTS_PER_2S"):
+        main.settings_from_env()
