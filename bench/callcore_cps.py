@@ -20,17 +20,21 @@ Run: .venv/bin/python bench/callcore_cps.py [--quick] [--also-children 2] [--ren
    SIPp customer to a SIPp vendor, and records successful/failed calls, the
    INVITE->200 delay seen by the customer (p50/p95/p99 from SIPp's
    -trace_rtt, which SIPp quantises to its ~4 ms clock), the CPU of the
-   switch's processes (utime+stime deltas from /proc, split by Kamailio's
-   process roles), of both SIPp, of Redis and of the whole machine, Redis's
-   round trip (a PING every 10 ms) and its Lua time per call, Kamailio's
-   shared memory, and for callcore the CDRs on the stream against the calls
-   placed. A ramp stops at the first step with 0.1% failed calls or more, or
-   whose achieved rate falls under 95% of the offered one.
+   switch's processes (the scheduler's nanoseconds from
+   /proc/<pid>/task/*/schedstat, split by Kamailio's process roles, with the
+   SIP workers' run-queue wait), of both SIPp, of Redis and of the whole
+   machine, Redis's round trip (a PING every 10 ms) and its Lua time per
+   call, Kamailio's shared memory, and for callcore the CDRs on the stream
+   against the calls placed. A ramp stops at the first step with 0.1% failed
+   calls or more, or whose achieved rate falls under 95% of the offered one.
 2. A concurrency run: a fresh callcore holds thousands of calls 60 s at once;
    the switch's memory (RSS/PSS sum from /proc/<pid>/smaps_rollup, Kamailio's
    shared memory) and our live-state keys in Redis before and at the plateau
    give the memory per call; every call must complete and have its CDR.
-3. A per-call cost breakdown of the Python half outside Kamailio (plan_call,
+3. With --flood, illegal-call floods: INVITEs from a source that is neither a
+   gateway nor a phone, each to be answered 403 (and recorded, then not), at
+   rising rates; the switch's CPU per illegal INVITE against a legal call's.
+4. A per-call cost breakdown of the Python half outside Kamailio (plan_call,
    the setup Lua round trip with 0, 1000 and 2500 other live calls on the
    account, the teardown with a CDR), for reading the ramps.
 

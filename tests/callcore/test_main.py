@@ -38,7 +38,7 @@ def test_a_bad_figure_is_refused_with_its_name(monkeypatch, value):
 
 def test_the_flood_limit_reaches_kamailio_as_given(monkeypatch):
     monkeypatch.setenv("SS_FLOOD_REQUESTS_PER_2S", "65535")
-    assert "modparam(\"pike\", \"reqs_density_per_unit\", 65535)" in main.render(main.settings_from_env())
+    assert 'modparam("pike", "reqs_density_per_unit", 65535)' in main.render(main.settings_from_env())
 
 
 @pytest.mark.parametrize("value", ["0", "65536", "10000000", "-5", "many"])
