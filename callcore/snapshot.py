@@ -19,6 +19,7 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
+import socket
 import tempfile
 import threading
 import time
@@ -140,19 +141,31 @@ class _SourceIndex:
             found = self._pick(gateways, port)
             if found is not None:
                 return found
+        # An IPv4 source nobody configured (a scanner's, the flood case) is parsed in C: an ipaddress
+        # object cost 2 us a lookup, 18 times the exact hit's, and an illegal INVITE looks up twice.
+        try:
+            packed = socket.inet_pton(socket.AF_INET, ip)
+        except OSError:
+            return self._find_other(ip, port)
+        canonical = socket.inet_ntop(socket.AF_INET, packed)
+        return self._find_address(ip, canonical, 4, int.from_bytes(packed, "big"), port)
+
+    def _find_other(self, ip: str, port: int | None) -> contract.MappingGateway | None:
+        """IPv6, bracketed or IPv4-mapped sources."""
         try:
             address = ipaddress.ip_address(ip.strip("[]"))
         except ValueError:
             return None
         if address.version == 6 and address.ipv4_mapped is not None:
             address = address.ipv4_mapped  # a dual-stack socket reports IPv4 peers as ::ffff:a.b.c.d
-        canonical = str(address)
+        return self._find_address(ip, str(address), address.version, int(address), port)
+
+    def _find_address(self, ip, canonical, version, value, port) -> contract.MappingGateway | None:
         if canonical != ip and canonical in self._exact:
             found = self._pick(self._exact[canonical], port)
             if found is not None:
                 return found
-        value = int(address)
-        for shift, by_bits in self._networks[address.version]:
+        for shift, by_bits in self._networks[version]:
             gateways = by_bits.get(value >> shift)
             if gateways is not None:
                 found = self._pick(gateways, port)

@@ -98,6 +98,8 @@ def test_mapping_gateways_are_found_by_the_most_specific_network(index):
     assert index.mapping_gateway_for("2001:db8:1::abcd").id == 2
     assert index.mapping_gateway_for("2001:db8:2::1") is None
     assert index.mapping_gateway_for("198.51.100.1") is None
+    assert index.mapping_gateway_for("192.000.002.005") is None  # not an address Kamailio would report
+    assert index.mapping_gateway_for("not-an-address") is None
 
 
 def test_an_ip_and_port_gateway_needs_the_port_too(index):
