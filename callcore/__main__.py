@@ -30,8 +30,19 @@ def env(name, default):
     return os.environ.get(name) or default
 
 
+def whole_number(name: str, default: int, low: int, high: int | None = None) -> int:
+    """A numeric setting, or a clear exit naming it: a bad figure would otherwise reach Kamailio's
+    configuration and fail there with a parse error far from its cause, or mean something else
+    (a ban of 0 seconds is a ban that never expires)."""
+    value = env(name, str(default)).strip()
+    if not value.isdigit() or int(value) < low or (high is not None and int(value) > high):
+        bounds = f"from {low} to {high}" if high is not None else f"{low} or more"
+        raise SystemExit(f"callcore: {name} must be a whole number {bounds} (not {value!r})")
+    return int(value)
+
+
 def keepalive_seconds() -> int:
-    seconds = int(env("SS_DIALOG_KEEPALIVE_SECONDS", "30"))
+    seconds = whole_number("SS_DIALOG_KEEPALIVE_SECONDS", 30, 0)
     if 0 < seconds < 30:
         raise SystemExit("callcore: SS_DIALOG_KEEPALIVE_SECONDS must be 0 (off) or at least 30 (Kamailio's least)")
     return seconds
@@ -64,41 +75,32 @@ def shm_mb() -> int:
 PIKE_MAX_DENSITY = 65535
 
 
-def flood_requests_per_2s() -> int:
-    value = env("SS_FLOOD_REQUESTS_PER_2S", "400").strip()
-    if not value.isdigit() or not 1 <= int(value) <= PIKE_MAX_DENSITY:
-        raise SystemExit(
-            f"callcore: SS_FLOOD_REQUESTS_PER_2S must be a whole number from 1 to {PIKE_MAX_DENSITY} (not {value!r})"
-        )
-    return int(value)
-
-
 def settings_from_env() -> dict:
     keepalive = keepalive_seconds()
     state_dir = Path(env("CALLCORE_STATE_DIR", str(ROOT / "var"))).resolve()
     listen_ips = env("SS_SIP_LISTEN", "127.0.0.1").split(",")
-    port = int(env("SS_SIP_PORT", "5060"))
+    port = whole_number("SS_SIP_PORT", 5060, 1, 65535)
     transports = env("SS_SIP_TRANSPORTS", "udp,tcp").split(",")
     listen = "\n".join(f"listen={t}:{ip}:{port}" for ip in listen_ips for t in transports)
     return {
         "debug": env("SS_KAMAILIO_DEBUG", "1"),
-        "children": env("SS_CHILDREN", "4"),
-        "tcp_children": env("SS_TCP_CHILDREN", "2"),
+        "children": whole_number("SS_CHILDREN", 4, 1, 256),
+        "tcp_children": whole_number("SS_TCP_CHILDREN", 2, 1, 256),
         "listen": listen,
         "port": port,
         "advertised_ip": env("SS_ADVERTISED_IP", listen_ips[0]),
         "module_path": env("SS_KAMAILIO_MODULES", next((p for p in MODULE_PATHS if os.path.isdir(p)), MODULE_PATHS[0])),
         "run_dir": str(state_dir / "run"),
         "state_dir": str(state_dir),
-        "fr_inv_timer_ms": str(int(env("SS_DEFAULT_INVITE_TIMEOUT", "8")) * 1000),
-        "pike_density": flood_requests_per_2s(),
-        "ban_seconds": env("SS_FLOOD_BAN_SECONDS", "300"),
+        "fr_inv_timer_ms": whole_number("SS_DEFAULT_INVITE_TIMEOUT", 8, 1, 300) * 1000,
+        "pike_density": whole_number("SS_FLOOD_REQUESTS_PER_2S", 400, 1, PIKE_MAX_DENSITY),
+        "ban_seconds": whole_number("SS_FLOOD_BAN_SECONDS", 300, 1),
         "topoh_key": env("SS_TOPOH_KEY", secrets.token_hex(8)),
         # In-dialog OPTIONS to both sides of an answered call every so many seconds (0: none; Kamailio's
         # least is 30): a side that no longer answers (408, or 481) gets the call ended, BYE both ways.
         "keepalive_seconds": keepalive,
         "keepalive_step": 1 if keepalive else 0,  # the module's check, every second: a list head
-        "keepalive_failures": env("SS_DIALOG_KEEPALIVE_FAILURES", "2"),
+        "keepalive_failures": whole_number("SS_DIALOG_KEEPALIVE_FAILURES", 2, 1),
         "kemi_script": str(HERE / "kemi.py"),
         "shm_mb": shm_mb(),
         "sanity_checks": sipsyntax.SANITY_CHECKS,

@@ -41,9 +41,37 @@ def test_the_flood_limit_reaches_kamailio_as_given(monkeypatch):
     assert 'modparam("pike", "reqs_density_per_unit", 65535)' in main.render(main.settings_from_env())
 
 
-@pytest.mark.parametrize("value", ["0", "65536", "10000000", "-5", "many"])
-def test_a_flood_limit_pike_cannot_hold_is_refused_with_its_name(monkeypatch, value):
-    # pike counts in 16 bits: 65536 would become 0 and ban every source, 10000000 would become 38528.
-    monkeypatch.setenv("SS_FLOOD_REQUESTS_PER_2S", value)
-    with pytest.raises(SystemExit, match="SS_FLOOD_REQUESTS_PER_2S"):
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        # pike counts in 16 bits: 65536 would become 0 and ban every source, 10000000 would become 38528.
+        ("SS_FLOOD_REQUESTS_PER_2S", "0"),
+        ("SS_FLOOD_REQUESTS_PER_2S", "65536"),
+        ("SS_FLOOD_REQUESTS_PER_2S", "10000000"),
+        ("SS_FLOOD_REQUESTS_PER_2S", "many"),
+        ("SS_FLOOD_BAN_SECONDS", "0"),  # an htable entry with autoexpire 0 never expires
+        ("SS_FLOOD_BAN_SECONDS", "5m"),
+        ("SS_SIP_PORT", "70000"),
+        ("SS_SIP_PORT", "sip"),
+        ("SS_CHILDREN", "0"),
+        ("SS_TCP_CHILDREN", "-1"),
+        ("SS_DEFAULT_INVITE_TIMEOUT", "0"),
+        ("SS_DEFAULT_INVITE_TIMEOUT", "2.5"),
+        ("SS_DIALOG_KEEPALIVE_FAILURES", "0"),
+        ("SS_DIALOG_KEEPALIVE_SECONDS", "soon"),
+        ("SS_DIALOG_KEEPALIVE_SECONDS", "10"),  # Kamailio's least is 30
+    ],
+)
+def test_a_setting_kamailio_cannot_take_is_refused_with_its_name(monkeypatch, name, value):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(SystemExit, match=name):
         main.settings_from_env()
+
+
+def test_numeric_settings_reach_kamailio_as_given(monkeypatch):
+    for name, value in [("SS_FLOOD_BAN_SECONDS", "60"), ("SS_DEFAULT_INVITE_TIMEOUT", "12"), ("SS_CHILDREN", "6")]:
+        monkeypatch.setenv(name, value)
+    config = main.render(main.settings_from_env())
+    assert "autoexpire=60;" in config
+    assert 'modparam("tm", "fr_inv_timer", 12000)' in config
+    assert "children=6" in config
