@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from callcore import sipsyntax
+from callcore import decide, sipsyntax
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -75,7 +75,22 @@ def shm_mb() -> int:
 PIKE_MAX_DENSITY = 65535
 
 
+def check_worker_settings() -> None:
+    """Settings kemi.py reads in every Kamailio process: a bad one would fail each process's start with
+    a Python traceback in Kamailio's log, so they are checked here, before Kamailio runs."""
+    whole_number("SS_DEFAULT_MAX_DURATION", decide.DEFAULT_MAX_DURATION_S, 1)
+    whole_number("SS_RING_TIMEOUT_SECONDS", 120, 1)
+    poll = env("SS_SNAPSHOT_POLL_SECONDS", "1").strip()
+    try:
+        valid = 0 < float(poll) <= 3600
+    except ValueError:
+        valid = False
+    if not valid:
+        raise SystemExit(f"callcore: SS_SNAPSHOT_POLL_SECONDS must be a number of seconds above 0 (not {poll!r})")
+
+
 def settings_from_env() -> dict:
+    check_worker_settings()
     keepalive = keepalive_seconds()
     state_dir = Path(env("CALLCORE_STATE_DIR", str(ROOT / "var"))).resolve()
     listen_ips = env("SS_SIP_LISTEN", "127.0.0.1").split(",")

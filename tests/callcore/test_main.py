@@ -60,6 +60,11 @@ def test_the_flood_limit_reaches_kamailio_as_given(monkeypatch):
         ("SS_DIALOG_KEEPALIVE_FAILURES", "0"),
         ("SS_DIALOG_KEEPALIVE_SECONDS", "soon"),
         ("SS_DIALOG_KEEPALIVE_SECONDS", "10"),  # Kamailio's least is 30
+        ("SS_DEFAULT_MAX_DURATION", "0"),
+        ("SS_DEFAULT_MAX_DURATION", "2h"),
+        ("SS_RING_TIMEOUT_SECONDS", "x"),
+        ("SS_SNAPSHOT_POLL_SECONDS", "-1"),
+        ("SS_SNAPSHOT_POLL_SECONDS", "nan"),
     ],
 )
 def test_a_setting_kamailio_cannot_take_is_refused_with_its_name(monkeypatch, name, value):
