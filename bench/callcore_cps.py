@@ -737,11 +737,11 @@ def start_vendor(step_dir: Path, port: int, timeout_s: int):
 
 
 def start_caller(step_dir: Path, switch_port: int, rate: int, calls: int, hold_ms: int, limit: int, timeout_s: int,
-                 rtt_freq: int = 100):  # fmt: skip
+                 rtt_freq: int = 100, scenario: str = "uac_load", source: str = "127.0.0.1"):  # fmt: skip
     # SIPp writes response times in batches of rtt_freq calls and drops a last partial batch.
-    shutil.copy(BENCH / "scenarios" / "uac_load.xml", step_dir / "uac_load.xml")
+    shutil.copy(BENCH / "scenarios" / f"{scenario}.xml", step_dir / f"{scenario}.xml")
     return CHILDREN.start(
-        ["sipp", f"127.0.0.1:{switch_port}", "-sf", "uac_load.xml", "-i", "127.0.0.1", "-p", str(free_port()),
+        ["sipp", f"127.0.0.1:{switch_port}", "-sf", f"{scenario}.xml", "-i", source, "-p", str(free_port()),
          "-s", CALLEE_PREFIX, "-key", "caller", CALLER_PREFIX, "-r", str(rate), "-rp", "1000", "-m", str(calls),
          "-buff_size", str(SIPP_BUFFER),
          "-d", str(hold_ms), "-l", str(limit), "-nostdin", "-recv_timeout", "10000", "-timeout", f"{timeout_s}s",
@@ -1430,19 +1430,10 @@ def flood_step(switch, redis_probe, out, rate, seconds, record) -> dict:
     quiet = wait_quiet()
     redis_probe.reset_calls()
     roles = switch.roles()
-    shutil.copy(BENCH / "scenarios" / "uac_illegal.xml", step_dir / "uac_illegal.xml")
     timeout_s = seconds + 40
     log_offset = switch.log_size()
-    caller = CHILDREN.start(
-        ["sipp", f"127.0.0.1:{switch.port}", "-sf", "uac_illegal.xml", "-i", FLOOD_SOURCES[record],
-         "-p", str(free_port()),
-         "-s", CALLEE_PREFIX, "-key", "caller", CALLER_PREFIX, "-r", str(rate), "-rp", "1000",
-         "-m", str(rate * seconds), "-l", str(max(rate * 20, 2000)), "-buff_size", str(SIPP_BUFFER),
-         "-nostdin", "-recv_timeout", "10000", "-timeout", f"{timeout_s}s",
-         "-trace_stat", "-stf", "caller_stat.csv", "-fd", "1", "-trace_rtt", "-rtt_freq", "100",
-         "-trace_err", "-error_file", "caller_err.log", "-max_log_size", "5000000"],
-        cwd=step_dir, stdout=subprocess.DEVNULL, stderr=open(step_dir / "caller.stderr", "w"),  # noqa: SIM115
-    )  # fmt: skip
+    caller = start_caller(step_dir, switch.port, rate, rate * seconds, 0, max(rate * 20, 2000), timeout_s,
+                          scenario="uac_illegal", source=FLOOD_SOURCES[record])  # fmt: skip
     groups = {role: [p for p, r in roles.items() if r == role] for role in ("udp", "timer")}
     groups["switch"] = list(roles)
     groups["sipp_caller"] = [caller.pid]
