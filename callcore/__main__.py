@@ -61,11 +61,8 @@ def shm_mb() -> int:
     old fixed 512 MB ran out below the switch's own target. Pages of the mapping that no call ever
     touched cost the machine nothing, so a generous size is free until it is used.
     """
-    value = os.environ.get("SS_SHM_MB", "").strip()
-    if value:
-        if not value.isdigit() or int(value) < 64:
-            raise SystemExit(f"callcore: SS_SHM_MB must be a whole number of MB, 64 or more (not {value!r})")
-        return int(value)
+    if os.environ.get("SS_SHM_MB", "").strip():
+        return whole_number("SS_SHM_MB", 0, 64)
     machine_mb = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // 2**20
     return max(SHM_MB_BOUNDS[0], min(SHM_MB_BOUNDS[1], machine_mb // 4))
 

@@ -147,8 +147,8 @@ class _SourceIndex:
             packed = socket.inet_pton(socket.AF_INET, ip)
         except OSError:
             return self._find_other(ip, port)
-        canonical = socket.inet_ntop(socket.AF_INET, packed)
-        return self._find_address(ip, canonical, 4, int.from_bytes(packed, "big"), port)
+        # inet_pton takes only the plain dotted quad (no leading zeros), so ``ip`` is already canonical.
+        return self._find_address(ip, ip, 4, int.from_bytes(packed, "big"), port)
 
     def _find_other(self, ip: str, port: int | None) -> contract.MappingGateway | None:
         """IPv6, bracketed or IPv4-mapped sources."""
