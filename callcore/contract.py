@@ -73,6 +73,9 @@ class Parameter:
         return str(int(value))
 
 
+# The longest ASR window an operator may set: the CDR ingest keeps its per-minute counts this long.
+ROUTE_STATS_MAX_MINUTES = 1440
+
 PARAMETERS: tuple[Parameter, ...] = (
     Parameter(
         "SERVER_BILLING_RECORD_ILLEGAL_CALL",
@@ -193,6 +196,23 @@ PARAMETERS: tuple[Parameter, ...] = (
         bool,
         True,
         "Enforce per-account and per-gateway conversation limits.",
+    ),
+    Parameter(
+        "SS_ROUTE_ASR_WINDOW_MINUTES",
+        int,
+        60,
+        "Minutes of calls each routing gateway's ASR is measured over, for the Best ASR route policy.",
+        min_value=5,
+        max_value=ROUTE_STATS_MAX_MINUTES,
+    ),
+    Parameter(
+        "SS_ROUTE_ASR_MIN_ATTEMPTS",
+        int,
+        20,
+        "Attempts in the window before a routing gateway is ranked by its ASR; one with fewer is tried first, "
+        "so it gets the calls it is judged on.",
+        min_value=1,
+        max_value=1_000_000,
     ),
 )
 
@@ -395,6 +415,54 @@ class SharedLiveKeys:
     @property
     def live_calls(self) -> str:
         return f"{self.prefix}:live:calls"
+
+    def route_stats_minute(self, minute: int) -> str:
+        """Hash of one minute's vendor attempts (field ``a:{gateway id}``) and connected calls (``c:{id}``),
+        by the calls' start (``epoch ms // 60000``); the CDR ingest counts them."""
+        return f"{self.prefix}:routestats:{minute}"
+
+    @property
+    def route_asr(self) -> str:
+        """The routing gateways' attempts and connected calls over the ASR window (``RouteStats``), published
+        by the worker for the Best ASR route policy; it expires when the worker stops publishing."""
+        return f"{self.prefix}:routestats:asr"
+
+
+@dataclass(frozen=True)
+class RouteStats:
+    """Each routing gateway's (attempts, connected) over the last ``window_minutes``, as of ``at_ms``."""
+
+    at_ms: int
+    window_minutes: int
+    gateways: dict[int, tuple[int, int]]
+
+    def encode(self) -> bytes:
+        return json.dumps(
+            {
+                "at_ms": self.at_ms,
+                "window_minutes": self.window_minutes,
+                "gateways": {str(k): [a, c] for k, (a, c) in sorted(self.gateways.items())},
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> RouteStats:
+        """Raises ValueError on anything but what ``encode`` writes."""
+        try:
+            data = json.loads(raw)
+            gateways = {}
+            for key, (attempts, connected) in data["gateways"].items():
+                values = (int(key), attempts, connected)
+                if not all(type(v) is int and v >= 0 for v in values) or connected > attempts:
+                    raise ValueError(f"gateway {key}: {attempts!r} attempts, {connected!r} connected")
+                gateways[values[0]] = (attempts, connected)
+            at_ms, window = data["at_ms"], data["window_minutes"]
+            if type(at_ms) is not int or type(window) is not int:
+                raise ValueError("at_ms and window_minutes must be integers")
+        except (TypeError, KeyError, AttributeError) as exc:
+            raise ValueError(f"not route stats: {exc!r}") from None
+        return cls(at_ms, window, gateways)
 
 
 # A blacklist entry without an expiry: far enough ahead, and exact in a double.
