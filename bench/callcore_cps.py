@@ -1305,6 +1305,19 @@ def profile_python(redis_url, probe, out, sample_cdr, n=1000) -> dict:
     if not isinstance(plans[0], dec.Plan):
         result["error"] = f"plan_call refused the benchmark call: {plans[0]}"
         return result
+    # The same calls under the Best ASR policy, ranked by published figures that reverse the priority order.
+    from callcore import contract
+    from callcore.snapshot import IndexedSnapshot
+
+    by_asr = replace(
+        snap.snapshot, mapping_gateways=[replace(g, route_policy="asr") for g in snap.snapshot.mapping_gateways]
+    )
+    by_asr = IndexedSnapshot(by_asr, snap.version)
+    figures = contract.RouteStats(now, 60, {r.gateway_id: (1000, 100 + 10 * i) for i, r in enumerate(plans[0].routes)})
+    result["plan_call_asr_us"], ranked = timed(lambda f: dec.plan_call(f, by_asr, route_stats=figures), facts)
+    result["asr_order_reversed"] = [r.gateway_id for r in ranked[0].routes] == [r.gateway_id for r in plans[0].routes][
+        ::-1
+    ]
     result["live_request_us"], requests = timed(dec.live_request, plans)
     result["redis_ping_us"], _ = timed(lambda _x: client.ping(), range(n))
     account_id = plans[0].account.id
@@ -1755,7 +1768,8 @@ def summary(results) -> list[str]:
         add(f"PYTHON HALF OF A CALL, outside Kamailio (us per call, mean of {prof['n']}; Redis on loopback)")
         add("=" * 118)
         add(
-            f"plan_call {prof['plan_call_us']}  live_request {prof['live_request_us']}  "
+            f"plan_call {prof['plan_call_us']} (Best ASR policy {prof.get('plan_call_asr_us', '-')})  "
+            f"live_request {prof['live_request_us']}  "
             f"conclude {prof['conclude_us']}  "
             f"json state round trip {prof['json_state_roundtrip_us']}  redis PING {prof['redis_ping_us']}"
         )

@@ -4,11 +4,12 @@
 drive row by row. On the hot path the KEMI adapter runs it in its two halves
 around the single Redis round trip:
 
-1. ``plan_call(facts, snapshot)`` needs the snapshot only: it finds the source
-   (mapping gateway by IP, or the phone that passed digest authentication),
-   screens the call (account, static lists, prefixes), rewrites the numbers,
-   rates the call and lists the vendor routes in order. It returns either a
-   final ``Decision`` (a refusal) or a ``Plan``.
+1. ``plan_call(facts, snapshot)`` needs the snapshot only (and, for the Best
+   ASR route policy, the vendors' recent ASR the worker publishes: ``route_stats``):
+   it finds the source (mapping gateway by IP, or the phone that passed digest
+   authentication), screens the call (account, static lists, prefixes),
+   rewrites the numbers, rates the call and lists the vendor routes in order.
+   It returns either a final ``Decision`` (a refusal) or a ``Plan``.
 2. ``live_request(plan, ...)`` says which counters the plan needs; the live
    state answers them atomically (``callcore.live``).
 3. ``conclude(plan, live)`` turns that answer into the ``Decision``: refused
@@ -243,8 +244,13 @@ def _in_prefixes(number: str, prefixes) -> bool:
     return any(number.startswith(p) for p in prefixes)
 
 
-def plan_call(facts: CallFacts, snapshot, default_max_duration_s: int = DEFAULT_MAX_DURATION_S) -> Plan | Decision:
-    """Identify, screen, transform, rate and route from the snapshot alone."""
+def plan_call(
+    facts: CallFacts,
+    snapshot,
+    default_max_duration_s: int = DEFAULT_MAX_DURATION_S,
+    route_stats: contract.RouteStats | None = None,
+) -> Plan | Decision:
+    """Identify, screen, transform, rate and route from the snapshot alone (and ``route_stats``, when given)."""
     params = snapshot.parameters
     if is_scanner(facts.user_agent):
         return Decision(Action.DROP, EndReason.SCANNER_DROPPED, BillingMode.ILLEGAL, record_cdr=False)
@@ -298,7 +304,7 @@ def plan_call(facts: CallFacts, snapshot, default_max_duration_s: int = DEFAULT_
 
     if account.rate_table_id is None:
         return _refuse(EndReason.NO_RATE, billing_mode, params, **known)
-    routes = _routes(facts, snapshot, account, mapping_gateway, caller, callee)
+    routes = _routes(facts, snapshot, account, mapping_gateway, caller, callee, route_stats)
     if not routes:
         reason = EndReason.NO_ROUTE
         if snapshot.route_candidates(callee) and snapshot.rate(account.rate_table_id, callee, facts.now_ms) is None:
@@ -323,7 +329,7 @@ def plan_call(facts: CallFacts, snapshot, default_max_duration_s: int = DEFAULT_
     )
 
 
-def _routes(facts, snapshot, account, mapping_gateway, caller, callee) -> list[RouteAttempt]:
+def _routes(facts, snapshot, account, mapping_gateway, caller, callee, route_stats=None) -> list[RouteAttempt]:
     params = snapshot.parameters
     rate_sent_number = int(params["SERVER_BILLING_GATEWAY_ROUTE_PREFIX"]) == 1
     routes = []
@@ -365,12 +371,35 @@ def _routes(facts, snapshot, account, mapping_gateway, caller, callee) -> list[R
             )
         )
     policy = mapping_gateway.route_policy if mapping_gateway is not None else "priority"
+    # Candidates come by (priority, id) and sort() is stable: equals keep that order.
     if policy == "least_cost":
         routes.sort(key=lambda r: (Decimal(r.vendor_rate.price_per_minute) if r.vendor_rate else Decimal(0),))
-    # "asr" orders by priority until per-gateway ASR is published in the snapshot;
-    # candidates already come by (priority, id) and sort() is stable.
+    elif policy == "asr" and route_stats is not None:
+        routes.sort(key=asr_rank(route_stats, int(params["SS_ROUTE_ASR_MIN_ATTEMPTS"])))
     limit = int(params["SS_GATEWAY_SWITCH_LIMIT"])
     return routes[:limit] if limit > 0 else routes
+
+
+def asr_rank(route_stats: contract.RouteStats, min_attempts: int):
+    """Sort key of the Best ASR policy: vendors with fewer than ``min_attempts`` in the window first, then by
+    ASR in whole percent, best first.
+
+    A vendor too new (or too quiet) to judge goes first so that it gets the calls it is judged on: ranked
+    last it would see only the calls the others failed, whose poor ASR would keep it last. A vendor that
+    does badly thus costs about ``min_attempts`` first attempts per window before it sinks again, which is
+    also how one that recovered comes back. Whole percents, so noise between near-equal vendors does not
+    reorder them: priority decides among equals. Without published figures (the worker stopped, they
+    expired) the policy orders by priority.
+    """
+    gateways = route_stats.gateways
+
+    def rank(route: RouteAttempt) -> tuple[int, int]:
+        attempts, connected = gateways.get(route.gateway_id, (0, 0))
+        if attempts < min_attempts:
+            return (0, 0)
+        return (1, -(connected * 100 // attempts))
+
+    return rank
 
 
 def live_request(plan: Plan) -> SetupRequest:
@@ -493,9 +522,11 @@ def conclude(plan: Plan, live: SetupResult) -> Decision:
     )
 
 
-def decide(facts: CallFacts, snapshot, live: SetupResult | None = None) -> Decision:
+def decide(
+    facts: CallFacts, snapshot, live: SetupResult | None = None, route_stats: contract.RouteStats | None = None
+) -> Decision:
     """The whole decision; ``live`` is the live state's answer (all clear when None)."""
-    planned = plan_call(facts, snapshot)
+    planned = plan_call(facts, snapshot, route_stats=route_stats)
     if isinstance(planned, Decision):
         return planned
     if live is None:

@@ -32,7 +32,7 @@ import KSR  # provided by app_python3
 from callcore import cdr as cdr_mod
 from callcore import decide as dec
 from callcore import sipsyntax
-from callcore.contract import BillingMode, EndDirection, EndReason
+from callcore.contract import BillingMode, EndDirection, EndReason, RouteStats, SharedLiveKeys
 from callcore.live import Keys, LiveState, RouteLimit
 from callcore.snapshot import SnapshotLoader
 
@@ -51,6 +51,10 @@ CPU_ACCOUNT_DIR = os.environ.get("SS_CPU_ACCOUNT_DIR", "")
 # In-dialog OPTIONS keep-alives to both sides (kamailio.cfg.tmpl; 0 = off).
 KEEPALIVE = int(os.environ.get("SS_DIALOG_KEEPALIVE_SECONDS", "30")) > 0
 DEFAULT_MAX_DURATION_S = int(os.environ.get("SS_DEFAULT_MAX_DURATION", str(dec.DEFAULT_MAX_DURATION_S)))
+# The vendors' ASR for the Best ASR route policy: the worker publishes it every 30 s or so
+# (billing.route_stats); each process reads it this often, a GET, on its snapshot poll.
+ROUTE_STATS_POLL_S = 10.0
+ROUTE_ASR_KEY = SharedLiveKeys(PREFIX).route_asr
 
 
 # Dialog variable names.
@@ -111,6 +115,9 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         # next call reads its reply. Other processes (timers) may not talk to Redis again for long.
         self.sip_worker = False
         self.requests = 0
+        self.route_stats: RouteStats | None = None  # None: Best ASR orders by priority
+        self.route_stats_raw = None
+        self.route_stats_due = 0.0
 
     # -- per-process plumbing ---------------------------------------------------
 
@@ -128,6 +135,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         if rank > 0:
             try:
                 self.snapshot()
+                self._refresh_route_stats()
             except Exception as exc:  # noqa: BLE001 - a worker still starts; it retries on its first call
                 KSR.err(f"callcore: snapshot load at start failed: {exc!r}\n")
         return 0
@@ -151,7 +159,26 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             if self.sink.spool.pending():
                 self.sink.replay()
             self._flush_counters()
+            if self.last_poll >= self.route_stats_due:
+                self._refresh_route_stats()
         return self.loader.current
+
+    def _refresh_route_stats(self):
+        """The vendors' published ASR; kept as it was while Redis does not answer, dropped once it expired."""
+        self.route_stats_due = time.monotonic() + ROUTE_STATS_POLL_S
+        try:
+            raw = self.live.resp.execute("GET", ROUTE_ASR_KEY)
+        except Exception:  # noqa: BLE001 - Redis away: the figures of a minute ago still rank the vendors
+            return
+        if raw == self.route_stats_raw:
+            return
+        self.route_stats_raw = raw
+        self.route_stats = None
+        if raw is not None:
+            try:
+                self.route_stats = RouteStats.decode(raw)
+            except ValueError as exc:
+                KSR.warn(f"callcore: {ROUTE_ASR_KEY} ignored, Best ASR orders by priority: {exc}\n")
 
     def _count_drop(self):
         """One request dropped unanswered (a scanner): counted in Redis at most every SNAPSHOT_POLL_S.
@@ -439,7 +466,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             phone_username=phone_username,
             claims_phone=claims_phone,
         )
-        planned = dec.plan_call(facts, snap, DEFAULT_MAX_DURATION_S)
+        planned = dec.plan_call(facts, snap, DEFAULT_MAX_DURATION_S, self.route_stats)
         if isinstance(planned, dec.Decision):
             decision = planned
         else:

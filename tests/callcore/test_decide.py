@@ -405,6 +405,68 @@ def test_a_vendor_account_without_a_rate_table_is_not_costed_and_kept():
     assert decision.routes[0].vendor_rate is None
 
 
+def _asr_vendors(policy="asr", **params):
+    return {
+        "gateway": {"route_policy": policy},
+        "params": params,
+        "routing_gateways": [F.routing_gateway(i, priority=i) for i in (1, 2, 3, 4)],
+    }
+
+
+def stats(**by_gateway):
+    """RouteStats from g1=(attempts, connected), ..."""
+    return contract.RouteStats(0, 60, {int(k[1:]): v for k, v in by_gateway.items()})
+
+
+ASR_ROWS = [
+    ("best ASR first", stats(g1=(100, 10), g2=(100, 50), g3=(100, 90), g4=(100, 30)), [3, 2, 4, 1]),
+    ("too few attempts to judge: tried first, by priority",
+     stats(g1=(100, 10), g2=(19, 19), g3=(100, 90)), [2, 4, 3, 1]),
+    ("the same whole percent: priority decides", stats(g1=(1000, 501), g2=(1000, 509), g3=(200, 100), g4=(20, 0)),
+     [1, 2, 3, 4]),
+    ("a vendor that connected nothing goes last", stats(g1=(20, 0), g2=(20, 1), g3=(20, 1), g4=(20, 1)),
+     [2, 3, 4, 1]),
+    ("nothing published: priority", None, [1, 2, 3, 4]),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("route_stats", "expected"), [r[1:] for r in ASR_ROWS], ids=[r[0] for r in ASR_ROWS])
+def test_best_asr_policy_orders_the_vendors_by_their_published_asr(route_stats, expected):
+    decision = decide(F.facts(), F.indexed(**_asr_vendors()), None, route_stats)
+    assert route_ids(decision) == expected
+
+
+def test_best_asr_figures_leave_the_other_policies_alone():
+    figures = stats(g1=(100, 10), g2=(100, 50), g3=(100, 90), g4=(100, 30))
+    assert route_ids(decide(F.facts(), F.indexed(**_asr_vendors("priority")), None, figures)) == [1, 2, 3, 4]
+
+
+def test_best_asr_needs_the_minimum_attempts_the_parameter_sets():
+    figures = stats(g1=(50, 5), g2=(50, 40))
+    strict = _asr_vendors(SS_ROUTE_ASR_MIN_ATTEMPTS=51)
+    assert route_ids(decide(F.facts(), F.indexed(**strict), None, figures)) == [1, 2, 3, 4]
+    assert route_ids(decide(F.facts(), F.indexed(**_asr_vendors()), None, figures)) == [3, 4, 2, 1]
+
+
+def test_ss_gateway_switch_limit_keeps_the_best_asr_vendors():
+    figures = stats(g1=(100, 10), g2=(100, 50), g3=(100, 90), g4=(100, 30))
+    world = _asr_vendors(SS_GATEWAY_SWITCH_LIMIT=2)
+    assert route_ids(decide(F.facts(), F.indexed(**world), None, figures)) == [3, 2]
+
+
+def test_route_stats_decode_what_they_encode_and_refuse_anything_else():
+    figures = contract.RouteStats(1_800_000_000_000, 60, {7: (120, 99), 12: (3, 0)})
+    assert contract.RouteStats.decode(figures.encode()) == figures
+    for bad in (b"", b"[]", b'{"at_ms":1,"window_minutes":60}',
+                b'{"at_ms":1,"window_minutes":60,"gateways":{"x":[1,1]}}',
+                b'{"at_ms":1,"window_minutes":60,"gateways":{"7":[1,2]}}',
+                b'{"at_ms":1,"window_minutes":60,"gateways":{"7":[-1,0]}}',
+                b'{"at_ms":1,"window_minutes":60,"gateways":{"7":[1.5,1]}}',
+                b'{"at_ms":"1","window_minutes":60,"gateways":{}}'):  # fmt: skip
+        with pytest.raises(ValueError):
+            contract.RouteStats.decode(bad)
+
+
 @pytest.mark.parametrize(("limit", "expected"), [(0, [1, 2, 3]), (2, [1, 2]), (1, [1])])
 def test_ss_gateway_switch_limit_truncates_the_routes(limit, expected):
     world = {
