@@ -143,7 +143,15 @@ class MappingGateway(models.Model):
     dynamic_blacklist_standalone = models.BooleanField(
         default=False, help_text="Keep a dynamic blacklist of its own instead of the switch-wide one."
     )
-    route_policy = models.CharField(max_length=12, choices=RoutePolicy.choices, default=RoutePolicy.PRIORITY)
+    route_policy = models.CharField(
+        max_length=12,
+        choices=RoutePolicy.choices,
+        default=RoutePolicy.PRIORITY,
+        help_text="The order vendors are tried in. Priority: lowest priority number first. Least cost: cheapest "
+        "vendor rate first. Best ASR: highest answer-seizure ratio over the last SS_ROUTE_ASR_WINDOW_MINUTES first "
+        "(a vendor with fewer than SS_ROUTE_ASR_MIN_ATTEMPTS attempts is tried first, to be measured); equal ones "
+        "by priority.",
+    )
     enabled = models.BooleanField(default=True)
     description = models.TextField(blank=True)
     created = models.DateTimeField(auto_now_add=True)
