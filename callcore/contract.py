@@ -428,6 +428,10 @@ class SharedLiveKeys:
         return f"{self.prefix}:routestats:asr"
 
 
+# How often each call-core process reads ``SharedLiveKeys.route_asr`` (a GET on its snapshot poll).
+ROUTE_STATS_POLL_S = 10.0
+
+
 @dataclass(frozen=True)
 class RouteStats:
     """Each routing gateway's (attempts, connected) over the last ``window_minutes``, as of ``at_ms``."""

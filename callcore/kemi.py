@@ -32,7 +32,7 @@ import KSR  # provided by app_python3
 from callcore import cdr as cdr_mod
 from callcore import decide as dec
 from callcore import sipsyntax
-from callcore.contract import BillingMode, EndDirection, EndReason, RouteStats, SharedLiveKeys
+from callcore.contract import ROUTE_STATS_POLL_S, BillingMode, EndDirection, EndReason, RouteStats, SharedLiveKeys
 from callcore.live import Keys, LiveState, RouteLimit
 from callcore.snapshot import SnapshotLoader
 
@@ -51,9 +51,7 @@ CPU_ACCOUNT_DIR = os.environ.get("SS_CPU_ACCOUNT_DIR", "")
 # In-dialog OPTIONS keep-alives to both sides (kamailio.cfg.tmpl; 0 = off).
 KEEPALIVE = int(os.environ.get("SS_DIALOG_KEEPALIVE_SECONDS", "30")) > 0
 DEFAULT_MAX_DURATION_S = int(os.environ.get("SS_DEFAULT_MAX_DURATION", str(dec.DEFAULT_MAX_DURATION_S)))
-# The vendors' ASR for the Best ASR route policy: the worker publishes it every 30 s or so
-# (billing.route_stats); each process reads it this often, a GET, on its snapshot poll.
-ROUTE_STATS_POLL_S = 10.0
+# The vendors' ASR for the Best ASR route policy, published by the worker (billing.route_stats).
 ROUTE_ASR_KEY = SharedLiveKeys(PREFIX).route_asr
 
 

@@ -127,8 +127,8 @@ def callcore(tmp_path_factory):
 def live_redis():
     client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
     prefix = settings.REDIS_PREFIX
-    # Each test starts with no live calls, counters or CDRs of the tests before it.
-    for pattern in (f"{prefix}:live:*", f"{prefix}:cdr", f"{prefix}:dynbl:*"):
+    # Each test starts with no live calls, counters, CDRs or vendor ASR figures of the tests before it.
+    for pattern in (f"{prefix}:live:*", f"{prefix}:cdr", f"{prefix}:dynbl:*", f"{prefix}:routestats:*"):
         for key in client.scan_iter(pattern, count=1000):
             client.delete(key)
     yield client
