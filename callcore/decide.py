@@ -76,6 +76,8 @@ class CallFacts:
     phone_username: str | None = None
     # The From user claims to be a phone but sent no credentials yet.
     claims_phone: bool = False
+    # The adapter's count of the calls this process planned: the turn of a round-robin caller number pool.
+    sequence: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,8 +158,15 @@ def transform(number: str, rules) -> str:
     return number
 
 
-def pick_from_pool(pool: contract.CallerNumberPool, call_id: str) -> str:
-    """A pool number, spread evenly by the call id: no shared counter, the same answer on every retry."""
+def pick_from_pool(pool: contract.CallerNumberPool, call_id: str, sequence: int = 0) -> str:
+    """A pool number: "random" by a hash of the call id (the same call always gets the same number),
+    "round_robin" the next in turn by ``sequence``.
+
+    The turn is each call-core process's own, not a counter shared in Redis that every call would pay a
+    round trip for: with N processes every number's share stays within N calls of the others'.
+    """
+    if pool.mode == "round_robin":
+        return pool.numbers[sequence % len(pool.numbers)]
     return pool.numbers[zlib.crc32(call_id.encode()) % len(pool.numbers)]
 
 
@@ -339,7 +348,7 @@ def _routes(facts, snapshot, account, mapping_gateway, caller, callee, route_sta
         callee_out = gateway.tech_prefix + transform(callee, gateway.callee_transforms)
         caller_out = transform(caller, gateway.caller_transforms)
         if gateway.caller_number_pool is not None and gateway.caller_number_pool.numbers:
-            caller_out = pick_from_pool(gateway.caller_number_pool, facts.call_id)
+            caller_out = pick_from_pool(gateway.caller_number_pool, facts.call_id, facts.sequence)
         rated = callee_out if rate_sent_number else callee
         customer_rate = snapshot.rate(account.rate_table_id, rated, facts.now_ms)
         if customer_rate is None:

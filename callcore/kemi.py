@@ -116,11 +116,15 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         self.route_stats: RouteStats | None = None  # None: Best ASR orders by priority
         self.route_stats_raw = None
         self.route_stats_due = 0.0
+        self.sequence = 0  # calls planned by this process (CallFacts.sequence)
 
     # -- per-process plumbing ---------------------------------------------------
 
     def child_init(self, rank):
         self.sip_worker = rank > 0
+        # Each process starts its round-robin turns elsewhere: after a restart the first calls of all
+        # workers would otherwise take the pools' first number together.
+        self.sequence = os.getpid()
         if PROFILE_DIR and rank > 0:
             import cProfile
 
@@ -463,7 +467,9 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             user_agent=pvs("$ua"),
             phone_username=phone_username,
             claims_phone=claims_phone,
+            sequence=self.sequence,
         )
+        self.sequence += 1
         planned = dec.plan_call(facts, snap, DEFAULT_MAX_DURATION_S, self.route_stats)
         if isinstance(planned, dec.Decision):
             decision = planned

@@ -522,6 +522,20 @@ def test_a_caller_number_pool_replaces_the_caller_by_call_id():
     assert chosen == set(numbers)
 
 
+def test_a_round_robin_caller_number_pool_gives_each_number_in_turn():
+    numbers = ("442000000001", "442000000002", "442000000003")
+    world = {"route": {"caller_number_pool": dataclasses.replace(F.pool(*numbers), mode="round_robin")}}
+    # The same call id every time: only the turn may change the number.
+    chosen = [routed(F.facts(call_id="same", sequence=n), **world).routes[0].caller_out for n in range(7, 13)]
+    assert chosen == [numbers[n % 3] for n in range(7, 13)]
+
+
+def test_a_random_caller_number_pool_ignores_the_turn():
+    numbers = ("442000000001", "442000000002", "442000000003")
+    world = {"route": {"caller_number_pool": F.pool(*numbers)}}
+    assert len({routed(F.facts(call_id="same", sequence=n), **world).routes[0].caller_out for n in range(9)}) == 1
+
+
 def _tech_prefixed_rates(param):
     return {
         "params": {"SERVER_BILLING_GATEWAY_ROUTE_PREFIX": param},
