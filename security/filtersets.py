@@ -5,7 +5,7 @@ from django.contrib.auth import get_user_model
 
 from softswitch_portal.generic.filtersets import BOOKKEEPING, FREE_TEXT, BaseFilterSet
 
-from .models import BlackWhiteListGroup, DynamicBlacklistEntry, ListEntry
+from .models import BlackWhiteListGroup, DynamicBlacklistEntry, IpCountryTable, ListEntry
 
 
 class BlackWhiteListGroupFilterSet(BaseFilterSet):
@@ -53,3 +53,21 @@ class DynamicBlacklistEntryFilterSet(BaseFilterSet):
     def filter_evidence(self, queryset, name, value):
         value = value.strip()
         return queryset.filter(evidence__contains=[value]) if value else queryset
+
+
+class IpCountryTableFilterSet(BaseFilterSet):
+    """No list page shows it (the phone pages say what is imported); declared so the rule holds for every model."""
+
+    search_fields = ("version__startswith",)
+    unfiltered_fields = {
+        "blob": "binary data the call cores load",
+        "ipv4_ranges": "a count shown beside the phones' countries",
+        "ipv6_ranges": "a count shown beside the phones' countries",
+        "countries": "a count shown beside the phones' countries",
+        "sources": "file names shown beside the phones' countries",
+        "imported_at": "one row at a time: nothing to narrow by date",
+    }
+
+    class Meta:
+        model = IpCountryTable
+        fields = ("id", "version")

@@ -1,9 +1,11 @@
-"""Security models: black/white list groups and the dynamic blacklist."""
+"""Security models: black/white list groups, the dynamic blacklist and the IP-country table (geofences)."""
 
 from django.conf import settings
+from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
+from django.utils import timezone
 
 from softswitch_portal.validators import validate_number, validate_prefix
 
@@ -108,3 +110,28 @@ class DynamicBlacklistEntry(models.Model):
             raise ValidationError({"mapping_gateway": "A standalone entry belongs to one mapping gateway."})
         if self.scope == BlacklistScope.CENTRAL and self.mapping_gateway_id:
             raise ValidationError({"mapping_gateway": "A central entry applies to every gateway: leave this empty."})
+
+
+class IpCountryTable(models.Model):
+    """The IP-to-country table behind the phones' allowed countries (geofence), as last imported.
+
+    One row: ``manage.py import_ip_countries`` replaces it whole
+    (security.ip_countries). ``blob`` is what the call cores load
+    (callcore.contract.encode_ip_countries); it is kept here, not only in
+    Redis, so the periodic snapshot republish refills a Redis that lost it.
+    """
+
+    blob = models.BinaryField(editable=False)
+    version = models.CharField(max_length=16, help_text="Digest of the blob: the call cores reload when it changes.")
+    ipv4_ranges = models.PositiveIntegerField("IPv4 ranges")
+    ipv6_ranges = models.PositiveIntegerField("IPv6 ranges")
+    countries = models.PositiveIntegerField()
+    sources = ArrayField(models.CharField(max_length=500), help_text="The files or URLs imported, in order.")
+    imported_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-imported_at"]
+        verbose_name = "IP-country table"
+
+    def __str__(self):
+        return f"{self.ipv4_ranges + self.ipv6_ranges} ranges imported {self.imported_at:%Y-%m-%d %H:%M}"

@@ -5,6 +5,7 @@ from django import forms
 from billing.choices import AccountType
 from billing.models import Account
 from callcore.contract import PARAMETERS, PARAMETERS_BY_NAME
+from security import ip_countries
 from softswitch_portal.generic.forms import ArrayTextField, BaseModelForm
 from softswitch_portal.validators import validate_ip_or_cidr, validate_number, validate_prefix
 
@@ -148,13 +149,20 @@ class PhoneForm(BaseModelForm):
         normalize=str.upper,
         item_validator=validate_country,
         label="Allowed countries",
-        help_text="ISO 3166 codes such as DE, US (geofence); empty = anywhere.",
+        help_text="ISO 3166 codes such as DE, US (geofence); empty = anywhere. With allowed networks too, a source "
+        "in any of the networks or any of the countries may register and call.",
     )
 
     fieldsets = (
         ("Phone", ("username", "password", "account", "enabled", "description")),
         ("Limits", ("capacity", "allowed_networks", "allowed_countries")),
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # What the countries are checked against, where the operator types them.
+        field = self.fields["allowed_countries"]
+        field.help_text = f"{field.help_text} {ip_countries.state()}"
 
     class Meta:
         model = Phone

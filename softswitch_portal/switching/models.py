@@ -274,6 +274,21 @@ class Phone(models.Model):
         for code in self.allowed_countries or ():
             if len(code) != 2 or not code.isalpha() or not code.isupper():
                 raise ValidationError({"allowed_countries": f"{code!r} is not a two-letter upper-case country code."})
+        if self.allowed_countries and not _ip_country_table_imported():
+            # The call core refuses a phone limited to countries while it has no table to place its source:
+            # saved now, the phone could neither register nor call.
+            raise ValidationError(
+                {
+                    "allowed_countries": "No IP-country data has been imported, so no source could be placed in a "
+                    "country: import the RIR statistics first (manage.py import_ip_countries FILE ...)."
+                }
+            )
+
+
+def _ip_country_table_imported():
+    from security.models import IpCountryTable
+
+    return IpCountryTable.objects.exists()
 
 
 class SystemParameter(models.Model):

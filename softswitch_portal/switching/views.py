@@ -4,6 +4,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from callcore.contract import PARAMETERS, PARAMETERS_BY_NAME
+from security import ip_countries
 from softswitch_portal.generic import views as generic
 from softswitch_portal.generic.utils import user_can
 
@@ -109,6 +110,9 @@ class PhoneView(generic.ObjectView):
         ("Limits", ("capacity", "allowed_networks", "allowed_countries")),
         RECORD,
     )
+
+    def get_extra_context(self, request, obj):
+        return {"extra_panels": [{"title": "Geofence data", "rows": [("IP-country table", ip_countries.state())]}]}
 
 
 class PhoneEditView(generic.ObjectEditView):

@@ -2,12 +2,14 @@
 
 import datetime as dt
 from decimal import Decimal
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from django.utils import timezone
 
 from billing.models import CDR, Account, Rate, RateTable
+from security import ip_countries
 from security.models import BlackWhiteListGroup, DynamicBlacklistEntry, ListEntry
 from softswitch_portal.switching.models import (
     CallerNumberPool,
@@ -18,6 +20,8 @@ from softswitch_portal.switching.models import (
     RoutingSchedule,
     SystemParameter,
 )
+
+IP_COUNTRY_SAMPLE = Path(__file__).resolve().parents[1] / "security" / "data" / "delegated-test-extended.txt"
 
 
 @pytest.fixture
@@ -59,6 +63,7 @@ def portal_objects(db, operator):
                                             clearing_account=vendor, caller_number_pool=pool)  # fmt: skip
     routing.schedules.add(schedule)
     phone = Phone.objects.create(username="4930555", password="s3cret-digest", account=customer)
+    ip_country_table = ip_countries.store(ip_countries.build([str(IP_COUNTRY_SAMPLE)]))
     parameter = SystemParameter.objects.create(name="SS_MAX_CPS", value="250")
     blocked = DynamicBlacklistEntry.objects.create(
         number="4915199999", reason="40 calls/min", thresholds={"calls_per_minute": 40}, evidence=["uuid-1"]
@@ -97,6 +102,7 @@ def portal_objects(db, operator):
         mapping=mapping,
         routing=routing,
         phone=phone,
+        ip_country_table=ip_country_table,
         parameter=parameter,
         blocked=blocked,
         payment=payment,

@@ -11,7 +11,12 @@ from django.utils import timezone
 from billing.filtersets import AccountFilterSet, CDRFilterSet, PaymentFilterSet, RateFilterSet, RateTableFilterSet
 from billing.models import CDR, Account, Rate, RateTable
 from billing.rerating_filtersets import RerateChangeFilterSet, RerateJobFilterSet
-from security.filtersets import BlackWhiteListGroupFilterSet, DynamicBlacklistEntryFilterSet, ListEntryFilterSet
+from security.filtersets import (
+    BlackWhiteListGroupFilterSet,
+    DynamicBlacklistEntryFilterSet,
+    IpCountryTableFilterSet,
+    ListEntryFilterSet,
+)
 from softswitch_portal.generic.attributes import model_fields
 from softswitch_portal.switching.filtersets import (
     CallerNumberPoolFilterSet,
@@ -40,6 +45,7 @@ FILTERSETS = [
     BlackWhiteListGroupFilterSet,
     ListEntryFilterSet,
     DynamicBlacklistEntryFilterSet,
+    IpCountryTableFilterSet,
     RerateJobFilterSet,
     RerateChangeFilterSet,
 ]

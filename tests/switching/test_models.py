@@ -5,6 +5,8 @@ import datetime as dt
 import pytest
 from django.core.exceptions import ValidationError
 
+from callcore import contract
+from security.models import IpCountryTable
 from softswitch_portal.switching.models import (
     CallerNumberPool,
     MappingGateway,
@@ -65,6 +67,21 @@ def test_a_phone_needs_a_strong_password_and_valid_countries(customer):
     assert "8 characters" in errors["password"][0]
     phone = Phone(username="1001", password="s3cret-enough", account=customer, allowed_countries=["us"])
     assert "country code" in errors_of(phone)["allowed_countries"][0]
+
+
+def test_a_phone_limited_to_countries_needs_the_ip_country_table(customer):
+    phone = Phone(username="1001", password="s3cret-enough", account=customer, allowed_countries=["NL"])
+    assert "import the RIR statistics first" in errors_of(phone)["allowed_countries"][0]
+
+    IpCountryTable.objects.create(
+        blob=contract.encode_ip_countries([(0, 255, "NL")], []),
+        version="test",
+        ipv4_ranges=1,
+        ipv6_ranges=0,
+        countries=1,
+        sources=["test"],
+    )
+    phone.full_clean()
 
 
 def test_a_phone_username_is_a_number(customer):

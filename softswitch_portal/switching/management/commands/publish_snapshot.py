@@ -2,11 +2,12 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from security import ip_countries
 from softswitch_portal.switching import publisher
 
 
 class Command(BaseCommand):
-    help = "Build the configuration snapshot and make it current in Redis."
+    help = "Build the configuration snapshot and make it current in Redis, with the IP-country table if imported."
 
     def add_arguments(self, parser):
         parser.add_argument(
@@ -21,3 +22,9 @@ class Command(BaseCommand):
             raise CommandError("Could not publish the snapshot: Redis is unreachable (see the log above).")
         keys = publisher.snapshot_keys()
         self.stdout.write(self.style.SUCCESS(f"Snapshot version {version} is current at {keys.current}."))
+        table = ip_countries.current()
+        published = ip_countries.publish()  # also clears a table Redis holds that the database no longer has
+        if table is not None:
+            if published is None:
+                raise CommandError("Could not publish the IP-country table: Redis is unreachable (see the log above).")
+            self.stdout.write(self.style.SUCCESS(f"IP-country table {table.version} is current."))
