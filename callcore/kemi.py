@@ -31,7 +31,7 @@ import KSR  # provided by app_python3
 
 from callcore import cdr as cdr_mod
 from callcore import decide as dec
-from callcore import sipsyntax
+from callcore import geo, sipsyntax
 from callcore.contract import ROUTE_STATS_POLL_S, BillingMode, EndDirection, EndReason, RouteStats, SharedLiveKeys
 from callcore.live import Keys, LiveState, RouteLimit
 from callcore.snapshot import SnapshotLoader
@@ -117,6 +117,8 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         self.route_stats_raw = None
         self.route_stats_due = 0.0
         self.sequence = 0  # calls planned by this process (CallFacts.sequence)
+        # The IP-to-country table of the phones' allowed countries; its version is read on the snapshot poll.
+        self.geo = geo.CountryLoader(lambda *args: self.live.resp.execute(*args), PREFIX)
 
     # -- per-process plumbing ---------------------------------------------------
 
@@ -138,6 +140,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             try:
                 self.snapshot()
                 self._refresh_route_stats()
+                self.geo.refresh()
             except Exception as exc:  # noqa: BLE001 - a worker still starts; it retries on its first call
                 KSR.err(f"callcore: snapshot load at start failed: {exc!r}\n")
         return 0
@@ -163,6 +166,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             self._flush_counters()
             if self.last_poll >= self.route_stats_due:
                 self._refresh_route_stats()
+            self.geo.refresh_if_due()
         return self.loader.current
 
     def _refresh_route_stats(self):
@@ -405,22 +409,13 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         if KSR.auth.pv_auth_check(snap.sip_realm, phone.ha1, 1, 1) < 0:
             KSR.auth.auth_challenge(snap.sip_realm, 1)
             return 1
-        if not self._network_allowed(phone, pvs("$si")):
+        if not self.geo.allows(phone, pvs("$si")):
             KSR.sl.sl_send_reply(403, "Forbidden Network")
             return 1
         KSR.auth.consume_credentials()
         if KSR.registrar.save("location", 0) < 0:
             KSR.sl.sl_reply_error()
         return 1
-
-    @staticmethod
-    def _network_allowed(phone, ip):
-        if not phone.allowed_networks:
-            return True
-        import ipaddress
-
-        address = ipaddress.ip_address(ip)
-        return any(address in ipaddress.ip_network(n, strict=False) for n in phone.allowed_networks)
 
     # -- the initial INVITE -------------------------------------------------------
 
@@ -445,7 +440,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
                 if (
                     phone is None
                     or KSR.auth.pv_auth_check(snap.sip_realm, phone.ha1, 1, 2) < 0
-                    or not self._network_allowed(phone, source_ip)
+                    or not self.geo.allows(phone, source_ip)
                 ):
                     KSR.sl.sl_send_reply(403, "Authentication Failed")
                     self._refusal_cdr(snap, EndReason.AUTH_FAILED, BillingMode.ILLEGAL, start, None)
