@@ -20,7 +20,10 @@ one consumer group, in batches, and for each batch:
    sent with its COMMIT (``STORE_SQL``);
 4. after the commit, in one MULTI (one round trip to Redis): writes the dead
    letters, refreshes the live balances the call core reads
-   (``{prefix}:live:balance:{id}``, in ten-thousandths), XACKs the batch,
+   (``{prefix}:live:balance:{id}``, in ten-thousandths), adds the batch's
+   vendor attempts to the Best ASR route policy's per-minute counts
+   (``billing.route_stats``; only from a batch that inserted every record it
+   stored, so a batch read again is never counted twice), XACKs the batch,
    XDELs it and reads the next one. A customer whose balance the batch took
    below its alarm threshold gets the low-balance e-mail (a Celery task
    queued after the commit): once per crossing, since a batch that starts
@@ -77,7 +80,7 @@ from redis.retry import Retry
 from callcore.contract import PARAMETERS_BY_NAME, BillingMode, EndDirection, SharedLiveKeys
 from callcore.live import to_units
 
-from . import rating
+from . import rating, route_stats
 
 log = logging.getLogger("billing.ingest")
 
@@ -172,6 +175,7 @@ class Record:
     entry_id: str
     raw: bytes | str  # as read from the stream, for a dead letter
     values: dict
+    vendors_tried: list | tuple = ()  # parsed, for the route statistics; ``values`` holds it as stored
 
     @property
     def key(self) -> tuple[str, int]:
@@ -281,7 +285,7 @@ def parse(entry_id: str, raw: bytes | str | None) -> Record:
     if has_nul and "\\u0000" in encoded:
         raise InvalidRecord("vendors_tried contains a NUL character, which PostgreSQL's jsonb refuses")
     values["vendors_tried"] = encoded
-    return Record(entry_id, raw, values)
+    return Record(entry_id, raw, values, tried)
 
 
 # ---------------------------------------------------------------------------
@@ -846,6 +850,7 @@ class Ingester:
             records.setdefault(record.key, record)
 
         current: dict[int, Decimal] = {}
+        route_counts = None
         if records:
             good = list(records.values())
             with connection.cursor() as cursor:
@@ -860,6 +865,15 @@ class Ingester:
             result.inserted, result.duplicates = stored.inserted, stored.duplicates
             dead += [(r.entry_id, r.raw, reason) for r, reason in unrated + refused]
             current = stored.balances
+            # The route statistics count only rows this batch inserted, and the insert says how many, not which.
+            # Without duplicates that is every record stored, less those PostgreSQL refused. With any (a batch
+            # read again after a crash, whose counts may already be in Redis) the batch counts nothing: these
+            # figures rank vendors, they move no money, and an undercount after a crash beats a double count.
+            if stored.duplicates == 0:
+                if refused:
+                    left_out = {id(r) for r, _ in refused}
+                    good = [r for r in good if id(r) not in left_out]
+                route_counts = route_stats.count_records(good)
         result.dead = len(dead)
 
         ids = [entry_id for entry_id, _ in entries]
@@ -872,6 +886,8 @@ class Ingester:
             )
         if current:
             pipe.mset({self.keys.balance(i): to_units(balance) for i, balance in current.items()})
+        if route_counts:
+            route_stats.add_counts(pipe, self.keys, route_counts, now_ms)
         pipe.xack(self.stream, GROUP, *ids)
         pipe.xdel(self.stream, *ids)
         # Not when recovering or when a claim is due: those come first, and entries read ahead would wait.

@@ -21,6 +21,15 @@ def rerate(job_id):
 
 
 @shared_task
+def publish_route_asr():
+    """Publish the routing gateways' attempts and connected calls over the ASR window for the call core's Best
+    ASR route policy (billing.route_stats); returns how many gateways had attempts."""
+    from .route_stats import publish
+
+    return len(publish().gateways)
+
+
+@shared_task
 def send_low_balance_alarm(account_id, balance, threshold):
     """E-mail an account's alarm address that its balance fell below its threshold (queued by the CDR ingest)."""
     account = Account.objects.filter(pk=account_id).first()
