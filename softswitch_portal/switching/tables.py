@@ -1,9 +1,12 @@
 """Switching list tables."""
 
+from functools import cached_property
+
 import django_tables2 as tables
 from django.urls import reverse
 from django.utils.html import format_html
 
+from billing import route_stats
 from softswitch_portal.generic.tables import (
     ArrayColumn,
     BaseTable,
@@ -41,11 +44,37 @@ class MappingGatewayTable(BaseTable):
         )
 
 
+class RouteAsrColumn(tables.Column):
+    """A routing gateway's ASR and attempts as the Best ASR route policy sees them now (``table.route_asr``)."""
+
+    def __init__(self, *args, **kwargs):
+        # Not sortable: the figures are in Redis, not in the rows the database sorts.
+        kwargs.update(empty_values=(), orderable=False, exclude_from_export=True)
+        super().__init__(*args, **kwargs)
+
+    def render(self, record, table):
+        figures = table.route_asr.gateways.get(record.pk) if table.route_asr is not None else None
+        if not figures:
+            return "—"
+        return route_stats.asr_text(*figures)
+
+
 class RoutingGatewayTable(BaseTable):
     name = tables.Column(linkify=True)
     host = tables.Column(verbose_name="Host:port", order_by=("host", "port"), attrs={"td": {"class": "mono"}})
     prefixes = ArrayColumn()
     priority = NumberColumn()
+    asr = RouteAsrColumn(
+        verbose_name="Recent ASR",
+        attrs={
+            "td": {"class": "num"},
+            "th": {
+                "class": "num",
+                "title": "Connected calls / attempts over the last SS_ROUTE_ASR_WINDOW_MINUTES, "
+                "as the Best ASR route policy ranks this gateway now",
+            },
+        },
+    )
     capacity = NumberColumn()
     cps_limit = NumberColumn(verbose_name="CPS")
     clearing_account = tables.Column(linkify=True)
@@ -67,6 +96,12 @@ class RoutingGatewayTable(BaseTable):
             "schedules",
             "enabled",
         )
+        sequence = ("name", "host", "transport", "prefixes", "tech_prefix", "priority", "asr", "...", "actions")
+
+    @cached_property
+    def route_asr(self):
+        """The published figures, read once for the whole table (None when nothing is published)."""
+        return route_stats.published()
 
     def render_host(self, record):
         return f"{record.host}:{record.port}"
