@@ -215,19 +215,23 @@ def _record(fields, line, source, number, order) -> Delegation | None:
         if end > _IPV4_LAST:
             raise bad(f"{value} addresses from {start_text} run past 255.255.255.255")
     else:
-        if value > contract.IPV6_UNIT_BITS:
-            raise bad(f"a /{value}: the registries delegate no IPv6 block smaller than a /{contract.IPV6_UNIT_BITS}")
+        if value > 128:
+            raise bad(f"a /{value} is no IPv6 prefix length")
         host_bits = (1 << (128 - value)) - 1
         if start & host_bits:
             raise bad(f"{start_text} is not the first address of a /{value}")
         end = start | host_bits
-    if status not in _IN_USE and status not in _UNUSED:
-        raise bad(f"status {status!r} is none of allocated, assigned, available, reserved")
     if not (len(country) in (0, 2) and country.isascii() and (not country or country.isalpha())):
         raise bad(f"{country!r} is not a two-letter country code")
     country = country.upper()
-    if status in _UNUSED or country in _NO_COUNTRY:
+    if country in _NO_COUNTRY:
+        return None  # whatever its status says: a block of no country places no source
+    if status not in _IN_USE and status not in _UNUSED:
+        raise bad(f"status {status!r} is none of allocated, assigned, available, reserved")
+    if status in _UNUSED:
         return None
+    if kind == "ipv6" and value > contract.IPV6_UNIT_BITS:
+        raise bad(f"a /{value}: the registries delegate no IPv6 block smaller than a /{contract.IPV6_UNIT_BITS}")
     return Delegation(4 if kind == "ipv4" else 6, start, end, country, order, source, number)
 
 

@@ -64,6 +64,8 @@ def test_the_sample_file_gives_its_blocks_in_use_merged():
         ("test|NL|ipv4|255.255.255.0|512|20000101|allocated", "run past 255.255.255.255"),
         ("test|NL|ipv6|2001:db8::1|32|20000101|allocated", "not the first address of a /32"),
         ("test|NL|ipv6|2001:db8::|96|20000101|allocated", "a /96: the registries delegate no IPv6 block smaller"),
+        ("test|NL|ipv6|2001:db8::|129|20000101|allocated", "a /129 is no IPv6 prefix length"),
+        ("test||ipv6|2001:db8::1|32||reserved", "not the first address of a /32"),  # checked though skipped
         ("test|NL|ipv6|192.0.2.0|32|20000101|allocated", "is not an IPv6 address"),
         ("test|NL|ipx|192.0.2.0|256|20000101|allocated", "type 'ipx' is none of asn, ipv4, ipv6"),
         ("test|NL|ipv4|192.0.2.0|256|20000101|stolen", "status 'stolen'"),
@@ -137,6 +139,17 @@ def test_a_gzip_file_and_a_url_are_read(tmp_path):
         finally:
             server.shutdown()
     assert table.blob == plain.blob and table.sources == (url,)
+
+
+def test_a_block_of_no_country_is_skipped_whatever_its_status(tmp_path):
+    path = write(
+        tmp_path,
+        "pool.txt",
+        HEADER + "a|NL|ipv4|10.0.0.0|256|2000|allocated\n"
+        "a||ipv4|10.1.0.0|65536||ianapool\n"
+        "a|ZZ|ipv6|2001:db8::|96||reserved\n",
+    )
+    assert ranges_of(ip_countries.build([path])) == [("10.0.0.0", "10.0.0.255", "NL")]
 
 
 def test_overlapping_blocks_of_different_countries_go_to_the_one_read_later(tmp_path):
