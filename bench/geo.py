@@ -26,6 +26,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from scratch import timed  # bench/ is the script's folder, first on sys.path
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "softswitch_portal.settings")
@@ -86,17 +88,6 @@ def synthesise(directory, n_ipv4, n_ipv6, seed=42):
         path.write_text("\n".join(header + lines) + "\n")
         paths.append(str(path))
     return paths
-
-
-def timed(fn, runs):
-    """Median and minimum wall time of ``fn`` in ms over ``runs`` runs, and its last result."""
-    times = []
-    result = None
-    for _ in range(runs):
-        start = time.perf_counter()
-        result = fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times), min(times), result
 
 
 def per_second(fn, items, runs):

@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import scratch  # bench/ is the script's folder, first on sys.path
+from scratch import timed
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -175,17 +176,6 @@ def populate():
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")  # the planner's statistics, as autovacuum would leave them
     return True
-
-
-def timed(fn, runs):
-    """Median and minimum wall time of ``fn`` in ms over ``runs`` runs, and its last result."""
-    times = []
-    result = None
-    for _ in range(runs):
-        start = time.perf_counter()
-        result = fn()
-        times.append((time.perf_counter() - start) * 1000)
-    return statistics.median(times), min(times), result
 
 
 def per_call_us(fn, items):

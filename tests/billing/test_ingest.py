@@ -30,6 +30,7 @@ from billing.services import apply_payment
 from callcore.cdr import CdrSink, _blank_record
 from callcore.live import to_units
 from softswitch_portal.switching.models import SystemParameter
+from tests.billing.streams import push
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -107,13 +108,6 @@ def cdr(n, customer, vendor=None, callee="442071838750", hold_ms=61_000, start_m
 def name_of(call_id):
     """call-N from the SIP Call-ID the record was made with."""
     return call_id.split("@")[0]
-
-
-def push(client, *records):
-    pipe = client.pipeline()
-    for record in records:
-        pipe.xadd(ingest.stream_key(), {"cdr": record if isinstance(record, str) else json.dumps(record)})
-    pipe.execute()
 
 
 def drain(**kwargs):

@@ -5,7 +5,6 @@ Real Redis (a prefix of its own per test) and real PostgreSQL; records in the ca
 """
 
 import datetime as dt
-import json
 import time
 
 import pytest
@@ -18,6 +17,7 @@ from callcore.cdr import _blank_record
 from callcore.contract import ROUTE_STATS_MAX_MINUTES, RouteStats, SharedLiveKeys
 from softswitch_portal.celery import app
 from softswitch_portal.switching.models import SystemParameter
+from tests.billing.streams import push
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -49,13 +49,6 @@ def call(n, routing_gateway_id, tried, hold_ms=0, start_ms=None):
         ],
     )
     return record
-
-
-def push(client, *records):
-    pipe = client.pipeline()
-    for record in records:
-        pipe.xadd(ingest.stream_key(), {"cdr": record if isinstance(record, str) else json.dumps(record)})
-    pipe.execute()
 
 
 def drain(**kwargs):
