@@ -46,7 +46,6 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, TruncDay, TruncMonth
 from django.utils import timezone
 
-from callcore.contract import PARAMETERS_BY_NAME
 from softswitch_portal.switching.models import MappingGateway, RoutingGateway
 
 from .choices import AccountType, PaymentKind
@@ -368,12 +367,7 @@ def low_balance_alarm():
     """SS_CLIENT_LOW_BALANCE_ALARM as stored (the default if unset or unreadable)."""
     from softswitch_portal.switching.models import SystemParameter
 
-    declaration = PARAMETERS_BY_NAME["SS_CLIENT_LOW_BALANCE_ALARM"]
-    stored = SystemParameter.objects.filter(name=declaration.name).values_list("value", flat=True).first()
-    try:
-        return Decimal(declaration.parse(stored)) if stored is not None else Decimal(declaration.default)
-    except ValueError:
-        return Decimal(declaration.default)
+    return Decimal(SystemParameter.current("SS_CLIENT_LOW_BALANCE_ALARM"))
 
 
 def account_balances(period, account_type=None, account=None, low_only=False):

@@ -30,7 +30,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import redis
 from django.conf import settings
 
-from callcore.contract import PARAMETERS_BY_NAME, ROUTE_STATS_MAX_MINUTES, RouteStats, SharedLiveKeys
+from callcore.contract import ROUTE_STATS_MAX_MINUTES, RouteStats, SharedLiveKeys
 
 log = logging.getLogger("billing.route_stats")
 
@@ -143,12 +143,7 @@ def window_minutes() -> int:
     """SS_ROUTE_ASR_WINDOW_MINUTES as stored (the default if unset or unreadable)."""
     from softswitch_portal.switching.models import SystemParameter
 
-    declaration = PARAMETERS_BY_NAME["SS_ROUTE_ASR_WINDOW_MINUTES"]
-    stored = SystemParameter.objects.filter(name=declaration.name).values_list("value", flat=True).first()
-    try:
-        return int(declaration.parse(stored)) if stored is not None else int(declaration.default)
-    except ValueError:
-        return int(declaration.default)
+    return int(SystemParameter.current("SS_ROUTE_ASR_WINDOW_MINUTES"))
 
 
 _FIELD_KINDS = {b"a": 0, b"c": 1}

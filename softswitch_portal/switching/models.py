@@ -326,6 +326,16 @@ class SystemParameter(models.Model):
     def typed_value(self):
         return self.declaration.parse(self.value)
 
+    @classmethod
+    def current(cls, name: str):
+        """Parameter ``name`` as stored and typed; its default when unset or unreadable."""
+        declaration = PARAMETERS_BY_NAME[name]
+        stored = cls.objects.filter(name=declaration.name).values_list("value", flat=True).first()
+        try:
+            return declaration.parse(stored) if stored is not None else declaration.default
+        except ValueError:
+            return declaration.default
+
     @property
     def description(self):
         return self.declaration.description if self.declaration else ""
