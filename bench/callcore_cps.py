@@ -1281,7 +1281,8 @@ def profile_python(redis_url, probe, out, sample_cdr, n=1000) -> dict:
     import redis
 
     from callcore import decide as dec
-    from callcore.live import Keys, LiveState
+    from callcore.contract import Keys
+    from callcore.live import LiveState
     from callcore.snapshot import SnapshotLoader
 
     client = redis.Redis.from_url(redis_url)

@@ -77,8 +77,7 @@ from django.db import DataError, IntegrityError, InterfaceError, OperationalErro
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from callcore.contract import PARAMETERS_BY_NAME, BillingMode, EndDirection, SharedLiveKeys
-from callcore.live import to_units
+from callcore.contract import PARAMETERS_BY_NAME, BillingMode, EndDirection, Keys, to_units
 
 from . import rating, route_stats
 
@@ -94,7 +93,7 @@ RECORD_DB_ERRORS = (DataError, IntegrityError, psycopg.DataError, psycopg.Integr
 
 
 def stream_key(prefix: str | None = None) -> str:
-    return SharedLiveKeys(prefix or settings.REDIS_PREFIX).cdr_stream
+    return Keys(prefix or settings.REDIS_PREFIX).cdr_stream
 
 
 def dead_stream_key(prefix: str | None = None) -> str:
@@ -709,7 +708,7 @@ def refresh_live_balances(client: redis.Redis, account_ids: Iterable[int], prefi
         cursor.execute("SELECT id, balance FROM billing_account WHERE id = ANY(%s)", [ids])
         current = cursor.fetchall()
     if current:
-        keys = SharedLiveKeys(prefix or settings.REDIS_PREFIX)
+        keys = Keys(prefix or settings.REDIS_PREFIX)
         client.mset({keys.balance(account_id): to_units(balance) for account_id, balance in current})
 
 
@@ -757,7 +756,7 @@ class Ingester:
         self.consumer = consumer or socket.gethostname()
         self.stream = stream_key(self.prefix)
         self.dead_stream = dead_stream_key(self.prefix)
-        self.keys = SharedLiveKeys(self.prefix)
+        self.keys = Keys(self.prefix)
         self.batch_size = batch_size
         self.block_ms = block_ms
         self.claim_idle_ms = claim_idle_ms

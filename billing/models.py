@@ -9,6 +9,7 @@ from django.db import models
 from django.db.models.functions import Now
 from django.urls import reverse
 
+from callcore.contract import MONEY_PLACES
 from softswitch_portal.validators import validate_prefix
 
 from .choices import (
@@ -19,7 +20,7 @@ from .choices import (
     PaymentKind,
 )
 
-MONEY = {"max_digits": 18, "decimal_places": 4}
+MONEY = {"max_digits": 18, "decimal_places": MONEY_PLACES}
 
 
 class Account(models.Model):

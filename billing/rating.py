@@ -30,10 +30,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from callcore.contract import PARAMETERS_BY_NAME, default_parameters
+from callcore.contract import MONEY_PLACES, PARAMETERS_BY_NAME, default_parameters, fee_time
 
-MONEY_PLACES = 4  # billing.models.MONEY: every amount fits ten-thousandths exactly
-_SCALE = 10**MONEY_PLACES
 _NEVER = -(2**63)
 
 
@@ -105,15 +103,6 @@ def hold_seconds(hold_time_ms: int, hold_time_precision: int = 50, free_time: in
     if remainder and remainder >= hold_time_precision:
         seconds += 1
     return max(seconds - free_time, 0)
-
-
-def fee_time(seconds: int, first_period: int, next_period: int) -> int:
-    """Billed seconds: the first period, then as many whole next periods as the rest needs."""
-    if seconds <= 0:
-        return 0
-    if seconds <= first_period:
-        return first_period
-    return first_period + -(-(seconds - first_period) // next_period) * next_period
 
 
 def _units(amount: Decimal) -> int:

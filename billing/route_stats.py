@@ -4,13 +4,13 @@ Two halves, both in the worker:
 
 * counting: the CDR ingest adds each stored batch's vendor attempts
   (``vendor_attempts``, the routing gateway bill's definition) to one Redis
-  hash per minute of the calls' start, ``SharedLiveKeys.route_stats_minute``
+  hash per minute of the calls' start, ``Keys.route_stats_minute``
   (fields ``a:{gateway id}`` and ``c:{gateway id}``), in the MULTI that
   acknowledges the batch (``count_records``, ``add_counts``); each hash
   expires ROUTE_STATS_MAX_MINUTES + 1 minutes after its minute began;
 * publishing: a beat task (``publish``) sums the last
   SS_ROUTE_ASR_WINDOW_MINUTES of those hashes, the current minute included,
-  into ``SharedLiveKeys.route_asr`` (a ``RouteStats``), which the call core
+  into ``Keys.route_asr`` (a ``RouteStats``), which the call core
   reads to order the vendors of a Best ASR mapping gateway. It expires, so
   the call core falls back to priority order once the worker stops.
 
@@ -30,7 +30,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import redis
 from django.conf import settings
 
-from callcore.contract import ROUTE_STATS_MAX_MINUTES, RouteStats, SharedLiveKeys
+from callcore.contract import ROUTE_STATS_MAX_MINUTES, Keys, RouteStats
 
 log = logging.getLogger("billing.route_stats")
 
@@ -119,7 +119,7 @@ redis.call('EXPIREAT', KEYS[1], ARGV[1])
 """
 
 
-def add_counts(pipe, keys: SharedLiveKeys, counts: dict[int, dict[int, list[int]]], now_ms: int) -> None:
+def add_counts(pipe, keys: Keys, counts: dict[int, dict[int, list[int]]], now_ms: int) -> None:
     """Queue on ``pipe`` what adds ``counts`` to the minute hashes (HINCRBY each field, EXPIREAT each hash)."""
     now_s = now_ms // 1000
     for minute, gateways in counts.items():
@@ -149,7 +149,7 @@ def window_minutes() -> int:
 _FIELD_KINDS = {b"a": 0, b"c": 1}
 
 
-def sum_window(client: redis.Redis, keys: SharedLiveKeys, window: int, now_ms: int) -> dict[int, tuple[int, int]]:
+def sum_window(client: redis.Redis, keys: Keys, window: int, now_ms: int) -> dict[int, tuple[int, int]]:
     """{routing gateway id: (attempts, connected)} over the ``window`` minutes up to ``now_ms``'s, in one round
     trip."""
     current = now_ms // 60_000
@@ -176,7 +176,7 @@ def publish(client: redis.Redis | None = None, now_ms: int | None = None) -> Rou
 
     window = window_minutes()
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
-    keys = SharedLiveKeys(settings.REDIS_PREFIX)
+    keys = Keys(settings.REDIS_PREFIX)
     own = client is None
     client = client or redis_client("ss-route-asr")
     try:
@@ -200,7 +200,7 @@ def published(client: redis.Redis | None = None) -> RouteStats | None:
     # Short timeouts: this runs in a portal request, which must not hang on a Redis outage.
     client = client or redis_client(socket_timeout=1, connect_timeout=1)
     try:
-        raw = client.get(SharedLiveKeys(settings.REDIS_PREFIX).route_asr)
+        raw = client.get(Keys(settings.REDIS_PREFIX).route_asr)
     except redis.RedisError as exc:
         log.warning("published route ASR not read: %s", exc)
         return None

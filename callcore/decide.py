@@ -183,20 +183,11 @@ def _digits(number: str) -> str:
 # Money
 
 
-def fee_time(seconds: int, first: int, nxt: int) -> int:
-    """Billed seconds for a hold time: the first period, then whole next periods."""
-    if seconds <= 0:
-        return 0
-    if seconds <= first:
-        return first
-    return first + -(-(seconds - first) // nxt) * nxt
-
-
 def cost(rate: contract.Rate, seconds: int) -> Decimal:
     """Unrounded cost of ``seconds`` of talk at ``rate`` (the worker does the authoritative rating)."""
     if seconds <= 0:
         return Decimal(0)
-    billed = fee_time(seconds, rate.first_period, rate.next_period)
+    billed = contract.fee_time(seconds, rate.first_period, rate.next_period)
     return Decimal(rate.connect_fee) + Decimal(rate.price_per_minute) * billed / 60
 
 

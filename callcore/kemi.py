@@ -32,8 +32,8 @@ import KSR  # provided by app_python3
 from callcore import cdr as cdr_mod
 from callcore import decide as dec
 from callcore import geo, sipsyntax
-from callcore.contract import ROUTE_STATS_POLL_S, BillingMode, EndDirection, EndReason, RouteStats, SharedLiveKeys
-from callcore.live import Keys, LiveState, RouteLimit
+from callcore.contract import ROUTE_STATS_POLL_S, BillingMode, EndDirection, EndReason, Keys, RouteStats
+from callcore.live import LiveState, RouteLimit
 from callcore.snapshot import SnapshotLoader
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -52,7 +52,7 @@ CPU_ACCOUNT_DIR = os.environ.get("SS_CPU_ACCOUNT_DIR", "")
 KEEPALIVE = int(os.environ.get("SS_DIALOG_KEEPALIVE_SECONDS", "30")) > 0
 DEFAULT_MAX_DURATION_S = int(os.environ.get("SS_DEFAULT_MAX_DURATION", str(dec.DEFAULT_MAX_DURATION_S)))
 # The vendors' ASR for the Best ASR route policy, published by the worker (billing.route_stats).
-ROUTE_ASR_KEY = SharedLiveKeys(PREFIX).route_asr
+ROUTE_ASR_KEY = Keys(PREFIX).route_asr
 
 
 # Dialog variable names.
@@ -201,7 +201,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
     def _flush_counters(self):
         if self.dropped:
             try:
-                self.live.resp.execute("HINCRBY", f"{PREFIX}:stats", "scanner_dropped", self.dropped)
+                self.live.resp.execute("HINCRBY", self.keys.stats, "scanner_dropped", self.dropped)
                 self.dropped = 0
             except Exception:  # noqa: BLE001 - counted again next time
                 pass

@@ -34,11 +34,10 @@ from decimal import Decimal
 import redis
 
 from callcore.cdr import dumps, encode, loads, lost_call_record
+from callcore.contract import Keys, from_units, to_units
 from callcore.resp import RespClient, Script
 
 log = logging.getLogger("callcore.live")
-
-MONEY_SCALE = 10_000  # ten-thousandths: the portal's MONEY decimal_places
 
 FAIL_POLICY = {
     "capacity": "open",
@@ -65,14 +64,6 @@ class LiveStatus(enum.IntEnum):
 
 # The answers given after the balance was computed; the earlier refusals never looked at it.
 _BALANCE_COUNTED = frozenset({LiveStatus.OK, LiveStatus.BALANCE_INSUFFICIENT, LiveStatus.ROUTES_BUSY})
-
-
-def to_units(amount: Decimal) -> int:
-    return int((amount * MONEY_SCALE).to_integral_value())
-
-
-def from_units(units: int) -> Decimal:
-    return Decimal(units) / MONEY_SCALE
 
 
 # KEYS: 1 mapping-gw slots, 2 account slots, 3 phone slots, 4 mapping-gw cps, 5 switch cps,
@@ -281,52 +272,6 @@ class SetupResult:
     route_index: int  # index into SetupRequest.routes of the route whose slot was taken, -1 if none
 
 
-class Keys:
-    """Every Redis key of the live state, under one prefix shared with the portal."""
-
-    def __init__(self, prefix: str):
-        self.prefix = prefix
-
-    def slots(self, kind: str, ident) -> str:
-        return f"{self.prefix}:live:slots:{kind}:{ident}"
-
-    def call_slots(self, account_id, mapping_gateway_id, phone_id, route_gateway_ids) -> list[str]:
-        """Every slot key a call may hold: its teardown removes the call from each."""
-        keys = [self.slots("account", account_id)]
-        if mapping_gateway_id is not None:
-            keys.append(self.slots("mgw", mapping_gateway_id))
-        if phone_id is not None:
-            keys.append(self.slots("phone", phone_id))
-        keys.extend(self.slots("rgw", gateway_id) for gateway_id in route_gateway_ids)
-        return keys
-
-    def cps(self, kind: str, ident) -> str:
-        return f"{self.prefix}:live:cps:{kind}:{ident}"
-
-    def dynamic_blacklist(self, mapping_gateway_id=None) -> str:
-        if mapping_gateway_id is None:
-            return f"{self.prefix}:dynbl:central"
-        return f"{self.prefix}:dynbl:gw:{mapping_gateway_id}"
-
-    def balance(self, account_id) -> str:
-        return f"{self.prefix}:live:balance:{account_id}"
-
-    def reservations(self, account_id) -> str:
-        return f"{self.prefix}:live:resv:{account_id}"
-
-    @property
-    def registry(self) -> str:
-        return f"{self.prefix}:live:calls"
-
-    @property
-    def registry_expiry(self) -> str:
-        return f"{self.prefix}:live:calls:expiry"
-
-    @property
-    def cdr_stream(self) -> str:
-        return f"{self.prefix}:cdr"
-
-
 class LiveState:
     """The call core's narrow interface to Redis for live counters.
 
@@ -357,8 +302,8 @@ class LiveState:
             k.dynamic_blacklist(req.dynamic_blacklist_gateway),
             k.balance(req.account_id),
             k.reservations(req.account_id),
-            k.registry,
-            k.registry_expiry,
+            k.live_calls,
+            k.live_calls_expiry,
         ]
         args = [
             req.call_id, now_ms, req.expiry_ms, req.mapping_capacity, req.account_capacity, req.phone_capacity,
@@ -404,7 +349,7 @@ class LiveState:
         """
         now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
         k = self.keys
-        flat = self.resp.execute("HGETALL", k.registry) or []
+        flat = self.resp.execute("HGETALL", k.live_calls) or []
         released = 0
         for call_id, raw in zip(flat[::2], flat[1::2], strict=True):
             entry = loads(raw)
@@ -423,7 +368,7 @@ class LiveState:
 
     def _teardown_keys(self, account_id, slot_keys: list[str]) -> list[str]:
         k = self.keys
-        return [k.reservations(account_id), k.registry, k.registry_expiry, k.cdr_stream, *slot_keys]
+        return [k.reservations(account_id), k.live_calls, k.live_calls_expiry, k.cdr_stream, *slot_keys]
 
     def teardown_later(self, call_id, account_id, slot_keys: list[str], cdr_json: str, spool) -> None:
         """``teardown`` without waiting for Redis: its reply is read with this process's next command.

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
-from callcore.contract import NEVER_EXPIRES_MS, SharedLiveKeys
+from callcore.contract import NEVER_EXPIRES_MS, Keys
 
 from .choices import BlacklistScope, BlacklistStatus
 from .models import DynamicBlacklistEntry
@@ -31,7 +31,7 @@ def _client():
 
 def _key(entry):
     gateway = entry.mapping_gateway_id if entry.scope == BlacklistScope.GATEWAY else None
-    return SharedLiveKeys(settings.REDIS_PREFIX).dynamic_blacklist(gateway)
+    return Keys(settings.REDIS_PREFIX).dynamic_blacklist(gateway)
 
 
 def _expiry_ms(entry):
@@ -66,7 +66,7 @@ def sync_entry(entry, deleted=False):
 
 def resync_all():
     """Rebuild every set from the database (beat job; also after Redis lost its data)."""
-    keys = SharedLiveKeys(settings.REDIS_PREFIX)
+    keys = Keys(settings.REDIS_PREFIX)
     wanted = {}
     for entry in DynamicBlacklistEntry.objects.filter(status__in=BLOCKING):
         if blocks(entry):

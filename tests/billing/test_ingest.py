@@ -28,7 +28,7 @@ from billing import ingest, rating
 from billing.models import CDR, Account, Rate, RateTable
 from billing.services import apply_payment
 from callcore.cdr import CdrSink, _blank_record
-from callcore.live import to_units
+from callcore.contract import to_units
 from softswitch_portal.switching.models import SystemParameter
 from tests.billing.streams import push
 

@@ -13,12 +13,12 @@ from billing.rating import (
     RateIndex,
     RatingParameters,
     charge,
-    fee_time,
     hold_seconds,
     price,
     rate_call,
     rated_number,
 )
+from callcore.contract import fee_time
 
 
 def ms(*args):

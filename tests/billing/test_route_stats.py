@@ -14,7 +14,7 @@ from django.utils import timezone
 from billing import ingest, reports, route_stats, tasks
 from billing.models import CDR
 from callcore.cdr import _blank_record
-from callcore.contract import ROUTE_STATS_MAX_MINUTES, RouteStats, SharedLiveKeys
+from callcore.contract import ROUTE_STATS_MAX_MINUTES, Keys, RouteStats
 from softswitch_portal.celery import app
 from softswitch_portal.switching.models import SystemParameter
 from tests.billing.streams import push
@@ -60,8 +60,7 @@ def drain(**kwargs):
 
 def minute_counts(client, minute=MINUTE):
     return {
-        k.decode(): int(v)
-        for k, v in client.hgetall(SharedLiveKeys(settings.REDIS_PREFIX).route_stats_minute(minute)).items()
+        k.decode(): int(v) for k, v in client.hgetall(Keys(settings.REDIS_PREFIX).route_stats_minute(minute)).items()
     }
 
 
@@ -76,13 +75,13 @@ def test_a_failover_counts_a_failed_attempt_for_the_first_vendor_and_a_connected
     )
     assert drain().inserted == 2
     assert minute_counts(redis_client) == {f"a:{A}": 1, f"a:{B}": 1, f"c:{B}": 1}
-    assert not redis_client.exists(SharedLiveKeys(prefix).route_stats_minute(MINUTE + 1))
+    assert not redis_client.exists(Keys(prefix).route_stats_minute(MINUTE + 1))
 
 
 def test_a_minute_is_kept_as_long_as_the_longest_window_from_when_it_began(prefix, redis_client):
     push(redis_client, call(1, A, [(A, 200)], hold_ms=1000))
     drain()
-    expire_at = redis_client.expiretime(SharedLiveKeys(prefix).route_stats_minute(MINUTE))
+    expire_at = redis_client.expiretime(Keys(prefix).route_stats_minute(MINUTE))
     assert expire_at == (MINUTE + ROUTE_STATS_MAX_MINUTES + 1) * 60
 
 
@@ -200,7 +199,7 @@ def test_the_counts_agree_with_the_routing_gateway_bill_on_the_same_cdrs(prefix,
     assert python == bill == {A: (15, 2), B: (7, 2), C: (1, 0), 999_999_999_999_999_999: (1, 0)}
 
     # And what the ingest counted is the same, less the row it never saw.
-    counted = route_stats.sum_window(redis_client, SharedLiveKeys(prefix), 60, NOW_MS)
+    counted = route_stats.sum_window(redis_client, Keys(prefix), 60, NOW_MS)
     assert counted == {**bill, A: (14, 2)}
 
 
@@ -209,7 +208,7 @@ def test_the_counts_agree_with_the_routing_gateway_bill_on_the_same_cdrs(prefix,
 
 def test_the_publisher_sums_the_windows_minutes_only_and_the_figures_expire(prefix, redis_client):
     SystemParameter.objects.create(name="SS_ROUTE_ASR_WINDOW_MINUTES", value="5")
-    keys = SharedLiveKeys(prefix)
+    keys = Keys(prefix)
     now = NOW_MS // 60_000
     for minute, fields in {
         now: {f"a:{A}": 4, f"c:{A}": 3},  # the current minute counts
@@ -228,7 +227,7 @@ def test_the_publisher_sums_the_windows_minutes_only_and_the_figures_expire(pref
 def test_the_window_defaults_to_the_parameters_default_and_an_empty_window_publishes_no_gateway(prefix, redis_client):
     stats = route_stats.publish()
     assert (stats.window_minutes, stats.gateways) == (60, {})
-    assert RouteStats.decode(redis_client.get(SharedLiveKeys(prefix).route_asr)).gateways == {}
+    assert RouteStats.decode(redis_client.get(Keys(prefix).route_asr)).gateways == {}
 
 
 def test_beat_publishes_the_figures_every_thirty_seconds(prefix, redis_client):
@@ -238,7 +237,7 @@ def test_beat_publishes_the_figures_every_thirty_seconds(prefix, redis_client):
     push(redis_client, call(1, B, [(A, 503), (B, 200)], hold_ms=20_000, start_ms=NOW_MS - 120_000))
     drain()
     assert tasks.publish_route_asr.apply().get() == 2
-    published = RouteStats.decode(redis_client.get(SharedLiveKeys(prefix).route_asr))
+    published = RouteStats.decode(redis_client.get(Keys(prefix).route_asr))
     assert published.gateways == {A: (1, 0), B: (1, 1)}
 
 
@@ -246,5 +245,5 @@ def test_a_call_from_a_clock_far_ahead_is_kept_no_longer_than_the_longest_window
     ahead = NOW_MS + 10 * 86_400_000
     push(redis_client, call(1, A, [(A, 200)], hold_ms=1000, start_ms=ahead))
     drain()
-    expire_at = redis_client.expiretime(SharedLiveKeys(prefix).route_stats_minute(ahead // 60_000))
+    expire_at = redis_client.expiretime(Keys(prefix).route_stats_minute(ahead // 60_000))
     assert NOW_MS // 1000 < expire_at <= time.time() + (ROUTE_STATS_MAX_MINUTES + 1) * 60

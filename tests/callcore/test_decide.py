@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callcore import contract
-from callcore.contract import DEFAULT_FAILOVER_CODES, BillingMode, EndReason
+from callcore.contract import DEFAULT_FAILOVER_CODES, BillingMode, EndReason, fee_time
 from callcore.decide import (
     Action,
     Plan,
@@ -22,7 +22,6 @@ from callcore.decide import (
     affordable_seconds,
     cost,
     decide,
-    fee_time,
     live_request,
     pick_from_pool,
     plan_call,

@@ -89,8 +89,8 @@ def test_setup_takes_every_slot_and_registers_the_call(live, client):
     k = live.keys
     for key in (k.slots("mgw", 1), k.slots("account", 1), k.slots("phone", 3), k.slots("rgw", 7)):
         assert client.zscore(key, CALL) == EXPIRY, key
-    assert json.loads(client.hget(k.registry, CALL)) == registry
-    assert client.zscore(k.registry_expiry, CALL) == EXPIRY
+    assert json.loads(client.hget(k.live_calls, CALL)) == registry
+    assert client.zscore(k.live_calls_expiry, CALL) == EXPIRY
 
 
 def test_a_phone_call_writes_no_mapping_gateway_key(live, client, prefix):
@@ -138,16 +138,16 @@ def test_an_entity_below_its_capacity_takes_the_call(live, client, limits, slots
 def test_calls_of_a_crashed_node_leave_the_registry_once_expired_a_few_per_setup(live, client):
     k = live.keys
     for n in range(10):
-        client.hset(k.registry, f"lost-{n}", "{}")
-        client.zadd(k.registry_expiry, {f"lost-{n}": NOW - 1000 + n})  # expired
-    client.hset(k.registry, "still-up", "{}")
-    client.zadd(k.registry_expiry, {"still-up": NOW + 1})
+        client.hset(k.live_calls, f"lost-{n}", "{}")
+        client.zadd(k.live_calls_expiry, {f"lost-{n}": NOW - 1000 + n})  # expired
+    client.hset(k.live_calls, "still-up", "{}")
+    client.zadd(k.live_calls_expiry, {"still-up": NOW + 1})
     assert live.setup(request(), now_ms=NOW).status is LiveStatus.OK
     # The eight oldest go at once; the rest with the next setup; a call still within its expiry stays.
-    assert sorted(client.hkeys(k.registry)) == [b"call-1", b"lost-8", b"lost-9", b"still-up"]
+    assert sorted(client.hkeys(k.live_calls)) == [b"call-1", b"lost-8", b"lost-9", b"still-up"]
     live.setup(request("call-2"), now_ms=NOW)
-    assert sorted(client.hkeys(k.registry)) == [b"call-1", b"call-2", b"still-up"]
-    assert client.zcard(k.registry_expiry) == 3
+    assert sorted(client.hkeys(k.live_calls)) == [b"call-1", b"call-2", b"still-up"]
+    assert client.zcard(k.live_calls_expiry) == 3
 
 
 @pytest.mark.parametrize("limits", [{"mapping_capacity": 1}, {"account_capacity": 1}])
@@ -371,13 +371,13 @@ def test_teardown_releases_everything_and_appends_the_cdr_at_once(live, client):
     for key in slot_keys:
         assert client.zscore(key, CALL) is None, key
     assert client.hget(k.reservations(1), CALL) is None
-    assert client.hget(k.registry, CALL) is None
-    assert client.zscore(k.registry_expiry, CALL) is None
+    assert client.hget(k.live_calls, CALL) is None
+    assert client.zscore(k.live_calls_expiry, CALL) is None
     [(_id, fields)] = client.xrange(k.cdr_stream)
     assert fields == {b"cdr": cdr.encode()}
     # The other call keeps its slots.
     assert client.zscore(k.slots("mgw", 1), "other") == EXPIRY
-    assert client.hget(k.registry, "other") is not None
+    assert client.hget(k.live_calls, "other") is not None
 
 
 def test_a_teardown_sent_without_waiting_releases_the_call_and_appends_its_cdr(live, client):
@@ -391,7 +391,7 @@ def test_a_teardown_sent_without_waiting_releases_the_call_and_appends_its_cdr(l
     assert live.resp.pending() == 0
     assert client.zscore(k.slots("mgw", 1), CALL) is None
     assert client.hget(k.reservations(1), CALL) is None
-    assert client.hget(k.registry, CALL) is None
+    assert client.hget(k.live_calls, CALL) is None
     assert [f[b"cdr"] for _id, f in client.xrange(k.cdr_stream)] == [cdr.encode()]
     assert spooled == []
 
@@ -440,7 +440,7 @@ def test_a_restarted_node_releases_the_calls_it_lost_and_records_them(live, clie
     for key in (k.slots("mgw", 1), k.slots("account", 1), k.slots("rgw", 1)):
         assert client.zscore(key, CALL) is None, key
     assert client.hget(k.reservations(1), CALL) is None
-    assert client.hkeys(k.registry) == [b"elsewhere"]  # another node's call is not this node's to end
+    assert client.hkeys(k.live_calls) == [b"elsewhere"]  # another node's call is not this node's to end
     assert client.zscore(k.slots("rgw", 2), "elsewhere") == EXPIRY
     [(_id, fields)] = client.xrange(k.cdr_stream)
     record = json.loads(fields[b"cdr"])

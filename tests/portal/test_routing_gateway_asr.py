@@ -10,7 +10,7 @@ from django.conf import settings as django_settings
 from django.urls import reverse
 
 from billing import route_stats
-from callcore.contract import RouteStats, SharedLiveKeys
+from callcore.contract import Keys, RouteStats
 from softswitch_portal.switching.models import RoutingGateway
 
 pytestmark = pytest.mark.django_db
@@ -48,7 +48,7 @@ def asr_cells(response):
 def publish(prefix, gateways):
     client = redis.Redis.from_url(django_settings.REDIS_URL)
     stats = RouteStats(at_ms=0, window_minutes=60, gateways=gateways)
-    client.set(SharedLiveKeys(prefix).route_asr, stats.encode())
+    client.set(Keys(prefix).route_asr, stats.encode())
     client.close()
 
 

@@ -7,7 +7,7 @@ import redis
 from django.conf import settings
 from django.utils import timezone
 
-from callcore.contract import NEVER_EXPIRES_MS, SharedLiveKeys
+from callcore.contract import NEVER_EXPIRES_MS, Keys
 from security import dynamic_blacklist
 from security.models import DynamicBlacklistEntry
 from softswitch_portal.switching.models import MappingGateway
@@ -26,7 +26,7 @@ def client():
 
 
 def keys():
-    return SharedLiveKeys(settings.REDIS_PREFIX)
+    return Keys(settings.REDIS_PREFIX)
 
 
 def test_an_active_central_entry_is_in_the_central_set_with_its_expiry(client):

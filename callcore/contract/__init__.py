@@ -1,0 +1,22 @@
+"""The contract between the portal and the call core: what both sides share, and the only thing they share.
+
+* ``params``: the system parameters (name, type, default, range, description);
+* ``codes``: billing modes, end directions, end reasons, failover codes;
+* ``keys``: every Redis key either side uses; ``money``: money units and billed time;
+* ``snapshot``: the configuration snapshot's schema and codec;
+* ``cdr``: the CDR record the call core writes and the ingest decodes;
+* ``state``: the call state the call core keeps in each dialog;
+* ``routestats`` and ``ipcountry``: the Best ASR figures and the IP-to-country table.
+
+It must stay importable without Django. Names are re-exported here, so
+``from callcore.contract import EndReason`` works whichever module holds it.
+"""
+
+from .cdr import *  # noqa: F403
+from .codes import *  # noqa: F403
+from .ipcountry import *  # noqa: F403
+from .keys import *  # noqa: F403
+from .money import *  # noqa: F403
+from .params import *  # noqa: F403
+from .routestats import *  # noqa: F403
+from .snapshot import *  # noqa: F403

@@ -1,0 +1,152 @@
+"""Every Redis key either side uses, named once under the deployment's prefix."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = [
+    "NEVER_EXPIRES_MS",
+    "Keys",
+    "SnapshotKeys",
+    "IpCountryKeys",
+]
+
+
+# A blacklist entry without an expiry: far enough ahead, and exact in a double.
+NEVER_EXPIRES_MS = 2**52
+
+
+@dataclass(frozen=True)
+class Keys:
+    """The live state, the CDR streams and the Best ASR figures.
+
+    Slots, CPS windows and reservations are written by the call core's Lua
+    (``callcore.live``); balances, the dynamic blacklist, the route figures and
+    the CDR streams are the hand-over points between the sides.
+    """
+
+    prefix: str
+
+    # -- the call core's counters
+
+    def slots(self, kind: str, ident) -> str:
+        """Sorted set of the calls holding a slot of ``kind`` (mgw, account, phone, rgw), score = expiry ms."""
+        return f"{self.prefix}:live:slots:{kind}:{ident}"
+
+    def call_slots(self, account_id, mapping_gateway_id, phone_id, route_gateway_ids) -> list[str]:
+        """Every slot key a call may hold: its teardown removes the call from each."""
+        keys = [self.slots("account", account_id)]
+        if mapping_gateway_id is not None:
+            keys.append(self.slots("mgw", mapping_gateway_id))
+        if phone_id is not None:
+            keys.append(self.slots("phone", phone_id))
+        keys.extend(self.slots("rgw", gateway_id) for gateway_id in route_gateway_ids)
+        return keys
+
+    def cps(self, kind: str, ident) -> str:
+        """Prefix of the per-second call counters (``{key}:{epoch second}``)."""
+        return f"{self.prefix}:live:cps:{kind}:{ident}"
+
+    def reservations(self, account_id) -> str:
+        """Hash of the account's live calls' reservations; ``:sum`` and ``:exp`` beside it."""
+        return f"{self.prefix}:live:resv:{account_id}"
+
+    @property
+    def live_calls(self) -> str:
+        """Hash of every live call (call id -> registry JSON), on every node."""
+        return f"{self.prefix}:live:calls"
+
+    @property
+    def live_calls_expiry(self) -> str:
+        """The live calls' expiry index (sorted set, score = expiry ms), to drop a crashed node's calls."""
+        return f"{self.prefix}:live:calls:expiry"
+
+    @property
+    def stats(self) -> str:
+        """Hash of switch-wide counters (scanner requests dropped)."""
+        return f"{self.prefix}:stats"
+
+    # -- written by the worker or the portal, read by the call core
+
+    def balance(self, account_id: int) -> str:
+        """An account's balance in money units (integer), refreshed by the CDR ingest."""
+        return f"{self.prefix}:live:balance:{account_id}"
+
+    def dynamic_blacklist(self, mapping_gateway_id: int | None = None) -> str:
+        """Sorted set of blocked numbers, score = expiry in epoch ms; per gateway in standalone mode."""
+        if mapping_gateway_id is None:
+            return f"{self.prefix}:dynbl:central"
+        return f"{self.prefix}:dynbl:gw:{mapping_gateway_id}"
+
+    def route_stats_minute(self, minute: int) -> str:
+        """Hash of one minute's vendor attempts (field ``a:{gateway id}``) and connected calls (``c:{id}``),
+        by the calls' start (``epoch ms // 60000``); the CDR ingest counts them."""
+        return f"{self.prefix}:routestats:{minute}"
+
+    @property
+    def route_asr(self) -> str:
+        """The routing gateways' attempts and connected calls over the ASR window (``RouteStats``), published
+        by the worker for the Best ASR route policy; it expires when the worker stops publishing."""
+        return f"{self.prefix}:routestats:asr"
+
+    # -- written by the call core, read by the worker
+
+    @property
+    def cdr_stream(self) -> str:
+        """The CDR stream (field ``cdr``: one ``CdrRecord``), read by the ingest's consumer group."""
+        return f"{self.prefix}:cdr"
+
+    @property
+    def cdr_dead_letters(self) -> str:
+        """The records the ingest could not store, with why, kept until an operator acts."""
+        return f"{self.prefix}:cdr:dead"
+
+
+@dataclass(frozen=True)
+class SnapshotKeys:
+    """Where the configuration snapshot lives."""
+
+    prefix: str
+
+    @property
+    def version(self) -> str:
+        return f"{self.prefix}:snapshot:version"
+
+    @property
+    def current(self) -> str:
+        return f"{self.prefix}:snapshot:current"
+
+    @property
+    def digest(self) -> str:
+        return f"{self.prefix}:snapshot:digest"
+
+    @property
+    def lock(self) -> str:
+        return f"{self.prefix}:snapshot:lock"
+
+    @property
+    def channel(self) -> str:
+        return f"{self.prefix}:snapshot"
+
+    @property
+    def blob_prefix(self) -> str:
+        return f"{self.prefix}:snapshot:"
+
+    def blob(self, version: int) -> str:
+        return f"{self.blob_prefix}{version}"
+
+
+@dataclass(frozen=True)
+class IpCountryKeys:
+    """Where the IP-to-country table lives: the blob and the version that names it."""
+
+    prefix: str
+
+    @property
+    def version(self) -> str:
+        """A short digest of the blob: the call core fetches the blob only when it changes."""
+        return f"{self.prefix}:ipcountry:version"
+
+    @property
+    def blob(self) -> str:
+        return f"{self.prefix}:ipcountry:blob"
