@@ -1,0 +1,1 @@
+"""What every app of the portal uses and none owns: the Redis client, system parameters, the snapshot publisher."""
