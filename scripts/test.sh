@@ -6,6 +6,8 @@ cd "$(dirname "$0")/.."
 scripts/setup.sh --test
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
+# The import boundaries (pyproject.toml): callcore without Django, the apps through callcore.contract, no cycles.
+.venv/bin/lint-imports --no-logo
 .venv/bin/python manage.py check --fail-level WARNING
 .venv/bin/python manage.py makemigrations --check --dry-run
 # Each run keeps its Redis keys under its own prefix, so a running switch is untouched.
