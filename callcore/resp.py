@@ -1,9 +1,7 @@
 """A small Redis client for the call's hot path: one socket, commands packed and replies parsed in C.
 
-Every call makes two round trips to Redis (setup and teardown scripts, about
-30 arguments each). Measured inside Kamailio's SIP workers, redis-py spent half
-of the Python time of a call packing those arguments in Python and walking its
-connection pool, retry and observability layers; here a command is packed by
+Every call makes two round trips to Redis, and redis-py's Python layers cost
+more than the call's decision (bench/README.md); here a command is packed by
 hiredis's ``pack_command`` and the reply parsed by its ``Reader``, over a
 socket opened lazily in each process (Kamailio forks its workers after loading
 the script, and a socket must never be shared across processes).
@@ -18,10 +16,8 @@ of ``callcore.live`` without every one of them paying 250 ms.
 ``send`` writes a command without waiting for its reply: the reply is read
 with the next command on the connection (Redis answers in order), and a
 command Redis refused, or whose connection broke before its reply came, is
-handed to its ``failed`` callback then. A SIP worker that waited for every
-call's teardown slept and woke once more per call: sending without waiting
-cut the switch's CPU per call by about a tenth (interleaved A/B at 2400 CPS,
-534/554 -> 487/457 us), on machines where CPU is what limits the call rate.
+handed to its ``failed`` callback then: a SIP worker that waited for every
+call's teardown would sleep and wake once more per call.
 """
 
 from __future__ import annotations

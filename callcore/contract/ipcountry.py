@@ -41,9 +41,7 @@ __all__ = [
 IP_COUNTRY_FORMAT = 1
 _IP_COUNTRY_MAGIC = b"SSIPCC"
 _IP_COUNTRY_HEADER = struct.Struct("<6sHHII")
-# zlib's default, measured on 260k synthetic ranges (bench/geo.py): level 9 took three times as long
-# (0.62 s against 0.21 s) for a blob no smaller (1.163 MB against 1.159 MB); level 1 gave 1.213 MB in
-# 0.07 s. Every level decompresses in about 13 ms, so the call core's load does not care.
+# zlib's default: level 9 is slower for a blob no smaller, and the load does not care (bench/README.md).
 IP_COUNTRY_ZLIB_LEVEL = 6
 # How often each call-core process reads IpCountryKeys.version (a GET on its snapshot poll).
 IP_COUNTRY_POLL_S = 10.0
