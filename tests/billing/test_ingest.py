@@ -27,10 +27,10 @@ from django.db import connection
 from billing import ingest, rating
 from billing.models import CDR, Account, Rate, RateTable
 from billing.services import apply_payment
-from callcore.cdr import CdrSink, _blank_record
+from callcore.cdr import CdrSink
 from callcore.contract import to_units
 from softswitch_portal.switching.models import SystemParameter
-from tests.billing.streams import push
+from tests.billing.streams import call_record, push
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -78,9 +78,10 @@ def make_book():
 def cdr(n, customer, vendor=None, callee="442071838750", hold_ms=61_000, start_ms=None, **extra):
     """A finished call as callcore.cdr writes it."""
     start = start_ms if start_ms is not None else NOW_MS - 3_600_000 + n * 10
-    record = _blank_record(f"call-{n}@192.0.2.10", start, "node-a", 3)
     answered = hold_ms > 0
-    record.update(
+    record = call_record(
+        f"call-{n}@192.0.2.10",
+        start,
         caller_number="15551230000",
         callee_number=callee,
         caller_number_out="15551230000",

@@ -17,7 +17,7 @@ from django.db import connection, transaction
 
 from billing import ingest
 from billing.models import CDR, Account, Rate, RateTable
-from callcore.cdr import _blank_record
+from tests.billing.streams import call_record
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -44,8 +44,9 @@ def accounts(db):
 def cdr(n, customer, vendor, **extra):
     """A 61 s call to the UK: 0.20 to the customer (120 s billed), 0.04 (61 s) to the vendor."""
     start = NOW_MS - 3_600_000 + n * 10
-    record = _blank_record(f"call-{n}@192.0.2.10", start, "node-a", 3)
-    record.update(
+    record = call_record(
+        f"call-{n}@192.0.2.10",
+        start,
         caller_number="15551230000",
         callee_number="442071838750",
         callee_number_out="442071838750",

@@ -16,7 +16,7 @@ from django.urls import reverse
 from billing import ingest, rerating
 from billing.models import CDR, Account, Payment, Rate, RateTable, RerateChange, RerateJob
 from billing.services import apply_payment
-from callcore.cdr import _blank_record
+from tests.billing.streams import call_record
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,8 +50,9 @@ def book(db):
 
 def record(n, customer, vendor, when, hold_ms=61_000):
     start = int(when.timestamp() * 1000) + n * 1000
-    r = _blank_record(f"call-{n}@192.0.2.10", start, "node-a", 3)
-    r.update(
+    return call_record(
+        f"call-{n}@192.0.2.10",
+        start,
         caller_number="15551230000",
         callee_number="442071838750",
         callee_number_out="442071838750",
@@ -65,7 +66,6 @@ def record(n, customer, vendor, when, hold_ms=61_000):
         end_reason="normal_clearing",
         sip_status=200,
     )
-    return r
 
 
 def ingest_records(client, *records):

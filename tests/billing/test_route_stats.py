@@ -13,11 +13,10 @@ from django.utils import timezone
 
 from billing import ingest, reports, route_stats, tasks
 from billing.models import CDR
-from callcore.cdr import _blank_record
 from callcore.contract import ROUTE_STATS_MAX_MINUTES, Keys, RouteStats
 from softswitch_portal.celery import app
 from softswitch_portal.switching.models import SystemParameter
-from tests.billing.streams import push
+from tests.billing.streams import call_record, push
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -31,8 +30,9 @@ def call(n, routing_gateway_id, tried, hold_ms=0, start_ms=None):
     """A call that tried ``tried`` ((gateway id, SIP answer) pairs, or raw list elements) and ended on
     ``routing_gateway_id``; nobody is billed, so no rates are needed."""
     start = start_ms if start_ms is not None else MINUTE * 60_000 + n * 10
-    record = _blank_record(f"asr-{n}@192.0.2.10", start, "node-a", 3)
-    record.update(
+    return call_record(
+        f"asr-{n}@192.0.2.10",
+        start,
         callee_number="442071838750",
         caller_ip="192.0.2.10",
         routing_gateway_id=routing_gateway_id,
@@ -48,7 +48,6 @@ def call(n, routing_gateway_id, tried, hold_ms=0, start_ms=None):
             for item in tried
         ],
     )
-    return record
 
 
 def drain(**kwargs):
