@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import hashlib
 import ipaddress
-import json
+import operator
+import re
 import types
 import typing
 import zlib
-from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from itertools import chain
 from typing import Literal, NewType
+
+import msgspec
 
 from .params import PARAMETERS
 
@@ -50,8 +52,9 @@ __all__ = [
 # The portal builds a ``Snapshot`` from PostgreSQL, ``encode_snapshot`` turns
 # it into a zlib-compressed JSON blob, and the call core's loader turns the
 # blob back with ``decode_snapshot``, which trusts nothing: a blob that does
-# not match these declarations exactly raises ``SnapshotError`` and the call
-# core keeps routing on the snapshot it already has.
+# not match these declarations exactly (strict types, no key missing, no key
+# unknown) raises ``SnapshotError`` and the call core keeps routing on the
+# snapshot it already has.
 #
 # Bump SNAPSHOT_SCHEMA_VERSION on any change a loader of the previous version
 # would misread (a field added, removed, renamed or retyped).
@@ -62,13 +65,11 @@ SNAPSHOT_SCHEMA_VERSION = 1
 # settings.SIP_REALM; the snapshot carries the realm its hashes were made with.
 SIP_REALM = "softswitch"
 
-# Level 1, not zlib's default 6: on the bench data (3.5 MB of JSON) it compresses
-# in 26 ms instead of 148 ms for a blob 12% larger (843 kB against 750 kB), and
-# the compression is paid on every save in the portal. bench/snapshot.py prints
-# the figures for levels 1, 3, 6 and 9.
+# Level 1: the portal pays the compression on every save, and higher levels cost far more time than bytes saved.
 SNAPSHOT_ZLIB_LEVEL = 1
 
-# A money amount as a decimal string: JSON numbers would pass through float.
+# A money amount as a decimal string: JSON numbers would pass through float. Checked to be a finite
+# Decimal after decoding, in one pass over the distinct values: a regex per value costs 5x more.
 DecimalText = NewType("DecimalText", str)
 
 AccountType = Literal["customer", "vendor"]
@@ -77,6 +78,10 @@ RoutePolicy = Literal["priority", "least_cost", "asr"]
 Transport = Literal["udp", "tcp"]
 PoolMode = Literal["random", "round_robin"]
 ListKind = Literal["black", "white"]
+
+
+class _Schema(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
+    """Immutable, refuses unknown keys; gc=False: a snapshot holds no cycles, and the collector need not walk it."""
 
 
 class SnapshotError(ValueError):
@@ -88,8 +93,7 @@ def digest_ha1(username: str, realm: str, password: str) -> str:
     return hashlib.md5(f"{username}:{realm}:{password}".encode()).hexdigest()
 
 
-@dataclass(frozen=True, slots=True)
-class Account:
+class Account(_Schema):
     """A customer or vendor clearing account as the call core sees it (balance as of the publish)."""
 
     id: int
@@ -103,8 +107,7 @@ class Account:
     rate_table_id: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class Rate:
+class Rate(_Schema):
     """The price of calls to one prefix; validity bounds are epoch milliseconds, None = open."""
 
     prefix: str
@@ -122,16 +125,14 @@ class Rate:
         )
 
 
-@dataclass(frozen=True, slots=True)
-class RateTable:
+class RateTable(_Schema):
     id: int
     name: str
     currency: str
     rates: tuple[Rate, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class TransformRule:
+class TransformRule(_Schema):
     """One number rewrite; a gateway lists its rules in the order they are tried, first match wins."""
 
     id: int
@@ -143,8 +144,7 @@ class TransformRule:
     prepend: str
 
 
-@dataclass(frozen=True, slots=True)
-class ListGroup:
+class ListGroup(_Schema):
     """A black or white list: full numbers and prefixes kept apart so lookups are set probes."""
 
     id: int
@@ -154,8 +154,7 @@ class ListGroup:
     prefixes: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class RoutingSchedule:
+class RoutingSchedule(_Schema):
     """A weekly window in the snapshot's time zone; weekdays 0 = Monday, empty = every day."""
 
     id: int
@@ -178,16 +177,14 @@ class RoutingSchedule:
         return minute < self.end_minute and (not days or (weekday - 1) % 7 in days)
 
 
-@dataclass(frozen=True, slots=True)
-class CallerNumberPool:
+class CallerNumberPool(_Schema):
     id: int
     name: str
     numbers: tuple[str, ...]
     mode: PoolMode
 
 
-@dataclass(frozen=True, slots=True)
-class MappingGateway:
+class MappingGateway(_Schema):
     """A customer's ingress trunk, with its transforms inlined in the order they are tried."""
 
     id: int
@@ -210,8 +207,7 @@ class MappingGateway:
     enabled: bool
 
 
-@dataclass(frozen=True, slots=True)
-class RoutingGateway:
+class RoutingGateway(_Schema):
     """A vendor's egress trunk, with its transforms and caller number pool inlined."""
 
     id: int
@@ -235,8 +231,7 @@ class RoutingGateway:
     enabled: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Phone:
+class Phone(_Schema):
     """A registered SIP user; ``ha1`` is md5(username:realm:password), never the password."""
 
     id: int
@@ -249,8 +244,7 @@ class Phone:
     enabled: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Snapshot:
+class Snapshot(_Schema):
     """Everything the call core needs to decide a call, as of one publish.
 
     ``parameters`` holds every declared parameter, typed, defaults filled; treat
@@ -270,227 +264,27 @@ class Snapshot:
     routing_schedules: tuple[RoutingSchedule, ...]
 
 
-# Conversion is compiled once per declared type into small closures: a blob
-# holds ~100k list numbers and ~10k rates, and walking type hints per value
-# would cost more than the JSON parsing itself.
-
-
-class _Invalid(Exception):
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.message = message
-        self.path: list[str] = []
-
-
-def _describe(value: object) -> str:
-    text = repr(value)
-    return f"{type(value).__name__} {text[:40]}{'...' if len(text) > 40 else ''}"
-
-
-def _decode_int(value):
-    if type(value) is not int:
-        raise _Invalid(f"expected an integer, got {_describe(value)}")
-    return value
-
-
-def _decode_bool(value):
-    if type(value) is not bool:
-        raise _Invalid(f"expected true or false, got {_describe(value)}")
-    return value
-
-
-def _decode_str(value):
-    if type(value) is not str:
-        raise _Invalid(f"expected a string, got {_describe(value)}")
-    return value
-
-
-def _decode_decimal_text(value):
-    if type(value) is not str:
-        raise _Invalid(f"expected a decimal string, got {_describe(value)}")
-    try:
-        finite = Decimal(value).is_finite()
-    except InvalidOperation:
-        finite = False
-    if not finite:
-        raise _Invalid(f"expected a decimal string, got {_describe(value)}")
-    return value
-
-
-_PRIMITIVE_DECODERS = {int: _decode_int, bool: _decode_bool, str: _decode_str, DecimalText: _decode_decimal_text}
-
-
-@functools.cache
-def _decoder(tp):
-    if tp in _PRIMITIVE_DECODERS:
-        return _PRIMITIVE_DECODERS[tp]
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is Literal:
-        allowed = frozenset(args)
-
-        def decode_literal(value):
-            if type(value) is not str or value not in allowed:
-                raise _Invalid(f"expected one of {', '.join(sorted(allowed))}, got {_describe(value)}")
-            return value
-
-        return decode_literal
-    if origin in (typing.Union, types.UnionType):
-        rest = [a for a in args if a is not type(None)]
-        if len(rest) == 1 and len(args) == 2:
-            inner = _decoder(rest[0])
-            return lambda value: None if value is None else inner(value)
-        if set(args) == {int, bool}:
-
-            def decode_int_or_bool(value):
-                if type(value) not in (int, bool):
-                    raise _Invalid(f"expected an integer or true/false, got {_describe(value)}")
-                return value
-
-            return decode_int_or_bool
-    if origin is tuple and len(args) == 2 and args[1] is Ellipsis:
-        return _tuple_decoder(args[0])
-    if origin is dict and args[0] is str:
-        inner = _decoder(args[1])
-
-        def decode_dict(value):
-            if type(value) is not dict:
-                raise _Invalid(f"expected an object, got {_describe(value)}")
-            out = {}
-            for key, item in value.items():
-                try:
-                    out[key] = inner(item)
-                except _Invalid as exc:
-                    exc.path.append(f"[{key!r}]")
-                    raise
-            return out
-
-        return decode_dict
-    if dataclasses.is_dataclass(tp):
-        return _dataclass_decoder(tp)
-    raise TypeError(f"the snapshot schema uses a type the decoder does not know: {tp!r}")
-
-
-def _tuple_decoder(item_type):
-    if item_type in (str, int):
-        # Fast path for the long lists of numbers: one C-level pass when they are all fine.
-        def decode_plain_list(value):
-            if type(value) is not list:
-                raise _Invalid(f"expected a list, got {_describe(value)}")
-            if all(type(item) is item_type for item in value):
-                return tuple(value)
-            for index, item in enumerate(value):
-                if type(item) is not item_type:
-                    exc = _Invalid(
-                        f"expected {'a string' if item_type is str else 'an integer'}, got {_describe(item)}"
-                    )
-                    exc.path.append(f"[{index}]")
-                    raise exc
-            raise AssertionError("unreachable")
-
-        return decode_plain_list
-    inner = _decoder(item_type)
-
-    def decode_list(value):
-        if type(value) is not list:
-            raise _Invalid(f"expected a list, got {_describe(value)}")
-        out = []
-        for index, item in enumerate(value):
-            try:
-                out.append(inner(item))
-            except _Invalid as exc:
-                exc.path.append(f"[{index}]")
-                raise
-        return tuple(out)
-
-    return decode_list
-
-
-def _dataclass_decoder(cls):
-    hints = typing.get_type_hints(cls)
-    fields = [(f.name, _decoder(hints[f.name])) for f in dataclasses.fields(cls)]
-    names = frozenset(name for name, _ in fields)
-
-    def locate(value):
-        # The slow path, only once something is known to be wrong: say which field.
-        missing = [name for name, _ in fields if name not in value]
-        if missing:
-            raise _Invalid(f"{cls.__name__} is missing required key {missing[0]!r}")
-        unknown = sorted(set(value) - names)
-        if unknown:
-            raise _Invalid(f"{cls.__name__} has unknown keys {unknown}: is the portal on a newer schema?")
-        for name, decode in fields:
-            try:
-                decode(value[name])
-            except _Invalid as exc:
-                exc.path.append(f".{name}")
-                raise
-
-    def decode_dataclass(value):
-        if type(value) is not dict:
-            raise _Invalid(f"expected an object ({cls.__name__}), got {_describe(value)}")
-        if value.keys() != names:
-            locate(value)
-        try:
-            return cls(*[decode(value[name]) for name, decode in fields])
-        except _Invalid:
-            locate(value)
-            raise
-
-    return decode_dataclass
-
-
-@functools.cache
-def _encoder(tp):
-    if dataclasses.is_dataclass(tp):
-        hints = typing.get_type_hints(tp)
-        fields = [(f.name, _encoder(hints[f.name])) for f in dataclasses.fields(tp)]
-
-        def encode_dataclass(obj):
-            return {
-                name: getattr(obj, name) if encode is None else encode(getattr(obj, name)) for name, encode in fields
-            }
-
-        return encode_dataclass
-    origin, args = typing.get_origin(tp), typing.get_args(tp)
-    if origin is tuple:
-        inner = _encoder(args[0])
-        # json.dumps writes a tuple of plain values as an array without help.
-        return None if inner is None else lambda value: [inner(item) for item in value]
-    if origin in (typing.Union, types.UnionType):
-        inners = [_encoder(a) for a in args if a is not type(None)]
-        if any(inners):
-            (inner,) = inners
-            return lambda value: None if value is None else inner(value)
-    return None  # a plain JSON value: written as is
+_DECODER = msgspec.json.Decoder(Snapshot)
+_ENCODER = msgspec.json.Encoder()
 
 
 def snapshot_to_dict(snapshot: Snapshot) -> dict:
-    """The snapshot as plain JSON-ready values (tuples become arrays when dumped)."""
-    return _encoder(Snapshot)(snapshot)
+    """The snapshot as plain JSON-ready values (tuples become lists)."""
+    return msgspec.to_builtins(snapshot)
 
 
 def snapshot_from_dict(data: object) -> Snapshot:
     """Rebuild and validate a snapshot from parsed JSON; raises SnapshotError naming the bad value."""
-    if type(data) is not dict:
-        raise SnapshotError(f"snapshot: expected an object, got {_describe(data)}")
-    version = data.get("schema_version")
-    if version != SNAPSHOT_SCHEMA_VERSION or type(version) is not int:
-        raise SnapshotError(
-            f"snapshot: schema version {version!r} is not the {SNAPSHOT_SCHEMA_VERSION} this call core reads; "
-            "upgrade the side that is behind"
-        )
     try:
-        snapshot = _decoder(Snapshot)(data)
-    except _Invalid as exc:
-        raise SnapshotError(f"snapshot{''.join(reversed(exc.path))}: {exc.message}") from None
-    _check_consistency(snapshot)
-    return snapshot
+        snapshot = msgspec.convert(data, Snapshot, strict=True)
+    except msgspec.ValidationError as exc:
+        raise _explain(exc, data) from None
+    return _validated(snapshot)
 
 
 def encode_snapshot(snapshot: Snapshot) -> bytes:
     """The blob published to Redis: compact JSON, zlib-compressed."""
-    text = json.dumps(snapshot_to_dict(snapshot), separators=(",", ":"), ensure_ascii=False)
-    return zlib.compress(text.encode(), SNAPSHOT_ZLIB_LEVEL)
+    return zlib.compress(_ENCODER.encode(snapshot), SNAPSHOT_ZLIB_LEVEL)
 
 
 def decode_snapshot(blob: bytes) -> Snapshot:
@@ -502,10 +296,184 @@ def decode_snapshot(blob: bytes) -> Snapshot:
     except zlib.error as exc:
         raise SnapshotError(f"snapshot blob is not a complete zlib stream ({exc})") from None
     try:
-        data = json.loads(text)
-    except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError alike
+        snapshot = _DECODER.decode(text)
+    except msgspec.ValidationError as exc:
+        # Types are checked while parsing: the text may be malformed further on, which is said first.
+        raise _explain(exc, _parse(text)) from None
+    except (msgspec.DecodeError, ValueError) as exc:  # malformed JSON and invalid UTF-8 alike
         raise SnapshotError(f"snapshot blob is not valid JSON ({exc})") from None
-    return snapshot_from_dict(data)
+    return _validated(snapshot)
+
+
+def _parse(text: bytes) -> object:
+    try:
+        return msgspec.json.decode(text)
+    except (msgspec.DecodeError, ValueError) as exc:  # malformed JSON and invalid UTF-8 alike
+        raise SnapshotError(f"snapshot blob is not valid JSON ({exc})") from None
+
+
+def _check_version(version: object) -> None:
+    if version != SNAPSHOT_SCHEMA_VERSION or type(version) is not int:
+        raise SnapshotError(
+            f"snapshot: schema version {version!r} is not the {SNAPSHOT_SCHEMA_VERSION} this call core reads; "
+            "upgrade the side that is behind"
+        )
+
+
+def _validated(snapshot: Snapshot) -> Snapshot:
+    _check_version(snapshot.schema_version)
+    _check_decimal_texts(snapshot)
+    _check_consistency(snapshot)
+    return snapshot
+
+
+def _describe(value: object) -> str:
+    text = repr(value)
+    return f"{type(value).__name__} {text[:40]}{'...' if len(text) > 40 else ''}"
+
+
+def _is_schema(tp: object) -> bool:
+    return isinstance(tp, type) and issubclass(tp, msgspec.Struct)
+
+
+def _unwrap_optional(tp):
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        rest = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(rest) == 1:
+            return rest[0]
+    return tp
+
+
+@functools.cache
+def _hints(cls) -> dict:
+    return typing.get_type_hints(cls)
+
+
+def _expected(tp) -> str:
+    """What a value of declared type ``tp`` must be, in the words a SnapshotError uses."""
+    tp = _unwrap_optional(tp)
+    words = {int: "an integer", bool: "true or false", str: "a string", DecimalText: "a decimal string"}
+    if tp in words:
+        return words[tp]
+    origin, args = typing.get_origin(tp), typing.get_args(tp)
+    if origin is Literal:
+        return f"one of {', '.join(sorted(args))}"
+    if origin in (typing.Union, types.UnionType) and set(args) == {int, bool}:
+        return "an integer or true/false"
+    if origin is tuple:
+        return "a list"
+    if _is_schema(tp):
+        return f"an object ({tp.__name__})"
+    return "an object"
+
+
+_PATH_STEP = re.compile(r"\.(\w+)|\[(\d+)\]|\[\.\.\.\]")
+
+
+def _explain(exc: msgspec.ValidationError, data: object) -> SnapshotError:
+    """msgspec's complaint (``... - at `$.accounts[0].name```) in the words and path the loader logs.
+
+    As the loader always has, an object's missing or unknown keys are reported before anything wrong inside it.
+    """
+    if type(data) is not dict:
+        return SnapshotError(f"snapshot: expected an object, got {_describe(data)}")
+    _check_version(data.get("schema_version"))
+    _, _, at = str(exc).partition(" - at `")
+    try:
+        tp, value, where = Snapshot, data, "snapshot"
+        steps = _PATH_STEP.finditer(at.rstrip("`").removeprefix("$"))
+        while True:
+            tp = _unwrap_optional(tp)
+            if _is_schema(tp) and type(value) is dict and value.keys() != set(tp.__struct_fields__):
+                missing = [name for name in tp.__struct_fields__ if name not in value]
+                if missing:
+                    return SnapshotError(f"{where}: {tp.__name__} is missing required key {missing[0]!r}")
+                unknown = sorted(set(value) - set(tp.__struct_fields__))
+                return SnapshotError(
+                    f"{where}: {tp.__name__} has unknown keys {unknown}: is the portal on a newer schema?"
+                )
+            step = next(steps, None)
+            if step is None:
+                return SnapshotError(f"{where}: expected {_expected(tp)}, got {_describe(value)}")
+            name, index = step.group(1), step.group(2)
+            if name is not None:
+                tp, value, where = _hints(tp)[name], value[name], f"{where}.{name}"
+            elif index is not None:
+                tp, value, where = typing.get_args(tp)[0], value[int(index)], f"{where}[{index}]"
+            else:  # msgspec does not name the key of a bad dict value: find it
+                item_type = typing.get_args(tp)[1]
+                key = next(k for k, v in value.items() if not _conforms(v, item_type))
+                tp, value, where = item_type, value[key], f"{where}[{key!r}]"
+    except (KeyError, IndexError, TypeError, AttributeError, StopIteration):
+        return SnapshotError(f"snapshot: {exc}")
+
+
+def _conforms(value: object, tp) -> bool:
+    try:
+        msgspec.convert(value, tp, strict=True)
+    except msgspec.ValidationError:
+        return False
+    return True
+
+
+@functools.cache
+def _decimal_plan(cls) -> tuple[tuple[str, type | None], ...]:
+    """Each field of ``cls`` that is a DecimalText (class None) or a tuple of schema objects holding some."""
+    plan = []
+    for name, tp in _hints(cls).items():
+        tp = _unwrap_optional(tp)
+        if tp is DecimalText:
+            plan.append((name, None))
+        elif typing.get_origin(tp) is tuple and _is_schema(typing.get_args(tp)[0]):
+            if _decimal_plan(typing.get_args(tp)[0]):
+                plan.append((name, typing.get_args(tp)[0]))
+        elif _is_schema(tp) and _decimal_plan(tp):
+            raise TypeError(f"{cls.__name__}.{name}: a single nested object holding decimals is not checked")
+    return tuple(plan)
+
+
+_decimal_plan(Snapshot)  # a schema the check cannot follow fails at import, not at the first load
+
+
+def _decimal_values(items, cls, out: set) -> None:
+    plan = _decimal_plan(cls)
+    leaves = [name for name, inner in plan if inner is None]
+    if len(leaves) == 1:
+        out.update(map(operator.attrgetter(leaves[0]), items))
+    elif leaves:
+        out.update(chain.from_iterable(map(operator.attrgetter(*leaves), items)))
+    for name, inner in plan:
+        if inner is not None:
+            for item in items:
+                _decimal_values(getattr(item, name), inner, out)
+
+
+def _decimal_paths(obj, cls, where):
+    for name, inner in _decimal_plan(cls):
+        value = getattr(obj, name)
+        if inner is None:
+            yield f"{where}.{name}", value
+        else:
+            for index, item in enumerate(value):
+                yield from _decimal_paths(item, inner, f"{where}.{name}[{index}]")
+
+
+def _is_finite_decimal(text: str) -> bool:
+    try:
+        return Decimal(text).is_finite()
+    except InvalidOperation:
+        return False
+
+
+def _check_decimal_texts(snapshot: Snapshot) -> None:
+    """Every DecimalText a finite decimal; each distinct value is parsed once, the path sought only on failure."""
+    values: set[str] = set()
+    _decimal_values((snapshot,), Snapshot, values)
+    if all(map(_is_finite_decimal, values)):
+        return
+    for where, value in _decimal_paths(snapshot, Snapshot, "snapshot"):
+        if not _is_finite_decimal(value):
+            raise SnapshotError(f"{where}: expected a decimal string, got {_describe(value)}")
 
 
 def _check_consistency(snapshot: Snapshot) -> None:

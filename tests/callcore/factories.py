@@ -17,6 +17,8 @@ import dataclasses
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import msgspec
+
 from callcore import contract
 from callcore.decide import CallFacts
 from callcore.snapshot import IndexedSnapshot
@@ -38,7 +40,11 @@ NOON_WEDNESDAY = ms(2030, 1, 16, 12)
 
 
 def _with(obj, changes):
-    return dataclasses.replace(obj, **changes) if changes else obj
+    if not changes:
+        return obj
+    # Snapshot entities are msgspec Structs, call facts are dataclasses.
+    replace = msgspec.structs.replace if isinstance(obj, msgspec.Struct) else dataclasses.replace
+    return replace(obj, **changes)
 
 
 def account(id=1, **changes) -> contract.Account:
@@ -161,8 +167,8 @@ def routing_gateway(id=1, **changes) -> contract.RoutingGateway:
     )
 
 
-def pool(*numbers, id=1) -> contract.CallerNumberPool:
-    return contract.CallerNumberPool(id=id, name=f"pool-{id}", numbers=tuple(numbers), mode="random")
+def pool(*numbers, id=1, mode="random") -> contract.CallerNumberPool:
+    return contract.CallerNumberPool(id=id, name=f"pool-{id}", numbers=tuple(numbers), mode=mode)
 
 
 def phone(id=1, username=PHONE_USERNAME, password=PHONE_PASSWORD, **changes) -> contract.Phone:

@@ -1,9 +1,9 @@
 """The snapshot schema: encoding round trip and a decoder that refuses anything off-schema."""
 
-import dataclasses
 import json
 import zlib
 
+import msgspec
 import pytest
 
 from callcore import contract
@@ -140,7 +140,7 @@ def test_it_refuses_parameters_that_are_not_the_declared_ones(sample_snapshot, p
             del values[name]
         else:
             values[name] = value
-    snapshot = dataclasses.replace(sample_snapshot, parameters=values)
+    snapshot = msgspec.structs.replace(sample_snapshot, parameters=values)
 
     with pytest.raises(contract.SnapshotError, match=message):
         contract.decode_snapshot(contract.encode_snapshot(snapshot))
@@ -182,12 +182,12 @@ def test_ha1_is_the_rfc_2617_digest():
 
 
 def test_a_rate_is_valid_from_its_start_until_before_its_end():
-    rate = dataclasses.replace(
+    rate = msgspec.structs.replace(
         contract.Rate("44", "UK", "0.1", 60, 60, "0", None, None), valid_from_ms=1000, valid_to_ms=2000
     )
 
     assert [rate.valid_at(t) for t in (999, 1000, 1999, 2000)] == [False, True, True, False]
-    assert dataclasses.replace(rate, valid_from_ms=None, valid_to_ms=None).valid_at(0)
+    assert msgspec.structs.replace(rate, valid_from_ms=None, valid_to_ms=None).valid_at(0)
 
 
 def test_a_schedule_crossing_midnight_belongs_to_the_day_it_starts():

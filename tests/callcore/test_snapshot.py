@@ -1,9 +1,9 @@
 """The call core's snapshot loader: lookups, Redis loading, refusal of bad blobs, the disk copy, the listener."""
 
-import dataclasses
 import socket
 import time
 
+import msgspec
 import pytest
 import redis
 
@@ -161,7 +161,7 @@ def test_refresh_reloads_only_when_the_version_changes(loader, snapshot_redis, r
     assert loader.refresh() is False
     assert loader.current is first
 
-    changed = dataclasses.replace(sample_snapshot, time_zone="UTC")
+    changed = msgspec.structs.replace(sample_snapshot, time_zone="UTC")
     install(snapshot_redis, redis_prefix, 4, contract.encode_snapshot(changed))
     assert loader.refresh() is True
     assert (loader.version, loader.current.snapshot.time_zone) == (4, "UTC")
@@ -176,7 +176,7 @@ def test_a_malformed_blob_is_refused_and_the_previous_snapshot_kept(
 ):
     good = contract.encode_snapshot(sample_snapshot)
     if bad_blob == b"schema-mismatch":
-        bad_blob = contract.encode_snapshot(dataclasses.replace(sample_snapshot, schema_version=999))
+        bad_blob = contract.encode_snapshot(msgspec.structs.replace(sample_snapshot, schema_version=999))
     elif bad_blob == b"truncated":
         bad_blob = good[:-20]
     install(snapshot_redis, redis_prefix, 1, good)
