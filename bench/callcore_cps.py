@@ -919,12 +919,12 @@ def configure(vendor_port, black_entries=5000, callee_entries=2000, rates=2000) 
     from billing.models import Account, Rate, RateTable
     from billing.services import apply_payment
     from security.models import BlackWhiteListGroup, ListEntry
-    from softswitch_portal.switching import publisher
+    from softswitch_portal.core import publisher
+    from softswitch_portal.core.models import SystemParameter
     from softswitch_portal.switching.models import (
         MappingGateway,
         NumberTransformRule,
         RoutingGateway,
-        SystemParameter,
     )
 
     name = settings.DATABASES["default"]["NAME"]
@@ -1439,8 +1439,8 @@ FLOOD_SOURCES = {True: "127.0.0.2", False: "127.0.0.3"}
 
 def set_parameter(name, value):
     """Store a system parameter and publish the snapshot; the switch's processes poll it every second."""
-    from softswitch_portal.switching import publisher
-    from softswitch_portal.switching.models import SystemParameter
+    from softswitch_portal.core import publisher
+    from softswitch_portal.core.models import SystemParameter
 
     SystemParameter.objects.update_or_create(name=name, defaults={"value": str(value)})
     if publisher.publish(force=True) is None:

@@ -217,7 +217,7 @@ def import_rates(rate_table: RateTable, stream) -> ImportResult:
             update_fields=UPDATED_FIELDS,
         )
         # bulk_create sends no post_save, so the snapshot publisher must be told.
-        from softswitch_portal.switching.publisher import schedule_publish
+        from softswitch_portal.core.publisher import schedule_publish
 
         schedule_publish()
     return result

@@ -365,7 +365,7 @@ def vendor_clearing(period, vendor_account=None):
 
 def low_balance_alarm():
     """SS_CLIENT_LOW_BALANCE_ALARM as stored (the default if unset or unreadable)."""
-    from softswitch_portal.switching.models import SystemParameter
+    from softswitch_portal.core.models import SystemParameter
 
     return Decimal(SystemParameter.current("SS_CLIENT_LOW_BALANCE_ALARM"))
 

@@ -6,9 +6,6 @@ class SecurityConfig(AppConfig):
     verbose_name = "Security"
 
     def ready(self):
-        from softswitch_portal.switching import publisher
+        from . import dynamic_blacklist
 
-        from . import dynamic_blacklist, models
-
-        publisher.watch(models.BlackWhiteListGroup, models.ListEntry)
         dynamic_blacklist.connect()

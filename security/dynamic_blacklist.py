@@ -10,12 +10,12 @@ expires; a released or whitelisted one is removed.
 import logging
 
 import redis
-from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import post_delete, post_save
 from django.utils import timezone
 
 from callcore.contract import NEVER_EXPIRES_MS, Keys
+from softswitch_portal.core.redis import Waiter, prefix, redis_client
 
 from .choices import BlacklistScope, BlacklistStatus
 from .models import DynamicBlacklistEntry
@@ -25,13 +25,9 @@ logger = logging.getLogger(__name__)
 BLOCKING = (BlacklistStatus.ACTIVE, BlacklistStatus.CONFIRMED)
 
 
-def _client():
-    return redis.Redis.from_url(settings.REDIS_URL, socket_connect_timeout=2, socket_timeout=5)
-
-
 def _key(entry):
     gateway = entry.mapping_gateway_id if entry.scope == BlacklistScope.GATEWAY else None
-    return Keys(settings.REDIS_PREFIX).dynamic_blacklist(gateway)
+    return Keys(prefix()).dynamic_blacklist(gateway)
 
 
 def _expiry_ms(entry):
@@ -46,7 +42,8 @@ def blocks(entry, now=None):
 def sync_entry(entry, deleted=False):
     """Write one entry's state to Redis; errors are logged (resync_all repairs them)."""
     try:
-        client = _client()
+        # After an operator's edit, inside the web request.
+        client = redis_client(Waiter.PAGE, name="portal:dynamic-blacklist")
         if blocks(entry) and not deleted:
             client.zadd(_key(entry), {entry.number: _expiry_ms(entry)})
         else:
@@ -66,13 +63,13 @@ def sync_entry(entry, deleted=False):
 
 def resync_all():
     """Rebuild every set from the database (beat job; also after Redis lost its data)."""
-    keys = Keys(settings.REDIS_PREFIX)
+    keys = Keys(prefix())
     wanted = {}
     for entry in DynamicBlacklistEntry.objects.filter(status__in=BLOCKING):
         if blocks(entry):
             members = wanted.setdefault(_key(entry), {})
             members[entry.number] = max(members.get(entry.number, 0), _expiry_ms(entry))
-    client = _client()
+    client = redis_client(Waiter.JOB, name="portal:dynamic-blacklist")
     pipe = client.pipeline(transaction=True)
     for key in client.scan_iter(f"{keys.prefix}:dynbl:*"):
         pipe.delete(key)

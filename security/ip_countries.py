@@ -32,11 +32,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import redis
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from callcore import contract
+from softswitch_portal.core.redis import Waiter, prefix, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -374,7 +374,7 @@ def state(row=None) -> str:
 
 
 def keys():
-    return contract.IpCountryKeys(getattr(settings, "REDIS_PREFIX", "ss"))
+    return contract.IpCountryKeys(prefix())
 
 
 def publish():
@@ -383,26 +383,24 @@ def publish():
     Cheap when Redis already holds it (one GET), so the periodic snapshot
     republish calls it every time. A Redis failure is logged, not raised.
     """
-    from softswitch_portal.switching import publisher
-
     from .models import IpCountryTable
 
     row = current()
     k = keys()
     try:
-        client = publisher._redis(settings.REDIS_URL)[0]
-        if row is None:
-            client.delete(k.version, k.blob)
-            return None
-        held = client.get(k.version)
-        if held is not None and held.decode() == row.version and client.exists(k.blob):
-            return row.version
-        blob = IpCountryTable.objects.values_list("blob", flat=True).get(pk=row.pk)
-        with client.pipeline(transaction=True) as pipe:
-            # The blob first: a call core that reads the new version finds its blob beside it.
-            pipe.set(k.blob, bytes(blob))
-            pipe.set(k.version, row.version)
-            pipe.execute()
+        with redis_client(Waiter.JOB, name="portal:ip-countries") as client:
+            if row is None:
+                client.delete(k.version, k.blob)
+                return None
+            held = client.get(k.version)
+            if held is not None and held.decode() == row.version and client.exists(k.blob):
+                return row.version
+            blob = IpCountryTable.objects.values_list("blob", flat=True).get(pk=row.pk)
+            with client.pipeline(transaction=True) as pipe:
+                # The blob first: a call core that reads the new version finds its blob beside it.
+                pipe.set(k.blob, bytes(blob))
+                pipe.set(k.version, row.version)
+                pipe.execute()
     except redis.RedisError as exc:
         logger.error(
             "IP-country table not published to %s (%s: %s); the periodic republish will retry",

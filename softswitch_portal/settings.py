@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "django_filters",
     "django_tables2",
     "softswitch_portal.generic",
+    "softswitch_portal.core",
     "softswitch_portal.switching",
     "billing",
     "security",

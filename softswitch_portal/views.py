@@ -14,6 +14,7 @@ from billing.models import CDR, Account, Payment, Rate, RateTable
 from callcore.contract import BillingMode
 from security.choices import BlacklistStatus
 from security.models import BlackWhiteListGroup, DynamicBlacklistEntry, ListEntry
+from softswitch_portal.core.models import SystemParameter
 from softswitch_portal.switching.models import (
     CallerNumberPool,
     MappingGateway,
@@ -21,7 +22,6 @@ from softswitch_portal.switching.models import (
     Phone,
     RoutingGateway,
     RoutingSchedule,
-    SystemParameter,
 )
 
 

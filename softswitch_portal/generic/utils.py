@@ -19,7 +19,9 @@ ACTION_PERMISSIONS = {
 
 
 def viewname(model, action):
-    return f"{model._meta.app_label}:{model._meta.model_name}{ACTION_SUFFIXES[action]}"
+    # A model moved between apps may keep its pages' URL names (url_namespace).
+    namespace = getattr(model, "url_namespace", model._meta.app_label)
+    return f"{namespace}:{model._meta.model_name}{ACTION_SUFFIXES[action]}"
 
 
 @cache

@@ -1,7 +1,4 @@
-from django import forms
 from django.contrib import admin
-
-from callcore.contract import PARAMETERS
 
 from .models import (
     CallerNumberPool,
@@ -10,7 +7,6 @@ from .models import (
     Phone,
     RoutingGateway,
     RoutingSchedule,
-    SystemParameter,
 )
 
 
@@ -59,18 +55,3 @@ class CallerNumberPoolAdmin(admin.ModelAdmin):
     list_display = ("name", "mode")
     list_filter = ("mode",)
     search_fields = ("name", "description")
-
-
-class SystemParameterAdminForm(forms.ModelForm):
-    name = forms.ChoiceField(choices=[(p.name, p.name) for p in PARAMETERS])
-
-    class Meta:
-        model = SystemParameter
-        fields = ("name", "value")
-
-
-@admin.register(SystemParameter)
-class SystemParameterAdmin(admin.ModelAdmin):
-    form = SystemParameterAdminForm
-    list_display = ("name", "value", "updated")
-    search_fields = ("name",)

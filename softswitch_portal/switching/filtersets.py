@@ -4,6 +4,7 @@ import django_filters
 
 from callcore.contract import PARAMETERS
 from security.models import BlackWhiteListGroup
+from softswitch_portal.core.models import SystemParameter
 from softswitch_portal.generic.filtersets import (
     BOOKKEEPING,
     FREE_TEXT,
@@ -22,7 +23,6 @@ from .models import (
     Phone,
     RoutingGateway,
     RoutingSchedule,
-    SystemParameter,
 )
 
 LIMITS = SORT_INSTEAD

@@ -6,6 +6,7 @@ from billing.choices import AccountType
 from billing.models import Account
 from callcore.contract import PARAMETERS, PARAMETERS_BY_NAME
 from security import ip_countries
+from softswitch_portal.core.models import SystemParameter
 from softswitch_portal.generic.forms import ArrayTextField, BaseModelForm
 from softswitch_portal.validators import validate_ip_or_cidr, validate_number, validate_prefix
 
@@ -17,7 +18,6 @@ from .models import (
     Phone,
     RoutingGateway,
     RoutingSchedule,
-    SystemParameter,
 )
 
 

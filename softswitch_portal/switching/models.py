@@ -1,4 +1,4 @@
-"""Switching configuration: gateways, phones, transforms, schedules, number pools, parameters."""
+"""Switching configuration: gateways, phones, transforms, schedules, number pools (parameters: core.models)."""
 
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
@@ -6,7 +6,6 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
 
-from callcore.contract import PARAMETERS_BY_NAME
 from softswitch_portal.validators import (
     validate_host,
     validate_ip_list,
@@ -289,53 +288,3 @@ def _ip_country_table_imported():
     from security.models import IpCountryTable
 
     return IpCountryTable.objects.exists()
-
-
-class SystemParameter(models.Model):
-    """The stored value of one declared system parameter (callcore.contract.PARAMETERS)."""
-
-    name = models.CharField(max_length=64, unique=True)
-    value = models.CharField(max_length=64)
-    updated = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        ordering = ["name"]
-
-    def __str__(self):
-        return f"{self.name}={self.value}"
-
-    def get_absolute_url(self):
-        return reverse("switching:systemparameter", args=[self.pk])
-
-    @property
-    def declaration(self):
-        return PARAMETERS_BY_NAME.get(self.name)
-
-    def clean(self):
-        declaration = self.declaration
-        if declaration is None:
-            raise ValidationError({"name": f"{self.name!r} is not a known system parameter."})
-        # Accept VOS's spelling on import but store the canonical name.
-        self.name = declaration.name
-        try:
-            self.value = declaration.format(declaration.parse(self.value))
-        except ValueError as exc:
-            raise ValidationError({"value": str(exc)}) from None
-
-    @property
-    def typed_value(self):
-        return self.declaration.parse(self.value)
-
-    @classmethod
-    def current(cls, name: str):
-        """Parameter ``name`` as stored and typed; its default when unset or unreadable."""
-        declaration = PARAMETERS_BY_NAME[name]
-        stored = cls.objects.filter(name=declaration.name).values_list("value", flat=True).first()
-        try:
-            return declaration.parse(stored) if stored is not None else declaration.default
-        except ValueError:
-            return declaration.default
-
-    @property
-    def description(self):
-        return self.declaration.description if self.declaration else ""

@@ -3,8 +3,8 @@
 from celery import shared_task
 
 from security import ip_countries
-
-from . import publisher
+from softswitch_portal.core import publisher
+from softswitch_portal.core.redis import Waiter
 
 
 @shared_task
@@ -14,4 +14,4 @@ def republish_snapshot():
     The IP-country table too: it changes only on an import, but lives in the same Redis.
     """
     ip_countries.publish()
-    return publisher.publish()
+    return publisher.publish(waiter=Waiter.JOB)

@@ -5,6 +5,7 @@ from django.utils.http import urlencode
 
 from callcore.contract import PARAMETERS, PARAMETERS_BY_NAME
 from security import ip_countries
+from softswitch_portal.core.models import SystemParameter
 from softswitch_portal.generic import views as generic
 from softswitch_portal.generic.utils import user_can
 
@@ -16,7 +17,6 @@ from .models import (
     Phone,
     RoutingGateway,
     RoutingSchedule,
-    SystemParameter,
 )
 
 RECORD = ("Record", ("id", "created", "updated"))

@@ -28,8 +28,9 @@ from django.utils import timezone
 
 from billing import reports
 from billing.models import CDR, Account, Payment
+from softswitch_portal.core.models import SystemParameter
 from softswitch_portal.generic.charts import svg_chart
-from softswitch_portal.switching.models import MappingGateway, RoutingGateway, SystemParameter
+from softswitch_portal.switching.models import MappingGateway, RoutingGateway
 
 pytestmark = pytest.mark.django_db
 

@@ -11,6 +11,7 @@ from django.utils import timezone
 from billing.models import CDR, Account, Rate, RateTable
 from security import ip_countries
 from security.models import BlackWhiteListGroup, DynamicBlacklistEntry, ListEntry
+from softswitch_portal.core.models import SystemParameter
 from softswitch_portal.switching.models import (
     CallerNumberPool,
     MappingGateway,
@@ -18,7 +19,6 @@ from softswitch_portal.switching.models import (
     Phone,
     RoutingGateway,
     RoutingSchedule,
-    SystemParameter,
 )
 
 IP_COUNTRY_SAMPLE = Path(__file__).resolve().parents[1] / "security" / "data" / "delegated-test-extended.txt"

@@ -20,6 +20,7 @@ from django.urls import NoReverseMatch, URLPattern, get_resolver, reverse
 from billing.models import Account, Payment, Rate, RateTable
 from callcore.contract import PARAMETERS
 from security.models import BlackWhiteListGroup, DynamicBlacklistEntry, ListEntry
+from softswitch_portal.core.models import SystemParameter
 from softswitch_portal.generic.attributes import model_fields
 from softswitch_portal.generic.views import ObjectView
 from softswitch_portal.switching.models import (
@@ -29,7 +30,6 @@ from softswitch_portal.switching.models import (
     Phone,
     RoutingGateway,
     RoutingSchedule,
-    SystemParameter,
 )
 
 
@@ -46,8 +46,14 @@ class Pages:
 
     @property
     def model(self):
-        app_label, model_name = self.name.split(":")
-        return apps.get_model(app_label, model_name)
+        namespace, model_name = self.name.split(":")
+        # A model's pages are in its app's URL namespace unless it names another (url_namespace).
+        return next(
+            model
+            for model in apps.get_models()
+            if model._meta.model_name == model_name
+            and getattr(model, "url_namespace", model._meta.app_label) == namespace
+        )
 
     def __str__(self):
         return self.name

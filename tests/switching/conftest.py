@@ -25,6 +25,7 @@ def snapshot_prefix(settings):
 def build_configuration():
     from billing.models import Account, Rate, RateTable
     from security.models import BlackWhiteListGroup, ListEntry
+    from softswitch_portal.core.models import SystemParameter
     from softswitch_portal.switching.models import (
         CallerNumberPool,
         MappingGateway,
@@ -32,7 +33,6 @@ def build_configuration():
         Phone,
         RoutingGateway,
         RoutingSchedule,
-        SystemParameter,
     )
 
     table = RateTable.objects.create(name="Retail")

@@ -4,7 +4,7 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from callcore.contract import PARAMETERS, PARAMETERS_BY_NAME
-from softswitch_portal.switching.models import SystemParameter
+from softswitch_portal.core.models import SystemParameter
 
 DOMAIN_TABLE = {
     "SERVER_BILLING_RECORD_ILLEGAL_CALL": 1,

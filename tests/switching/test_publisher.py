@@ -16,9 +16,10 @@ from billing.choices import AccountType
 from callcore import contract
 from callcore.snapshot import SnapshotLoader
 from security.choices import ListKind
-from softswitch_portal.switching import publisher
+from softswitch_portal.core import publisher
+from softswitch_portal.core.models import SystemParameter
 from softswitch_portal.switching.choices import AuthMode, PoolMode, RoutePolicy, Transport
-from softswitch_portal.switching.models import MappingGateway, RoutingGateway, SystemParameter
+from softswitch_portal.switching.models import MappingGateway, RoutingGateway
 
 
 def closed_port():

@@ -3,7 +3,8 @@
 from django.core.management.base import BaseCommand, CommandError
 
 from security import ip_countries
-from softswitch_portal.switching import publisher
+from softswitch_portal.core import publisher
+from softswitch_portal.core.redis import Waiter
 
 
 class Command(BaseCommand):
@@ -17,7 +18,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, force=False, **options):
-        version = publisher.publish(force=force)
+        version = publisher.publish(force=force, waiter=Waiter.JOB)
         if version is None:
             raise CommandError("Could not publish the snapshot: Redis is unreachable (see the log above).")
         keys = publisher.snapshot_keys()

@@ -8,6 +8,9 @@ as a new version in one atomic step, then tells the call cores on a channel.
 Bulk operations that send no signals (``bulk_create``, ``QuerySet.update``)
 must call ``schedule_publish()`` themselves. Outside ``transaction.atomic()``
 every save publishes on its own, so views should save inside one.
+
+The models are looked up by label, never imported: every app may import this
+module, and the core app's ready() watches CONFIGURATION_MODELS.
 """
 
 import hashlib
@@ -17,11 +20,15 @@ from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 
 import redis
+from django.apps import apps
 from django.conf import settings
 from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from callcore import contract
+
+from .redis import Waiter, redis_client
+from .redis import prefix as key_prefix
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +39,22 @@ SUPERSEDED_TTL_SECONDS = 3600
 # The lock serialises build+publish across portal processes: see publish().
 LOCK_TIMEOUT_SECONDS = 120
 LOCK_WAIT_SECONDS = 30
+
+# What the snapshot is built from: a committed change to any of these publishes.
+CONFIGURATION_MODELS = (
+    "billing.Account",
+    "billing.RateTable",
+    "billing.Rate",
+    "security.BlackWhiteListGroup",
+    "security.ListEntry",
+    "switching.MappingGateway",
+    "switching.RoutingGateway",
+    "switching.Phone",
+    "switching.NumberTransformRule",
+    "switching.RoutingSchedule",
+    "switching.CallerNumberPool",
+    "core.SystemParameter",
+)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MS = timedelta(milliseconds=1)
@@ -144,21 +167,22 @@ def build_snapshot():
     instances), every collection in id order so an unchanged configuration
     encodes to the same bytes and is not published again.
     """
-    # Imported here, not at module level: the apps' ready() import this module
-    # and the models of the other apps must not depend on import order.
-    from billing.models import Account, Rate, RateTable
     from security.choices import MatchKind
-    from security.models import BlackWhiteListGroup, ListEntry
 
-    from .models import (
-        CallerNumberPool,
-        MappingGateway,
-        NumberTransformRule,
-        Phone,
-        RoutingGateway,
-        RoutingSchedule,
-        SystemParameter,
+    Account, Rate, RateTable = (apps.get_model("billing", name) for name in ("Account", "Rate", "RateTable"))
+    BlackWhiteListGroup, ListEntry = (apps.get_model("security", name) for name in ("BlackWhiteListGroup", "ListEntry"))
+    CallerNumberPool, MappingGateway, NumberTransformRule, Phone, RoutingGateway, RoutingSchedule = (
+        apps.get_model("switching", name)
+        for name in (
+            "CallerNumberPool",
+            "MappingGateway",
+            "NumberTransformRule",
+            "Phone",
+            "RoutingGateway",
+            "RoutingSchedule",
+        )
     )
+    SystemParameter = apps.get_model("core", "SystemParameter")
 
     realm = getattr(settings, "SIP_REALM", contract.SIP_REALM)
 
@@ -457,15 +481,19 @@ def _build_consistent():
 # Publishing
 
 
-@lru_cache(maxsize=4)
-def _redis(url):
-    # Short timeouts: a publish runs inside a web request, which must not hang on a dead Redis.
-    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=10, health_check_interval=30)
+@lru_cache(maxsize=8)
+def _connection(url, waiter):
+    client = redis_client(waiter, name="portal:publisher")
     return client, client.register_script(_PUBLISH_LUA)
 
 
+def connection(waiter: Waiter = Waiter.PAGE):
+    """(client, publish script) of settings.REDIS_URL, kept for the process: one connection pool per waiter."""
+    return _connection(settings.REDIS_URL, waiter)
+
+
 def snapshot_keys():
-    return contract.SnapshotKeys(getattr(settings, "REDIS_PREFIX", "ss"))
+    return contract.SnapshotKeys(key_prefix())
 
 
 def publish_blob(client, script, keys, blob, *, force=False):
@@ -485,8 +513,10 @@ def publish_blob(client, script, keys, blob, *, force=False):
     return int(version), bool(installed)
 
 
-def publish(*, force=False):
+def publish(*, force=False, waiter: Waiter = Waiter.PAGE):
     """Build the snapshot and make it current in Redis; returns its version, or None if Redis failed.
+
+    ``waiter``: a publish on commit runs inside a web request (PAGE); tasks and commands pass JOB.
 
     Build and install happen under a Redis lock so that of two commits, the
     later build is also the later version: without it a slow build that
@@ -497,7 +527,7 @@ def publish(*, force=False):
     """
     keys = snapshot_keys()
     try:
-        client, script = _redis(settings.REDIS_URL)
+        client, script = connection(waiter)
         with client.lock(keys.lock, timeout=LOCK_TIMEOUT_SECONDS, blocking_timeout=LOCK_WAIT_SECONDS):
             blob = contract.encode_snapshot(_build_consistent())
             version, installed = publish_blob(client, script, keys, blob, force=force)
