@@ -1,6 +1,6 @@
 """Benchmark of the configuration snapshot, portal -> Redis -> call core.
 
-Run: .venv/bin/python bench/snapshot.py [--runs N]
+Run: .venv/bin/python bench/snapshot.py [--runs N] [--against REF [--rounds R]]
 
 Fills a scratch database (softswitch_bench, created and migrated if missing;
 the switch's own database is not touched) with 10,000 rates, 250 mapping and
@@ -9,12 +9,21 @@ times each step of a publish and of a load, as the median of N runs, beside a
 baseline measured in the same run: what the same bytes cost through a plain
 Redis SET/GET, json.dumps/json.loads and zlib alone. Redis keys go under the
 "ssbench" prefix and are deleted at the end.
+
+With --against REF (a commit, branch or tag), the code of REF is extracted
+into a temporary folder and the publish (build + encode) and the load (decode
++ index) are timed in a subprocess for each tree, old and new alternating,
+R rounds; each side fills its own scratch database (REF's gets the suffix
+"_against"), and each decodes the other's blob once as a compatibility check.
 """
 
 import argparse
+import gc
+import json
 import os
 import random
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -24,7 +33,11 @@ import scratch  # bench/ is the script's folder, first on sys.path
 from scratch import timed
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+# A --worker times the tree it is given, not this one; its path must come first before anything is imported.
+if "--worker" in sys.argv:
+    sys.path.insert(0, sys.argv[sys.argv.index("--worker") + 1])
+else:
+    sys.path.insert(0, str(ROOT))
 
 BENCH_DB = os.environ.get("BENCH_DB_NAME", "softswitch_bench")
 PREFIX = "ssbench"
@@ -47,8 +60,8 @@ def ensure_database():
     scratch.ensure_database(BENCH_DB, say=print)
 
 
-def populate():
-    """Fill the scratch database, or keep what a previous run left if the counts match."""
+def populate(refill=False):
+    """Fill the scratch database, or keep what a previous run left if the counts match (unless ``refill``)."""
     from django.db import connection, transaction
 
     from billing.models import Account, Rate, RateTable
@@ -63,7 +76,8 @@ def populate():
     )
 
     if (
-        Rate.objects.count() == RATES
+        not refill
+        and Rate.objects.count() == RATES
         and ListEntry.objects.count() == LIST_ENTRIES
         and MappingGateway.objects.count() == MAPPING_GATEWAYS
         and RoutingGateway.objects.count() == ROUTING_GATEWAYS
@@ -94,7 +108,7 @@ def populate():
                     first_period=rng.choice((1, 6, 30, 60)),
                     next_period=rng.choice((1, 6, 60)),
                 )
-                for prefix in prefixes
+                for prefix in sorted(prefixes)  # the same rows in the same order whatever the hash seed
             ]
         Rate.objects.bulk_create(rates, batch_size=2000)
 
@@ -178,6 +192,124 @@ def populate():
     return True
 
 
+def import_publisher():
+    """The snapshot publisher, wherever the tree under test keeps it."""
+    try:
+        from softswitch_portal.core import publisher
+    except ImportError:
+        from softswitch_portal.switching import publisher
+    return publisher
+
+
+def fresh_timed(fn, runs):
+    """Like scratch.timed, each run after a full collection: a run does not pay for the previous one's garbage."""
+
+    def run():
+        gc.collect()
+        start = time.perf_counter()
+        result = fn()
+        times.append((time.perf_counter() - start) * 1000)
+        return result
+
+    times = []
+    result = None
+    for _ in range(runs):
+        result = run()
+    return statistics.median(times), result
+
+
+# The figures --against compares, in the order printed.
+COMPARED = [
+    ("build", "build_snapshot() (queries)"),
+    ("encode", "encode_snapshot()"),
+    ("publish", "publish = build + encode"),
+    ("decode", "decode_snapshot()"),
+    ("index", "IndexedSnapshot()"),
+    ("load", "load = decode + index"),
+]
+
+
+def worker(runs, blob_out, peer_blob, refill):
+    """Fill this tree's scratch database if needed, time the publish and load steps, print them as JSON."""
+    import django
+
+    ensure_database()
+    django.setup()
+    from django.core.management import call_command
+
+    from callcore import contract
+    from callcore.snapshot import IndexedSnapshot
+
+    publisher = import_publisher()
+    call_command("migrate", verbosity=0)
+    populate(refill)
+
+    figures = {}
+    figures["build"], snapshot = fresh_timed(publisher._build_consistent, runs)
+    figures["encode"], blob = fresh_timed(lambda: contract.encode_snapshot(snapshot), runs)
+    figures["publish"], _ = fresh_timed(lambda: contract.encode_snapshot(publisher._build_consistent()), runs)
+    figures["decode"], decoded = fresh_timed(lambda: contract.decode_snapshot(blob), runs)
+    figures["index"], _ = fresh_timed(lambda: IndexedSnapshot(decoded, 1), runs)
+    figures["load"], _ = fresh_timed(lambda: IndexedSnapshot(contract.decode_snapshot(blob), 1), runs)
+    Path(blob_out).write_bytes(blob)
+    peer = None
+    if peer_blob and Path(peer_blob).exists():
+        try:
+            peer = "same snapshot" if contract.decode_snapshot(Path(peer_blob).read_bytes()) == decoded else "differs"
+        except Exception as exc:
+            peer = f"refused: {exc}"
+    print(json.dumps({"figures": figures, "blob_bytes": len(blob), "peer": peer}))
+
+
+def against(ref, runs, rounds):
+    """Time this tree and ``ref`` alternately in subprocesses; print both medians and their ratio."""
+    ref_name = subprocess.run(
+        ["git", "-C", str(ROOT), "rev-parse", "--short", ref], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    with tempfile.TemporaryDirectory(prefix="bench-snapshot-") as tmp:
+        old_root = Path(tmp) / "tree"
+        old_root.mkdir()
+        archive = subprocess.run(["git", "-C", str(ROOT), "archive", ref], check=True, capture_output=True).stdout
+        subprocess.run(["tar", "-x", "-C", str(old_root)], input=archive, check=True)
+        sides = {
+            "old": (old_root, f"{BENCH_DB}_against", Path(tmp) / "old.blob"),
+            "new": (ROOT, BENCH_DB, Path(tmp) / "new.blob"),
+        }
+        results = {"old": [], "new": []}
+        for round_no in range(rounds):
+            for side in ("old", "new") if round_no % 2 == 0 else ("new", "old"):
+                root, db, blob = sides[side]
+                peer = sides["new" if side == "old" else "old"][2]
+                done = subprocess.run(
+                    [sys.executable, __file__, "--worker", str(root), "--runs", str(runs)]
+                    + ["--blob-out", str(blob), "--peer-blob", str(peer)]
+                    + (["--refill"] if round_no == 0 else []),  # both sides from the same rows
+                    env={**os.environ, "BENCH_DB_NAME": db},
+                    cwd=root,
+                    capture_output=True,
+                    text=True,
+                )
+                if done.returncode != 0:
+                    sys.exit(f"the {side} tree's run failed:\n{done.stderr[-3000:]}")
+                results[side].append(json.loads(done.stdout.strip().splitlines()[-1]))
+                print(f"round {round_no + 1}/{rounds}: {side} done", file=sys.stderr)
+
+    def median(side, key):
+        return statistics.median(r["figures"][key] for r in results[side])
+
+    print()
+    print(f"{runs} runs per figure in each of {rounds} rounds, old and new alternating; medians of the rounds' medians")
+    print(f"old = {ref} ({ref_name}), new = the working tree")
+    print(f"blob: old {results['old'][-1]['blob_bytes']:,} B, new {results['new'][-1]['blob_bytes']:,} B")
+    print(f"new decodes the old blob: {results['new'][-1]['peer']}; old decodes the new: {results['old'][-1]['peer']}")
+    print()
+    print(f"{'step':<32} {'old ms':>9} {'new ms':>9}  new/old")
+    print("-" * 62)
+    for key, label in COMPARED:
+        old, new = median("old", key), median("new", key)
+        print(f"{label:<32} {old:>9.2f} {new:>9.2f}  {new / old:.2f}x")
+
+
 def per_call_us(fn, items):
     start = time.perf_counter()
     for item in items:
@@ -188,7 +320,18 @@ def per_call_us(fn, items):
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=7, help="runs per figure (the median is printed)")
-    runs = parser.parse_args().runs
+    parser.add_argument("--against", metavar="REF", help="compare publish and load with this git ref's code")
+    parser.add_argument("--rounds", type=int, default=6, help="with --against: old/new rounds, alternating")
+    parser.add_argument("--worker", metavar="TREE", help=argparse.SUPPRESS)
+    parser.add_argument("--blob-out", help=argparse.SUPPRESS)
+    parser.add_argument("--peer-blob", help=argparse.SUPPRESS)
+    parser.add_argument("--refill", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    runs = args.runs
+    if args.worker:
+        return worker(runs, args.blob_out, args.peer_blob, args.refill)
+    if args.against:
+        return against(args.against, runs, args.rounds)
 
     import django
 
@@ -205,8 +348,9 @@ def main():
 
     from callcore import contract
     from callcore.snapshot import IndexedSnapshot, SnapshotLoader
-    from softswitch_portal.switching import publisher
     from softswitch_portal.switching.models import RoutingGateway
+
+    publisher = import_publisher()
 
     call_command("migrate", verbosity=0)
     start = time.perf_counter()
@@ -232,7 +376,7 @@ def main():
             timed(lambda: zlib.compress(text, contract.SNAPSHOT_ZLIB_LEVEL), runs),
         )
         blob = row("encode_snapshot() total", timed(lambda: contract.encode_snapshot(snapshot), runs))
-        script = publisher._redis(settings.REDIS_URL)[1]
+        script = publisher.connection()[1]
         keys = publisher.snapshot_keys()
         row(
             "publish_blob() Lua: INCR+SET+pointer+PUBLISH",
