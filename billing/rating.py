@@ -20,7 +20,7 @@ as received, or as sent to the vendor with the gateway's tech prefix); the
 rate is the longest prefix of it with a rate valid at the call's start,
 ``valid_from <= start < valid_to`` like the call core's snapshot, and among
 overlapping windows of one prefix the one that started last wins.
-``RateIndex`` does that lookup in memory; ``billing.ingest`` keeps one per
+``RateIndex`` does that lookup in memory; ``billing.catalogue`` keeps one per
 rate table so a batch of CDRs costs no query per record.
 """
 
@@ -30,9 +30,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 
-from callcore.contract import MONEY_PLACES, PARAMETERS_BY_NAME, default_parameters, fee_time
+from callcore.contract import MONEY_PLACES, PARAMETERS_BY_NAME, TEXT_WIDTHS, default_parameters, fee_time
 
 _NEVER = -(2**63)
+_AREA_WIDTH = TEXT_WIDTHS["rate_area"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -215,6 +216,18 @@ class Rating:
     @property
     def margin(self) -> Decimal:
         return self.customer.amount - self.vendor.amount
+
+    def columns(self) -> dict:
+        """The CDR's rated columns (an area cut to its column, as the rate table's may be longer)."""
+        return {
+            "fee_time": self.customer.fee_time,
+            "fee": self.customer.amount,
+            "vendor_cost": self.vendor.amount,
+            "rate_prefix": self.customer.prefix,
+            "rate_area": self.customer.area[:_AREA_WIDTH],
+            "vendor_rate_prefix": self.vendor.prefix,
+            "vendor_rate_area": self.vendor.area[:_AREA_WIDTH],
+        }
 
 
 def rate_call(

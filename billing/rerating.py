@@ -9,10 +9,10 @@ table. Its scope is per side of a call:
   the vendor cost of calls carried by vendor accounts now on it.
 
 A side out of scope keeps its figures, so a job for one customer never moves
-a vendor's balance. Rating is ``billing.rating`` through the ingest's own
-``Catalog`` and ``rate_records`` (same parameters, same rate lookup, same
-"customer fee only for billing modes >= 0" rule), so a CDR re-rated with
-unchanged rates comes out as the ingest stored it.
+a vendor's balance. Rating is ``billing.catalogue``'s ``Catalog.rate``, as
+the ingest's (same parameters, same rate lookup, same "customer fee only for
+billing modes >= 0" rule), so a CDR re-rated with unchanged rates comes out as
+the ingest stored it.
 
 The period is cut into chunks (UTC days, the CDR table's partitions). Each
 chunk is one transaction that, with the job row locked:
@@ -43,7 +43,10 @@ from django.db import connection, transaction
 from django.db.models import F, Q, Sum
 from django.utils import timezone
 
-from . import ingest
+from softswitch_portal.core.redis import Waiter, redis_client
+
+from . import balances
+from .catalogue import Catalog, load_parameters
 from .models import Account, RerateChange, RerateJob, RerateJobStatus
 
 log = logging.getLogger("billing.rerating")
@@ -158,7 +161,7 @@ def run_chunk(job_id: int, low: dt.datetime, high: dt.datetime) -> bool:
                 moved = sorted(deltas)
                 # Locks first, in id order, like the ingest: no lock cycle with it or with payments.
                 cursor.execute("SELECT id FROM billing_account WHERE id = ANY(%s) ORDER BY id FOR UPDATE", [moved])
-                _params, system_threshold = ingest.load_parameters(cursor)
+                _params, system_threshold = load_parameters(cursor)
                 cursor.execute(
                     "UPDATE billing_account AS a SET balance = a.balance + d.delta "
                     "FROM unnest(%s::bigint[], %s::numeric[]) AS d(id, delta) WHERE a.id = d.id "
@@ -169,9 +172,9 @@ def run_chunk(job_id: int, low: dt.datetime, high: dt.datetime) -> bool:
                 # alarm as the ingest's, sent once the chunk is committed.
                 for account_id, after, account_type, threshold, email in cursor.fetchall():
                     before = after - deltas[account_id]
-                    limit = ingest.alarm_crossed(account_type, email, threshold, system_threshold, before, after)
+                    limit = balances.alarm_crossed(account_type, email, threshold, system_threshold, before, after)
                     if limit is not None:
-                        transaction.on_commit(partial(ingest._queue_alarm, account_id, after, limit), robust=True)
+                        transaction.on_commit(partial(balances.queue_alarm, account_id, after, limit), robust=True)
         RerateJob.objects.filter(pk=job.pk).update(
             chunks_done=[*job.chunks_done, key], done=F("done") + len(rows), changed=F("changed") + len(changes)
         )
@@ -185,33 +188,31 @@ _RATED = ("fee", "fee_time", "rate_prefix", "rate_area", "vendor_cost", "vendor_
 
 
 def _rerate_rows(cursor, rows, customers: set[int], vendors: set[int]):
-    """Rate rows again through the ingest's rater; returns (changed rows with "new", balance delta per account)."""
-    catalog = ingest.Catalog(recheck=0)
+    """Rate rows again as the ingest rates; returns (changed rows with "new", balance delta per account)."""
+    catalog = Catalog(recheck=0)
     catalog.prepare(cursor, {r[side] for r in rows for side in ("account_id", "vendor_account_id")})
-    records = [
-        ingest.Record(
-            "",
-            "",
-            {
-                "call_uuid": r["call_uuid"],
-                "callee_number": r["callee_number"],
-                "callee_number_out": r["callee_number_out"],
-                "start_ms": r["start_ms"],
-                "hold_time_ms": r["hold_time_ms"],
-                "billing_mode": r["billing_mode"],
-                "account_id": r["account_id"],
-                "vendor_account_id": r["vendor_account_id"],
-            },
-        )
-        for r in rows
-    ]
-    failed = ingest.rate_records(records, catalog)
+    rated, failed = [], []
+    for r in rows:
+        try:
+            rated.append(
+                catalog.rate(
+                    callee_number=r["callee_number"],
+                    callee_number_out=r["callee_number_out"],
+                    start_ms=r["start_ms"],
+                    hold_time_ms=r["hold_time_ms"],
+                    billing_mode=r["billing_mode"],
+                    account_id=r["account_id"],
+                    vendor_account_id=r["vendor_account_id"],
+                ).columns()
+            )
+        except Exception as exc:
+            log.exception("CDR %s could not be rated", r["call_uuid"])
+            failed.append(f"rating failed: {exc!r}"[:500])
     if failed:
-        raise RuntimeError(f"{len(failed)} CDRs could not be rated: {failed[0][1]}")
+        raise RuntimeError(f"{len(failed)} CDRs could not be rated: {failed[0]}")
     changes = []
     deltas: dict[int, Decimal] = defaultdict(Decimal)
-    for row, record in zip(rows, records, strict=True):
-        v = record.values
+    for row, v in zip(rows, rated, strict=True):
         new = {name: row[name] for name in _RATED}
         if row["account_id"] in customers:
             new.update(fee=v["fee"], fee_time=v["fee_time"], rate_prefix=v["rate_prefix"], rate_area=v["rate_area"])
@@ -233,9 +234,9 @@ def _rerate_rows(cursor, rows, customers: set[int], vendors: set[int]):
 
 
 def _refresh_live(account_ids):
-    client = ingest.redis_client(socket_timeout=2, connect_timeout=2)
+    client = redis_client(Waiter.JOB)
     try:
-        ingest.refresh_live_balances(client, account_ids)
+        balances.refresh_live_balances(client, account_ids)
     except redis.RedisError as exc:
         log.warning("live balances of %s not refreshed after re-rating: %s", account_ids, exc)
     finally:

@@ -31,6 +31,7 @@ import redis
 from django.conf import settings
 
 from callcore.contract import ROUTE_STATS_MAX_MINUTES, Keys, RouteStats
+from softswitch_portal.core.redis import Waiter, redis_client
 
 log = logging.getLogger("billing.route_stats")
 
@@ -86,7 +87,7 @@ def vendor_attempts(routing_gateway_id: int | None, hold_time_ms: int, vendors_t
 
 
 def count_records(records: Iterable) -> dict[int, dict[int, list[int]]]:
-    """{start minute: {routing gateway id: [attempts, connected]}} of ingest Records (``billing.ingest.Record``)."""
+    """{start minute: {routing gateway id: [attempts, connected]}} of ingest records (``billing.ingest.records``)."""
     counts: dict[int, dict[int, list[int]]] = {}
     for record in records:
         v = record.values
@@ -141,7 +142,7 @@ def add_counts(pipe, keys: Keys, counts: dict[int, dict[int, list[int]]], now_ms
 
 def window_minutes() -> int:
     """SS_ROUTE_ASR_WINDOW_MINUTES as stored (the default if unset or unreadable)."""
-    from softswitch_portal.switching.models import SystemParameter
+    from softswitch_portal.core.models import SystemParameter
 
     return int(SystemParameter.current("SS_ROUTE_ASR_WINDOW_MINUTES"))
 
@@ -172,13 +173,11 @@ def sum_window(client: redis.Redis, keys: Keys, window: int, now_ms: int) -> dic
 
 def publish(client: redis.Redis | None = None, now_ms: int | None = None) -> RouteStats:
     """Sum the window's minutes and SET them as ``route_asr`` for the call core, with an expiry."""
-    from .ingest import redis_client  # here: the ingest imports this module
-
     window = window_minutes()
     now_ms = int(time.time() * 1000) if now_ms is None else now_ms
     keys = Keys(settings.REDIS_PREFIX)
     own = client is None
-    client = client or redis_client("ss-route-asr")
+    client = client or redis_client(Waiter.JOB, name="ss-route-asr")
     try:
         stats = RouteStats(at_ms=now_ms, window_minutes=window, gateways=sum_window(client, keys, window, now_ms))
         client.set(keys.route_asr, stats.encode(), ex=PUBLISHED_TTL_SECONDS)
@@ -194,11 +193,9 @@ def publish(client: redis.Redis | None = None, now_ms: int | None = None) -> Rou
 
 def published(client: redis.Redis | None = None) -> RouteStats | None:
     """What the call core reads now: the published figures, or None when none are (or they cannot be read)."""
-    from .ingest import redis_client
-
     own = client is None
-    # Short timeouts: this runs in a portal request, which must not hang on a Redis outage.
-    client = client or redis_client(socket_timeout=1, connect_timeout=1)
+    # This runs in a portal request, which must not hang on a Redis outage.
+    client = client or redis_client(Waiter.PAGE)
     try:
         raw = client.get(Keys(settings.REDIS_PREFIX).route_asr)
     except redis.RedisError as exc:

@@ -12,8 +12,10 @@ import redis
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from softswitch_portal.switching import publisher
+from softswitch_portal.core import publisher
+from softswitch_portal.core.redis import Waiter, redis_client
 
+from .balances import refresh_live_balances
 from .choices import PaymentKind
 from .models import Account, Payment
 
@@ -60,10 +62,8 @@ def apply_payment(account, kind, amount, user, memo=""):
 
 
 def _refresh_live_balance(account_id):
-    from .ingest import redis_client, refresh_live_balances
-
-    # Short timeouts: this runs in the portal's request, which must not hang on a Redis outage.
-    client = redis_client(socket_timeout=1, connect_timeout=1)
+    # This runs in the portal's request, which must not hang on a Redis outage.
+    client = redis_client(Waiter.PAGE)
     try:
         refresh_live_balances(client, [account_id])
     except redis.RedisError as exc:

@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.core.mail import send_mail
 
-from . import partitions
+from . import partitions, rerating, route_stats
 from .models import Account
 
 
@@ -15,23 +15,19 @@ def ensure_cdr_partitions():
 @shared_task(acks_late=True)
 def rerate(job_id):
     """Run a re-rating job (billing.rerating); redelivered or retried, it never applies a chunk twice."""
-    from .rerating import run_job
-
-    return run_job(job_id).status
+    return rerating.run_job(job_id).status
 
 
 @shared_task
 def publish_route_asr():
     """Publish the routing gateways' attempts and connected calls over the ASR window for the call core's Best
     ASR route policy (billing.route_stats); returns how many gateways had attempts."""
-    from .route_stats import publish
-
-    return len(publish().gateways)
+    return len(route_stats.publish().gateways)
 
 
 @shared_task
 def send_low_balance_alarm(account_id, balance, threshold):
-    """E-mail an account's alarm address that its balance fell below its threshold (queued by the CDR ingest)."""
+    """E-mail an account's alarm address that its balance fell below its threshold (queued by billing.balances)."""
     account = Account.objects.filter(pk=account_id).first()
     if account is None or not account.alarm_email:
         return False

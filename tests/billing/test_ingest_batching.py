@@ -16,7 +16,10 @@ import pytest
 from django.db import connection, transaction
 
 from billing import ingest
+from billing.catalogue import Catalog
+from billing.ingest import records, store
 from billing.models import CDR, Account, Rate, RateTable
+from callcore import contract
 from tests.billing.streams import call_record
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -103,7 +106,7 @@ def test_a_statement_refused_after_staging_sets_aside_its_record_and_later_batch
     acme, vendor = accounts["acme"], accounts["vendor_a"]
     # The staging table takes any text; billing_cdr's column takes 64 characters. Validation that let
     # a longer number through makes the prepared statement fail after COPY, with its COMMIT queued behind it.
-    monkeypatch.setitem(ingest.TEXT_FIELDS, "caller_number", 500)
+    monkeypatch.setitem(contract.TEXT_WIDTHS, "caller_number", 500)
     push(redis_client, cdr(1, acme, vendor), cdr(2, acme, vendor, caller_number="1" * 80), cdr(3, acme, vendor))
     totals = drain()
     assert (totals.inserted, totals.dead) == (2, 1)
@@ -158,25 +161,25 @@ def test_two_workers_charging_the_same_accounts_at_once_never_deadlock_nor_charg
 
 def test_storing_inside_a_callers_transaction_leaves_the_commit_to_it(prefix, accounts):
     acme, vendor = accounts["acme"], accounts["vendor_a"]
-    records = [ingest.parse(str(n), json.dumps(cdr(n, acme, vendor))) for n in range(3)]
-    catalog = ingest.Catalog()
+    batch = [records.parse(str(n), json.dumps(cdr(n, acme, vendor))) for n in range(3)]
+    catalog = Catalog()
     with connection.cursor() as cursor:
         catalog.prepare(cursor, {acme.pk, vendor.pk})
-    assert ingest.rate_records(records, catalog) == []
+    assert records.rate_records(batch, catalog) == []
 
     class Abandon(Exception):
         pass
 
     with pytest.raises(Abandon), transaction.atomic():
-        stored, refused = ingest.store_batch(records, 0)
+        stored, refused = store.store_batch(batch, 0)
         assert (stored.inserted, refused, stored.balances[acme.pk]) == (3, [], Decimal("-0.60"))
         raise Abandon
     assert (CDR.objects.count(), balance(acme)) == (0, 0)
 
     with transaction.atomic():
-        assert ingest.store_batch(records, 0)[0].inserted == 3
+        assert store.store_batch(batch, 0)[0].inserted == 3
     assert (CDR.objects.count(), balance(acme), balance(vendor)) == (3, Decimal("-0.60"), Decimal("0.12"))
-    assert ingest.store_batch(records, 0)[0].duplicates == 3  # and in its own transaction, nothing twice
+    assert store.store_batch(batch, 0)[0].duplicates == 3  # and in its own transaction, nothing twice
     assert balance(acme) == Decimal("-0.60")
 
 
@@ -198,15 +201,15 @@ def test_entries_read_ahead_before_a_failed_batch_are_read_again_and_charged_onc
 ):
     acme, vendor = accounts["acme"], accounts["vendor_a"]
     push(redis_client, *(cdr(n, acme, vendor) for n in range(10)))
-    real, calls = ingest.store_batch, []
+    real, calls = store.store_batch, []
 
-    def flaky(records, alarm):
-        calls.append(len(records))
+    def flaky(batch, alarm):
+        calls.append(len(batch))
         if len(calls) == 2:  # the batch that came with the first acknowledgement
             raise psycopg.OperationalError("the server closed the connection (simulated)")
-        return real(records, alarm)
+        return real(batch, alarm)
 
-    monkeypatch.setattr(ingest, "store_batch", flaky)
+    monkeypatch.setattr(store, "store_batch", flaky)
     totals = drain(batch_size=3)
     assert (totals.inserted, CDR.objects.count()) == (10, 10)
     assert redis_client.xpending(ingest.stream_key(), ingest.GROUP)["pending"] == 0

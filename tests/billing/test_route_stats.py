@@ -13,9 +13,10 @@ from django.utils import timezone
 
 from billing import ingest, reports, route_stats, tasks
 from billing.models import CDR
+from callcore import contract
 from callcore.contract import ROUTE_STATS_MAX_MINUTES, Keys, RouteStats
 from softswitch_portal.celery import app
-from softswitch_portal.switching.models import SystemParameter
+from softswitch_portal.core.models import SystemParameter
 from tests.billing.streams import call_record, push
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -122,7 +123,7 @@ def test_a_batch_read_again_after_a_crash_counts_nothing_not_even_its_new_calls(
 
 def test_records_set_aside_are_not_counted(prefix, redis_client, monkeypatch):
     # Validation that let a longer number through: PostgreSQL refuses that record, and only that one.
-    monkeypatch.setitem(ingest.TEXT_FIELDS, "caller_number", 500)
+    monkeypatch.setitem(contract.TEXT_WIDTHS, "caller_number", 500)
     refused = call(2, B, [(B, 200)], hold_ms=1000)
     refused["caller_number"] = "1" * 80
     push(redis_client, call(1, A, [(A, 200)], hold_ms=1000), refused, "{not json", call(3, A, [(A, 486)]))

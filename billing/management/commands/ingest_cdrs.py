@@ -1,4 +1,4 @@
-"""The CDR ingest worker: reads the call core's CDR stream, rates, stores and charges (billing.ingest says how).
+"""The CDR ingest worker: reads the call core's CDR stream, rates, stores and charges (billing.ingest.consumer).
 
 A long-running loop, stopped by SIGTERM or SIGINT between batches; the
 Procfile's ``ingest`` line starts it.
