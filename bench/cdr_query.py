@@ -441,8 +441,9 @@ def main():
     from django.db import connection
     from django.db.models import Max
 
-    from billing import views
     from billing.models import CDR, Account
+    from billing.views import cdrs
+    from billing.views import reports as report_views
     from softswitch_portal.generic.keyset import encode_key
 
     ensure_database()
@@ -468,7 +469,7 @@ def main():
 
     def cdr_list(params, totals):
         # "Billed minutes" is in the totals strip: a "+totals" case that lost its totals fails loudly.
-        return view_case(views.CDRListView, "/billing/cdrs/", params, user, expect="Billed minutes" if totals else "")
+        return view_case(cdrs.CDRListView, "/billing/cdrs/", params, user, expect="Billed minutes" if totals else "")
 
     def report(view, path, days, **params):
         first = (report_day - dt.timedelta(days=days - 1)).isoformat()
@@ -499,7 +500,7 @@ def main():
             f"CDR list: keyset page {deep_offset // 50 + 1:,} (row {deep_offset:,})",
             cdr_list({"after": encode_key(deep.start_time, deep.pk)}, totals=False),
         ),
-        ("CDR detail page", view_case(views.CDRView, f"/billing/cdrs/{deep.pk}/", {}, user, pk=deep.pk)),
+        ("CDR detail page", view_case(cdrs.CDRView, f"/billing/cdrs/{deep.pk}/", {}, user, pk=deep.pk)),
         # What the filter form's account box asks as the operator types (generic.lookups).
         (
             "Lookup: accounts matching 'customer 01'",
@@ -508,27 +509,27 @@ def main():
         ("Lookup: mapping gateways matching an IP", lookup_case("mapping-gateway", "10.1.0.", user, expect="bench-in")),
         (
             "Report: revenue by day, 30 days, one account",
-            report(views.RevenueReportView, "/billing/reports/revenue/", 30, group_by="day", account=account.pk),
+            report(report_views.RevenueReportView, "/billing/reports/revenue/", 30, group_by="day", account=account.pk),
         ),
         (
             "Report: revenue by day, 7 days, all accounts",
-            report(views.RevenueReportView, "/billing/reports/revenue/", 7, group_by="day"),
+            report(report_views.RevenueReportView, "/billing/reports/revenue/", 7, group_by="day"),
         ),
         (
             "Report: gateway bill, 7 days, all mapping gws",
-            report(views.GatewayBillView, "/billing/reports/gateway-bill/", 7, group_by="total", side="mapping"),
+            report(report_views.GatewayBillView, "/billing/reports/gateway-bill/", 7, group_by="total", side="mapping"),
         ),
         (
             "Report: gateway bill, 7 days, all routing gws",
-            report(views.GatewayBillView, "/billing/reports/gateway-bill/", 7, group_by="total", side="routing"),
+            report(report_views.GatewayBillView, "/billing/reports/gateway-bill/", 7, group_by="total", side="routing"),
         ),
         (
             "Report: vendor clearing, 7 days",
-            report(views.VendorClearingView, "/billing/reports/vendor-clearing/", 7, group_by="total"),
+            report(report_views.VendorClearingView, "/billing/reports/vendor-clearing/", 7, group_by="total"),
         ),
         (
             "Report: account balances, 7 days",
-            report(views.AccountBalanceReportView, "/billing/reports/account-balances/", 7),
+            report(report_views.AccountBalanceReportView, "/billing/reports/account-balances/", 7),
         ),
     ]
 

@@ -11,7 +11,7 @@ from softswitch_portal.generic.lookups import LookupField
 
 from . import reports
 from .choices import AccountType
-from .models import Account, Payment, Rate, RateTable
+from .models import Account, Payment, Rate, RateTable, RerateJob
 
 
 class AccountForm(BaseModelForm):
@@ -167,3 +167,34 @@ class VendorClearingForm(ReportForm):
     )
 
     default_group_by = reports.TOTAL
+
+
+class BalanceHistoryForm(forms.Form):
+    account = LookupField("account")
+    days = forms.IntegerField(min_value=1, max_value=366, initial=30, required=False)
+
+
+class RerateJobForm(BaseModelForm):
+    fieldsets = (("Scope", ("account", "rate_table")), ("Period", ("start", "end")))
+
+    class Meta:
+        model = RerateJob
+        fields = ["account", "rate_table", "start", "end"]
+        help_texts = {
+            "account": "Re-rate this account's calls (its fees as a customer, its cost as a vendor)…",
+            "rate_table": "…or the calls of every account now on this rate table.",
+        }
+
+    def clean(self):
+        data = super().clean()
+        account, rate_table = data.get("account"), data.get("rate_table")
+        if not account and not rate_table:
+            raise ValidationError("Choose an account or a rate table.")
+        if account and rate_table:
+            raise ValidationError("Choose an account or a rate table, not both.")
+        start, end = data.get("start"), data.get("end")
+        if start and end and end <= start:
+            self.add_error("end", "The end must be after the start.")
+        if end and end > timezone.now() + dt.timedelta(days=1):
+            self.add_error("end", "The end cannot be in the future.")
+        return data

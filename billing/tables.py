@@ -21,7 +21,7 @@ from softswitch_portal.generic.tables import (
 
 from . import reports
 from .choices import AccountType
-from .models import CDR, Account, Payment, Rate, RateTable
+from .models import CDR, Account, Payment, Rate, RateTable, RerateJob
 
 
 class AccountTable(BaseTable):
@@ -327,3 +327,70 @@ class AccountBalanceTable(PageInfoMixin, tables.Table):
         if record.account_type != AccountType.CUSTOMER:
             return "—"
         return LOW if value else NO
+
+
+class RerateJobTable(BaseTable):
+    id = tables.Column(linkify=True, verbose_name="Job")
+    scope = tables.Column(empty_values=(), orderable=False)
+    start = tables.DateTimeColumn()
+    end = tables.DateTimeColumn()
+    status = tables.Column()
+    progress = tables.Column(empty_values=(), orderable=False)
+    changed = NumberColumn()
+    created_by = tables.Column()
+    created = tables.DateTimeColumn()
+
+    class Meta(BaseTable.Meta):
+        model = RerateJob
+        fields = ("id", "scope", "start", "end", "status", "progress", "changed", "created_by", "created")
+        exclude = ("actions",)
+
+    def render_id(self, record):
+        return str(record)
+
+    def render_scope(self, record):
+        return record.scope
+
+    def render_progress(self, record):
+        return f"{record.done} / {record.total}"
+
+
+def _money(value):
+    return format_html('<span class="negative">{}</span>', value) if value < 0 else value
+
+
+class ChangeTable(tables.Table):
+    start_time = tables.DateTimeColumn(verbose_name="Start")
+    call_uuid = tables.Column(verbose_name="Call")
+    callee_number = tables.Column(verbose_name="Callee")
+    account = tables.Column(accessor="account_id", verbose_name="Account")
+    old_fee = MoneyColumn(verbose_name="Fee before")
+    new_fee = MoneyColumn(verbose_name="Fee after")
+    fee_difference = MoneyColumn(empty_values=(), orderable=False, verbose_name="Fee diff")
+    old_vendor_cost = MoneyColumn(verbose_name="Cost before")
+    new_vendor_cost = MoneyColumn(verbose_name="Cost after")
+    cost_difference = MoneyColumn(empty_values=(), orderable=False, verbose_name="Cost diff")
+    rate_prefix = tables.Column(empty_values=(), orderable=False, verbose_name="Prefix")
+
+    class Meta:
+        attrs = {"class": "table table-hover"}
+        template_name = "generic/table.html"
+        empty_text = "No CDR changed."
+
+    def __init__(self, *args, names=None, **kwargs):
+        self.names = names or {}
+        super().__init__(*args, **kwargs)
+
+    def render_account(self, value):
+        return self.names.get(value, value)
+
+    def render_fee_difference(self, record):
+        return _money(record.new_fee - record.old_fee)
+
+    def render_cost_difference(self, record):
+        return _money(record.new_vendor_cost - record.old_vendor_cost)
+
+    def render_rate_prefix(self, record):
+        if record.old_rate_prefix == record.new_rate_prefix:
+            return record.new_rate_prefix or "—"
+        return f"{record.old_rate_prefix or '—'} → {record.new_rate_prefix or '—'}"

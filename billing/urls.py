@@ -2,57 +2,50 @@ from django.urls import path
 
 from softswitch_portal.generic.urls import model_urls
 
-from . import rerating_views, views
+from .views import accounts, balance_history, cdrs, dead_letters, payments, rates, reports, rerating
 
 app_name = "billing"
 
 urlpatterns = [
     *model_urls(
         "accounts",
-        list_view=views.AccountListView,
-        detail_view=views.AccountView,
-        edit_view=views.AccountEditView,
-        delete_view=views.AccountDeleteView,
+        list_view=accounts.AccountListView,
+        detail_view=accounts.AccountView,
+        edit_view=accounts.AccountEditView,
+        delete_view=accounts.AccountDeleteView,
     ),
     *model_urls(
         "payments",
-        list_view=views.PaymentListView,
-        detail_view=views.PaymentView,
-        add_view=views.PaymentCreateView,
+        list_view=payments.PaymentListView,
+        detail_view=payments.PaymentView,
+        add_view=payments.PaymentCreateView,
     ),
     *model_urls(
         "rate-tables",
-        list_view=views.RateTableListView,
-        detail_view=views.RateTableView,
-        edit_view=views.RateTableEditView,
-        delete_view=views.RateTableDeleteView,
-        extra=(("import", views.RateTableImportView),),
+        list_view=rates.RateTableListView,
+        detail_view=rates.RateTableView,
+        edit_view=rates.RateTableEditView,
+        delete_view=rates.RateTableDeleteView,
+        extra=(("import", rates.RateTableImportView),),
     ),
     *model_urls(
         "rates",
-        list_view=views.RateListView,
-        detail_view=views.RateView,
-        edit_view=views.RateEditView,
-        delete_view=views.RateDeleteView,
+        list_view=rates.RateListView,
+        detail_view=rates.RateView,
+        edit_view=rates.RateEditView,
+        delete_view=rates.RateDeleteView,
     ),
-    *model_urls("cdrs", list_view=views.CDRListView, detail_view=views.CDRView),
-]
-
-urlpatterns += [
-    path("reports/revenue/", views.RevenueReportView.as_view(), name="report_revenue"),
-    path("reports/gateway-bill/", views.GatewayBillView.as_view(), name="report_gateway_bill"),
-    path("reports/account-balances/", views.AccountBalanceReportView.as_view(), name="report_account_balances"),
-    path("reports/vendor-clearing/", views.VendorClearingView.as_view(), name="report_vendor_clearing"),
-]
-
-# Re-rating, dead letters, balance history (billing/rerating_views.py)
-urlpatterns += [
+    *model_urls("cdrs", list_view=cdrs.CDRListView, detail_view=cdrs.CDRView),
+    path("reports/revenue/", reports.RevenueReportView.as_view(), name="report_revenue"),
+    path("reports/gateway-bill/", reports.GatewayBillView.as_view(), name="report_gateway_bill"),
+    path("reports/account-balances/", reports.AccountBalanceReportView.as_view(), name="report_account_balances"),
+    path("reports/vendor-clearing/", reports.VendorClearingView.as_view(), name="report_vendor_clearing"),
     *model_urls(
         "rerating",
-        list_view=rerating_views.RerateJobListView,
-        detail_view=rerating_views.RerateJobView,
-        add_view=rerating_views.RerateJobCreateView,
+        list_view=rerating.RerateJobListView,
+        detail_view=rerating.RerateJobView,
+        add_view=rerating.RerateJobCreateView,
     ),
-    path("dead-letters/", rerating_views.DeadLetterView.as_view(), name="dead_letters"),
-    path("balance-history/", rerating_views.BalanceHistoryView.as_view(), name="balance_history"),
+    path("dead-letters/", dead_letters.DeadLetterView.as_view(), name="dead_letters"),
+    path("balance-history/", balance_history.BalanceHistoryView.as_view(), name="balance_history"),
 ]

@@ -352,6 +352,20 @@ def test_create_with_a_bad_value_shows_the_error_beside_the_field(operator_clien
     assert pages.model.objects.count() == before
 
 
+def stored_values(obj):
+    """Every field of ``obj`` as the database holds it now (many-to-many as id sets), but the save's timestamp."""
+    row = type(obj).objects.get(pk=obj.pk)
+    values = {
+        field.attname: getattr(row, field.attname)
+        for field in row._meta.concrete_fields
+        if not getattr(field, "auto_now", False)
+    }
+    values.update(
+        {field.name: set(getattr(row, field.name).values_list("pk", flat=True)) for field in row._meta.many_to_many}
+    )
+    return values
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize("pages", [p for p in CREATABLE if p.fresh], ids=str)
 def test_edit_page_saves_the_object(operator_client, portal_objects, pages):
@@ -371,8 +385,10 @@ def test_edit_page_saves_the_object(operator_client, portal_objects, pages):
             data[bound.name] = prepared if isinstance(prepared, str) else [str(v) for v in value]
         else:
             data[bound.name] = bound.field.prepare_value(value) if not isinstance(value, bool) else "on"
+    before = stored_values(obj)
     response = operator_client.post(url, data)
     assert response.status_code == 302, form_errors(response)
+    assert stored_values(obj) == before
 
 
 @pytest.mark.django_db
