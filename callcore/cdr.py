@@ -30,10 +30,20 @@ import re
 import time
 from pathlib import Path
 
+import msgspec
 import orjson
 import redis
 
-from callcore.contract import EndReason
+from callcore.contract import (
+    BillingMode,
+    CallState,
+    CdrRecord,
+    EndDirection,
+    EndReason,
+    Keys,
+    RouteState,
+    encode_cdr,
+)
 from callcore.resp import RespClient
 
 log = logging.getLogger("callcore.cdr")
@@ -41,8 +51,7 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def dumps(value, sort_keys: bool = False) -> str:
-    """Compact JSON as text, by orjson: the call's state and CDR are encoded on every call (profiled
-    inside the SIP workers, json took about 150 us of a call's time, orjson about 35 us).
+    """Compact JSON as text, by orjson: the live-call registry entry is encoded on every call.
 
     orjson refuses a lone surrogate; the text from Kamailio should never hold one, but if it does the
     character becomes U+FFFD instead of failing the call.
@@ -59,7 +68,12 @@ loads = orjson.loads
 
 
 def encode(record: dict) -> str:
+    """A record given as a dict (bench/ingest.py builds its synthetic records so); the sink takes CdrRecords."""
     return dumps(record, sort_keys=True)
+
+
+def _uuid(record) -> str | None:
+    return record.get("call_uuid") if isinstance(record, dict) else record.call_uuid
 
 
 class Spool:
@@ -166,7 +180,7 @@ class CdrSink:
         client_name: str | None = None,
     ):
         self.url = url
-        self.stream = f"{prefix}:cdr"
+        self.stream = Keys(prefix).cdr_stream
         self.spool = Spool(spool_path)
         self.timeout = timeout
         # Refused calls (an illegal-call flood) each write one: the hot path's client, not redis-py's.
@@ -175,27 +189,27 @@ class CdrSink:
     def _xadd(self, line: str) -> None:
         self.resp.execute("XADD", self.stream, "*", "cdr", line)
 
-    def emit(self, record: dict) -> bool:
-        """True when the record reached Redis, False when it was spooled."""
-        line = encode(record)
+    def emit(self, record: CdrRecord) -> bool:
+        """True when the record reached Redis, False when it was spooled (a dict of its fields goes alike)."""
+        line = encode_cdr(record)
         try:
             self._xadd(line)
         except redis.RedisError as exc:
-            log.warning("CDR %s spooled, Redis unavailable: %r", record.get("call_uuid"), exc)
+            log.warning("CDR %s spooled, Redis unavailable: %r", _uuid(record), exc)
             self.spool.append(line)
             return False
         if self.spool.pending():
             self.replay()
         return True
 
-    def emit_later(self, record: dict) -> None:
+    def emit_later(self, record: CdrRecord) -> None:
         """``emit`` without waiting for Redis: the reply is read with this sink's next command, and
         the record is spooled then if Redis refused it or the connection broke. For the SIP workers,
         where a flood of refused calls would otherwise hold a worker for a round trip per call."""
-        line = encode(record)
+        line = encode_cdr(record)
 
         def failed(error):
-            log.warning("CDR %s spooled, Redis unavailable: %r", record.get("call_uuid"), error)
+            log.warning("CDR %s spooled, Redis unavailable: %r", _uuid(record), error)
             self.spool.append(line)
 
         self.resp.send(("XADD", self.stream, "*", "cdr", line), failed)
@@ -215,87 +229,72 @@ class CdrSink:
 # Building records (the field names are the CDR table's; times are epoch ms)
 
 
+def _call_uuid(node: str, call_id: str, start_ms: int) -> str:
+    # Bounded and unique per attempt (a Call-ID may be any length; the column is 64 wide).
+    return hashlib.sha256(f"{node}\n{call_id}\n{start_ms}".encode()).hexdigest()[:32]
+
+
 def _blank_record(call_id, start_ms, node, snapshot_version) -> dict:
-    return {
-        "cdr_schema": 1,
-        # Bounded and unique per attempt (a Call-ID may be any length; the column is 64 wide).
-        "call_uuid": hashlib.sha256(f"{node}\n{call_id}\n{start_ms}".encode()).hexdigest()[:32],
-        "caller_call_id": call_id,
-        "callee_call_id": "",
-        "start_ms": start_ms,
-        "answer_ms": None,
-        "stop_ms": start_ms,
-        "hold_time_ms": 0,
-        "pdd_ms": None,
-        "caller_number": "",
-        "callee_number": "",
-        "caller_number_out": "",
-        "callee_number_out": "",
-        "caller_ip": None,
-        "caller_port": None,
-        "caller_user_agent": "",
-        "vendor_ip": None,
-        "account_id": None,
-        "account_name": "",
-        "vendor_account_id": None,
-        "mapping_gateway_id": None,
-        "mapping_gateway_name": "",
-        "routing_gateway_id": None,
-        "routing_gateway_name": "",
-        "phone_id": None,
-        "rate_prefix": "",
-        "rate_area": "",
-        "vendor_rate_prefix": "",
-        "vendor_rate_area": "",
-        "end_direction": None,
-        "end_reason": "",
-        "sip_status": None,
-        "billing_mode": -1,
-        "vendors_tried": [],
-        "node": node,
-        "snapshot_version": snapshot_version,
-    }
+    """A record of nothing yet, as a dict to fill in (bench/ingest.py builds its synthetic records so)."""
+    return msgspec.to_builtins(
+        CdrRecord(
+            call_uuid=_call_uuid(node, call_id, start_ms),
+            caller_call_id=call_id,
+            start_ms=start_ms,
+            stop_ms=start_ms,
+            billing_mode=BillingMode.NOT_BILLED,
+            node=node,
+            snapshot_version=snapshot_version,
+        )
+    )
 
 
 def refusal_record(
     *, call_id, start_ms, source_ip, source_port, user_agent, caller, callee, reason, billing_mode, decision,
     snapshot_version, node,
-) -> dict:  # fmt: skip
+) -> CdrRecord:  # fmt: skip
     """The CDR of a call refused before any vendor was tried (illegal calls included)."""
-    record = _blank_record(call_id, start_ms, node, snapshot_version)
-    record.update(
+    record = CdrRecord(
+        call_uuid=_call_uuid(node, call_id, start_ms),
+        caller_call_id=call_id,
+        start_ms=start_ms,
+        stop_ms=start_ms,
         caller_number=caller,
         callee_number=callee,
         caller_ip=source_ip,
         caller_port=source_port,
         caller_user_agent=user_agent[:200],
-        end_direction=2,
+        end_direction=EndDirection.SERVER,
         end_reason=reason.code,
         sip_status=reason.sip_status,
-        billing_mode=int(billing_mode),
+        billing_mode=billing_mode,
+        node=node,
+        snapshot_version=snapshot_version,
     )
     if decision is not None:
         if decision.account is not None:
-            record.update(account_id=decision.account.id, account_name=decision.account.name)
+            record.account_id, record.account_name = decision.account.id, decision.account.name
         if decision.mapping_gateway is not None:
-            record.update(
-                mapping_gateway_id=decision.mapping_gateway.id, mapping_gateway_name=decision.mapping_gateway.name
-            )
+            record.mapping_gateway_id = decision.mapping_gateway.id
+            record.mapping_gateway_name = decision.mapping_gateway.name
         if decision.plan is not None:
-            record.update(caller_number_out=decision.plan.caller, callee_number_out=decision.plan.callee)
+            record.caller_number_out, record.callee_number_out = decision.plan.caller, decision.plan.callee
             if decision.plan.phone is not None:
-                record["phone_id"] = decision.plan.phone.id
+                record.phone_id = decision.plan.phone.id
     return record
 
 
-def lost_call_record(call_id: str, entry: dict, node: str, stop_ms: int) -> dict:
+def lost_call_record(call_id: str, entry: dict, node: str, stop_ms: int) -> CdrRecord:
     """The CDR of a call its node lost in a restart, from its live-call registry entry.
 
     Kamailio keeps dialogs in memory: after a restart nothing says whether or when the call was
     answered, so it is recorded as the switch ending it, with no answer and nothing charged.
     """
-    record = _blank_record(call_id, entry["start_ms"], node, entry.get("snapshot_version"))
-    record.update(
+    start_ms = entry["start_ms"]
+    return CdrRecord(
+        call_uuid=_call_uuid(node, call_id, start_ms),
+        caller_call_id=call_id,
+        start_ms=start_ms,
         stop_ms=stop_ms,
         caller_number=entry.get("caller", ""),
         callee_number=entry.get("callee", ""),
@@ -303,49 +302,56 @@ def lost_call_record(call_id: str, entry: dict, node: str, stop_ms: int) -> dict
         account_id=entry.get("account_id"),
         mapping_gateway_id=entry.get("mapping_gateway_id"),
         phone_id=entry.get("phone_id"),
-        end_direction=2,
+        end_direction=EndDirection.SERVER,
         end_reason=EndReason.SWITCH_RESTART.code,
         sip_status=EndReason.SWITCH_RESTART.sip_status,
-        billing_mode=entry.get("billing_mode", -1),
+        # As the registry holds it: the ingest judges a value this side never writes.
+        billing_mode=entry.get("billing_mode", BillingMode.NOT_BILLED),
+        node=node,
+        snapshot_version=entry.get("snapshot_version"),
     )
-    return record
 
 
 def call_record(
-    state, *, route, answer_ms, stop_ms, ring_ms, tried, direction, reason, sip_status, callee_call_id, node
-) -> dict:
+    state: CallState, *, route: RouteState, answer_ms, stop_ms, ring_ms, tried, direction, reason, sip_status,
+    callee_call_id, node,
+) -> CdrRecord:  # fmt: skip
     """The CDR of a call that was sent to vendors, from the state the adapter kept in the dialog."""
-    record = _blank_record(state["call_id"], state["start"], node, state["v"])
-    record.update(
+    start_ms = state.start_ms
+    return CdrRecord(
+        call_uuid=_call_uuid(node, state.call_id, start_ms),
+        caller_call_id=state.call_id,
+        callee_call_id=callee_call_id,
+        start_ms=start_ms,
         answer_ms=answer_ms,
         stop_ms=stop_ms,
         hold_time_ms=(stop_ms - answer_ms) if answer_ms else 0,
-        pdd_ms=(ring_ms - state["start"]) if ring_ms else None,
-        caller_number=state["caller_in"],
-        callee_number=state["callee_in"],
-        caller_number_out=route["caller"],
-        callee_number_out=route["callee"],
-        caller_ip=state["ip"],
-        caller_port=state["port"],
-        caller_user_agent=state["ua"],
-        vendor_ip=route["host"],
-        account_id=state["account"][0],
-        account_name=state["account"][1],
-        vendor_account_id=route["vendor"],
-        routing_gateway_id=route["id"],
-        routing_gateway_name=route["name"],
-        phone_id=state["phone"],
-        rate_prefix=route["rate"][0],
-        rate_area=route["rate"][1],
-        vendor_rate_prefix=route["vrate"][0],
-        vendor_rate_area=route["vrate"][1],
-        callee_call_id=callee_call_id,
-        end_direction=int(direction),
+        pdd_ms=(ring_ms - start_ms) if ring_ms else None,
+        caller_number=state.caller_in,
+        callee_number=state.callee_in,
+        caller_number_out=route.caller,
+        callee_number_out=route.callee,
+        caller_ip=state.source_ip,
+        caller_port=state.source_port,
+        caller_user_agent=state.user_agent,
+        vendor_ip=route.host,
+        account_id=state.account_id,
+        account_name=state.account_name,
+        vendor_account_id=route.vendor_account_id,
+        mapping_gateway_id=state.mapping_gateway_id,
+        mapping_gateway_name=state.mapping_gateway_name,
+        routing_gateway_id=route.gateway_id,
+        routing_gateway_name=route.gateway_name,
+        phone_id=state.phone_id,
+        rate_prefix=route.rate_prefix,
+        rate_area=route.rate_area,
+        vendor_rate_prefix=route.vendor_rate_prefix,
+        vendor_rate_area=route.vendor_rate_area,
+        end_direction=direction,
         end_reason=reason.code,
         sip_status=sip_status,
-        billing_mode=state["mode"],
+        billing_mode=state.billing_mode,
         vendors_tried=tried,
+        node=node,
+        snapshot_version=state.snapshot_version,
     )
-    if state["mgw"]:
-        record.update(mapping_gateway_id=state["mgw"][0], mapping_gateway_name=state["mgw"][1])
-    return record

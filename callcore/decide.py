@@ -16,6 +16,11 @@ around the single Redis round trip:
    for capacity, CPS, dynamic blacklist or balance, or routed with a maximum
    duration.
 
+At the call's end, ``end_of_call(EndFacts)`` turns the dialog's event and what
+the adapter read about it into the ``EndDecision``: end reason, direction, SIP
+status, whether a CDR is written and whether the answer is charged.
+``should_fail_over`` says whether a vendor's failure moves on to the next one.
+
 Nothing here touches the network, the clock or Kamailio; time comes in the facts.
 """
 
@@ -27,9 +32,11 @@ import zlib
 from dataclasses import dataclass, field
 from decimal import ROUND_CEILING, Decimal
 
+import msgspec
+
 from callcore import contract
-from callcore.contract import DEFAULT_FAILOVER_CODES, BillingMode, EndReason
-from callcore.live import LiveStatus, RouteLimit, SetupRequest, SetupResult
+from callcore.contract import DEFAULT_FAILOVER_CODES, BillingMode, EndDirection, EndReason
+from callcore.setup_types import LiveStatus, RouteLimit, SetupRequest, SetupResult
 
 # Calls with no conversation limit still end some day: a crashed node's
 # slots expire after this, and so does a forgotten dialog.
@@ -534,13 +541,171 @@ def decide(
     return conclude(planned, live)
 
 
-def should_fail_over(code: int, failover_codes, early_media: bool, params, attempts_made: int, remaining: int) -> bool:
-    """Whether a vendor's final failure moves the call on to the next vendor (``RouteAttempt.failover_codes``)."""
+def should_fail_over(
+    code: int,
+    failover_codes,
+    early_media: bool,
+    attempts_made: int,
+    remaining: int,
+    *,
+    switch_limit: int,
+    stop_after_sdp: bool,
+) -> bool:
+    """Whether a vendor's final failure moves the call on to the next vendor (``RouteAttempt.failover_codes``);
+    ``switch_limit`` and ``stop_after_sdp`` are the call's SS_GATEWAY_SWITCH_LIMIT and SS_SIP_STOP_SWITCH_AFTER_SDP."""
     if remaining <= 0:
         return False
-    limit = int(params["SS_GATEWAY_SWITCH_LIMIT"])
-    if limit and attempts_made >= limit:
+    if switch_limit and attempts_made >= switch_limit:
         return False
-    if early_media and params["SS_SIP_STOP_SWITCH_AFTER_SDP"]:
+    if early_media and stop_after_sdp:
         return False
     return code in failover_codes
+
+
+# ---------------------------------------------------------------------------
+# The call state kept in the dialog
+
+
+def call_state(facts: CallFacts, decision: Decision) -> contract.CallState:
+    """What a routed call keeps in its dialog: its CDR's fields, its routes and the parameters it was set up under."""
+    plan = decision.plan
+    params = plan.parameters
+    routes = [
+        contract.RouteState(
+            r.gateway_id,
+            r.gateway_name,
+            r.host,
+            r.port,
+            r.transport,
+            r.caller_out,
+            r.callee_out,
+            r.capacity,
+            r.cps_limit,
+            r.failover_codes,
+            r.conversation_limit,
+            r.vendor_account_id,
+            r.customer_rate.prefix,
+            r.customer_rate.area,
+            r.vendor_rate.prefix if r.vendor_rate else "",
+            r.vendor_rate.area if r.vendor_rate else "",
+        )
+        for r in decision.routes
+    ]
+    mapping_gateway, account, phone = plan.mapping_gateway, plan.account, plan.phone
+    return contract.CallState(
+        call_id=facts.call_id,
+        start_ms=facts.now_ms,
+        source_ip=facts.source_ip,
+        source_port=facts.source_port,
+        user_agent=facts.user_agent[:200],
+        caller_in=facts.caller,
+        callee_in=facts.callee,
+        caller=plan.caller,
+        callee=plan.callee,
+        billing_mode=decision.billing_mode,
+        account_id=account.id,
+        account_name=account.name,
+        mapping_gateway_id=mapping_gateway.id if mapping_gateway else None,
+        mapping_gateway_name=mapping_gateway.name if mapping_gateway else "",
+        phone_id=phone.id if phone else None,
+        snapshot_version=plan.snapshot_version,
+        max_duration_s=decision.max_duration_s,
+        balance_limited=bool(
+            account.anti_overdraft
+            and decision.available is not None
+            and decision.max_duration_s < max_duration_bound(plan)
+        ),
+        slot_taken=decision.slot_taken,
+        routes=routes,
+        from_per_branch=len({r.caller for r in routes}) > 1,
+        expiry_ms=facts.now_ms + (decision.max_duration_s + 60) * 1000,
+        record_zero_hold=bool(params["SERVER_BILLING_RECORD_ZERO_HOLD_TIME"]),
+        record_server_hangup=bool(params["SERVER_BILLING_RECORD_SERVER_HANG_UP"]),
+        stop_switch_after_sdp=bool(params["SS_SIP_STOP_SWITCH_AFTER_SDP"]),
+        switch_limit=int(params["SS_GATEWAY_SWITCH_LIMIT"]),
+        invite_timeout_ms=int(params["SS_SIP_TIMEOUT_INVITE"]) * 1000,
+    )
+
+
+# ---------------------------------------------------------------------------
+# The end of a call
+
+# The dialog events that end a call (Kamailio's dialog module).
+DIALOG_TIMEOUT, DIALOG_END, DIALOG_FAILED = "dialog:timeout", "dialog:end", "dialog:failed"
+ENDING_EVENTS = frozenset({DIALOG_TIMEOUT, DIALOG_END, DIALOG_FAILED})
+# The dialog timer counts whole seconds: a max duration of N s ends the call N-1 to N s after the
+# answer (tests/e2e). Keep-alives end a call 30 s after its answer at the earliest.
+KEEPALIVE_MARGIN_MS = 2500
+
+
+class EndFacts(msgspec.Struct, kw_only=True, frozen=True, gc=False):
+    """What the adapter read about a call's ending event; each event reads only the facts it needs."""
+
+    event: str  # one of ENDING_EVENTS
+    now_ms: int = 0
+    answered_ms: int = 0  # when the vendor answered; 0 if it never did
+    answered_not_acked: bool = False  # dialog timeout: the 200 OK went out and no ACK came back
+    from_caller: bool = False  # dialog end: the BYE's From tag is the caller's
+    reply_code: int = 0  # dialog failed: the final reply's status, when the event came with one
+    last_vendor_code: int = 0  # the last vendor's final status the failure route saw (0: none)
+    canceled: bool = False  # the failure route saw the caller's CANCEL
+    # From the call's state.
+    keepalive: bool = False  # in-dialog keep-alives are on
+    max_duration_s: int = 0
+    balance_limited: bool = False
+    failover_codes: frozenset[int] = frozenset()  # the last route's
+    record_zero_hold: bool = False
+    record_server_hangup: bool = False
+
+
+class EndDecision(msgspec.Struct, frozen=True, gc=False):
+    reason: EndReason
+    direction: EndDirection
+    sip_status: int
+    record: bool  # write the CDR
+    acknowledged: bool = True  # the caller took the answer: its conversation is charged
+
+
+def vendor_failure_reason(code: int, failover_codes) -> EndReason:
+    """Why a call no vendor connected ended, from the last vendor's status and that route's failover codes."""
+    if code == 408:
+        return EndReason.VENDOR_TIMEOUT
+    if code in failover_codes or code in DEFAULT_FAILOVER_CODES:
+        return EndReason.VENDOR_FAILED
+    return EndReason.VENDOR_REJECTED
+
+
+def end_of_call(facts: EndFacts) -> EndDecision | None:
+    """How a call ends, from its dialog's ending event; None for any other event."""
+    event = facts.event
+    if event == DIALOG_END:
+        direction = EndDirection.CALLER if facts.from_caller else EndDirection.CALLEE
+        return EndDecision(EndReason.NORMAL_CLEARING, direction, 200, True)
+    if event == DIALOG_FAILED:
+        code = facts.reply_code or facts.last_vendor_code or 408
+        if facts.canceled or code == 487 and facts.last_vendor_code in (0, 487):
+            return EndDecision(EndReason.CALLER_CANCEL, EndDirection.CALLER, code, facts.record_zero_hold)
+        reason = vendor_failure_reason(code, facts.failover_codes)
+        return EndDecision(reason, EndDirection.CALLEE, code, facts.record_zero_hold)
+    if event == DIALOG_TIMEOUT:
+        if facts.answered_not_acked:
+            # The caller never acknowledged the answer (it never got the 200 OK, or gave up): the call
+            # was never up for the caller, so no conversation is charged, whatever ended it.
+            return EndDecision(
+                EndReason.CALLER_NO_ACK, EndDirection.SERVER, 408, facts.record_zero_hold, acknowledged=False
+            )
+        answered = facts.answered_ms
+        if facts.keepalive and answered and facts.now_ms - answered < facts.max_duration_s * 1000 - KEEPALIVE_MARGIN_MS:
+            # Well before its max duration: the dialog module ended it because a side stopped
+            # answering its keep-alives (it sets no other mark we could read).
+            reason = EndReason.KEEPALIVE_FAILED
+        elif facts.balance_limited:
+            reason = EndReason.BALANCE_EXHAUSTED
+        else:
+            reason = EndReason.MAX_DURATION
+        return EndDecision(reason, EndDirection.SERVER, 200, facts.record_server_hangup)
+    return None
+
+
+# A phone's digest authentication failed (or its source is outside its networks and countries).
+AUTH_FAILED = Decision(Action.REJECT, EndReason.AUTH_FAILED, BillingMode.ILLEGAL, record_cdr=True)

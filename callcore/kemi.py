@@ -32,8 +32,20 @@ import KSR  # provided by app_python3
 from callcore import cdr as cdr_mod
 from callcore import decide as dec
 from callcore import geo, sipsyntax
-from callcore.contract import ROUTE_STATS_POLL_S, BillingMode, EndDirection, EndReason, Keys, RouteStats
-from callcore.live import LiveState, RouteLimit
+from callcore.contract import (
+    ROUTE_STATS_POLL_S,
+    BillingMode,
+    Keys,
+    RouteStats,
+    VendorAttempt,
+    decode_state,
+    decode_tried,
+    encode_cdr,
+    encode_state,
+    encode_tried,
+)
+from callcore.live import LiveState
+from callcore.setup_types import RouteLimit
 from callcore.snapshot import SnapshotLoader
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -56,21 +68,17 @@ ROUTE_ASR_KEY = Keys(PREFIX).route_asr
 
 
 # Dialog variable names.
-V_STATE = "ss"  # the call's JSON state: plan essentials and routes
+V_STATE = "ss"  # the call's state (contract.CallState)
 V_ATTEMPT = "att"  # index of the route being tried
-V_TRIED = "tried"  # JSON list of {gateway_id, gateway, ip, status}
+V_TRIED = "tried"  # the vendors tried so far (a list of contract.VendorAttempt)
 V_CODE = "code"  # last vendor status (Kamailio's own 408 has no reply to read it from)
 V_EARLY = "early"  # 1 once a vendor sent early media
 V_CANCELED = "cxl"  # 1 once the failure route saw the caller's CANCEL (dialog events may have no transaction)
 V_RING = "ring"  # ms of the first provisional answer (post-dial delay)
 V_ANSWER = "ans"  # ms of the answer
 V_DONE = "done"  # 1 once the CDR is written: events can repeat
-# The dialog timer counts whole seconds: a max duration of N s ends the call N-1 to N s after the
-# answer (tests/e2e). Keep-alives end a call 30 s after its answer at the earliest.
-KEEPALIVE_MARGIN_MS = 2500
 # The dialog module's state 3, "confirmed_na": the 200 OK went out and no ACK came back.
 DLG_ANSWERED_NOT_ACKED = "3"
-_ENDING_EVENTS = frozenset({"dialog:timeout", "dialog:end", "dialog:failed"})
 
 
 class _KamailioLog(logging.Handler):
@@ -443,7 +451,8 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
                     or not self.geo.allows(phone, source_ip)
                 ):
                     KSR.sl.sl_send_reply(403, "Authentication Failed")
-                    self._refusal_cdr(snap, EndReason.AUTH_FAILED, BillingMode.ILLEGAL, start, None)
+                    refused = dec.AUTH_FAILED
+                    self._refusal_cdr(snap, refused.reason, refused.billing_mode, start, None)
                     return 1
                 KSR.auth.consume_credentials()
                 phone_username = username
@@ -509,57 +518,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         return False
 
     def route(self, snap, facts, decision):
-        plan = decision.plan
-        routes = [
-            {
-                "id": r.gateway_id,
-                "name": r.gateway_name,
-                "host": r.host,
-                "port": r.port,
-                "transport": r.transport,
-                "caller": r.caller_out,
-                "callee": r.callee_out,
-                "cap": r.capacity,
-                "cps": r.cps_limit,
-                "codes": sorted(r.failover_codes),
-                "limit": r.conversation_limit,
-                "vendor": r.vendor_account_id,
-                "rate": [r.customer_rate.prefix, r.customer_rate.area],
-                "vrate": [r.vendor_rate.prefix, r.vendor_rate.area] if r.vendor_rate else ["", ""],
-            }
-            for r in decision.routes
-        ]
-        state = {
-            "call_id": facts.call_id,
-            "start": facts.now_ms,
-            "ip": facts.source_ip,
-            "port": facts.source_port,
-            "ua": facts.user_agent[:200],
-            "caller_in": facts.caller,
-            "callee_in": facts.callee,
-            "caller": plan.caller,
-            "callee": plan.callee,
-            "mode": int(decision.billing_mode),
-            "account": [plan.account.id, plan.account.name],
-            "mgw": [plan.mapping_gateway.id, plan.mapping_gateway.name] if plan.mapping_gateway else None,
-            "phone": plan.phone.id if plan.phone else None,
-            "v": plan.snapshot_version,
-            "max": decision.max_duration_s,
-            "balance_limited": bool(
-                plan.account.anti_overdraft
-                and decision.available is not None
-                and decision.max_duration_s < dec.max_duration_bound(plan)
-            ),
-            "slot": decision.slot_taken,
-            "routes": routes,
-            "from_per_branch": len({r["caller"] for r in routes}) > 1,
-            "expiry": facts.now_ms + (decision.max_duration_s + 60) * 1000,
-            "zero": bool(plan.parameters["SERVER_BILLING_RECORD_ZERO_HOLD_TIME"]),
-            "hangup": bool(plan.parameters["SERVER_BILLING_RECORD_SERVER_HANG_UP"]),
-            "sdp_stop": bool(plan.parameters["SS_SIP_STOP_SWITCH_AFTER_SDP"]),
-            "switch_limit": int(plan.parameters["SS_GATEWAY_SWITCH_LIMIT"]),
-            "fr_ms": int(plan.parameters["SS_SIP_TIMEOUT_INVITE"]) * 1000,
-        }
+        state = dec.call_state(facts, decision)
         # The dialog's lifetime is given at creation (the module's timeout_avp): setting it later
         # with dlg_set_timeout races the confirmation under load and can leave a leg without its BYE.
         KSR.pv.seti("$avp(ss_max_duration)", max(1, decision.max_duration_s))
@@ -573,28 +532,28 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         if KEEPALIVE:
             d.dlg_set_property("ka-src")
             d.dlg_set_property("ka-dst")
-        d.var_sets(V_STATE, cdr_mod.dumps(state))
+        d.var_sets(V_STATE, encode_state(state))
         d.var_sets(V_TRIED, "[]")
         KSR.rr.record_route()
         return self._attempt(state, 0, first=True)
 
     def _attempt(self, state, index, first=False):
-        route = state["routes"][index]
+        route = state.routes[index]
         KSR.dialog.var_sets(V_ATTEMPT, str(index))
         KSR.dialog.var_sets(V_CODE, "0")
         # uac replaces the From once per request: when every vendor gets the same caller it is done
         # here, once for all branches; when they differ, each branch gets its own in ksr_branch_vendor.
-        if state["from_per_branch"]:
+        if state.from_per_branch:
             KSR.tm.t_on_branch("ksr_branch_vendor")
             # The branch route runs inside this process's t_relay below: it finds its From here instead
             # of decoding the call's state again (measured: its CPU per call fell from about 22 us to 7).
-            self.branch_from = f"sip:{route['caller']}@{pvs('$fd')}" if route["caller"] != state["caller_in"] else ""
-        elif first and route["caller"] != state["caller_in"]:
-            KSR.uac.uac_replace_from_uri(f"sip:{route['caller']}@{pvs('$fd')}")
+            self.branch_from = f"sip:{route.caller}@{pvs('$fd')}" if route.caller != state.caller_in else ""
+        elif first and route.caller != state.caller_in:
+            KSR.uac.uac_replace_from_uri(f"sip:{route.caller}@{pvs('$fd')}")
         # The vendor sees its own address in the Request-URI, as VOS sends it.
-        KSR.seturi(f"sip:{route['callee']}@{route['host']}:{route['port']}")
-        KSR.setdsturi(f"sip:{route['host']}:{route['port']};transport={route['transport']}")
-        KSR.tm.t_set_fr(RING_TIMEOUT_MS, state["fr_ms"])
+        KSR.seturi(f"sip:{route.callee}@{route.host}:{route.port}")
+        KSR.setdsturi(f"sip:{route.host}:{route.port};transport={route.transport}")
+        KSR.tm.t_set_fr(RING_TIMEOUT_MS, state.invite_timeout_ms)
         KSR.tm.t_on_failure("ksr_failure_vendor")
         KSR.tm.t_on_reply("ksr_reply_vendor")
         try:
@@ -614,11 +573,12 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
                 return 1
             # A branch made outside _attempt's t_relay (none is known): the From from the call's state.
             d = KSR.dialog
-            state = cdr_mod.loads(d.var_get(V_STATE) or "{}")
-            if state:
-                route = state["routes"][int(d.var_get(V_ATTEMPT) or 0)]
-                if route["caller"] != state["caller_in"]:
-                    KSR.uac.uac_replace_from_uri(f"sip:{route['caller']}@{pvs('$fd')}")
+            raw = d.var_get(V_STATE)
+            if raw:
+                state = decode_state(raw)
+                route = state.routes[int(d.var_get(V_ATTEMPT) or 0)]
+                if route.caller != state.caller_in:
+                    KSR.uac.uac_replace_from_uri(f"sip:{route.caller}@{pvs('$fd')}")
         except Exception as exc:  # noqa: BLE001 - the branch goes out with the caller's From
             KSR.err(f"callcore: branch route: {exc!r}\n")
         return 1
@@ -647,36 +607,45 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
 
     def failure(self):
         d = KSR.dialog
-        state = cdr_mod.loads(d.var_get(V_STATE) or "{}")
-        if not state:
+        raw = d.var_get(V_STATE)
+        if not raw:
             return 1
+        state = decode_state(raw)
         index = int(d.var_get(V_ATTEMPT) or 0)
         code = int(pv("$T_reply_code") or 0)
         if KSR.tm.t_branch_timeout() > 0 and code in (0, 408):
             code = 408
         d.var_sets(V_CODE, str(code))
-        route = state["routes"][index]
-        tried = cdr_mod.loads(d.var_get(V_TRIED) or "[]")
-        tried.append({"gateway_id": route["id"], "gateway": route["name"], "ip": route["host"], "status": code})
-        d.var_sets(V_TRIED, cdr_mod.dumps(tried))
+        route = state.routes[index]
+        tried = decode_tried(d.var_get(V_TRIED) or "[]")
+        tried.append(VendorAttempt(route.gateway_id, route.gateway_name, route.host, code))
+        d.var_sets(V_TRIED, encode_tried(tried))
         if KSR.tm.t_is_canceled() > 0:
             d.var_sets(V_CANCELED, "1")
             return 1
-        remaining = state["routes"][index + 1 :]
-        params = {"SS_GATEWAY_SWITCH_LIMIT": state["switch_limit"], "SS_SIP_STOP_SWITCH_AFTER_SDP": state["sdp_stop"]}
+        remaining = state.routes[index + 1 :]
         early = d.var_get(V_EARLY) == "1"
-        if not dec.should_fail_over(code, route["codes"], early, params, len(tried), len(remaining)):
+        if not dec.should_fail_over(
+            code,
+            route.failover_codes,
+            early,
+            len(tried),
+            len(remaining),
+            switch_limit=state.switch_limit,
+            stop_after_sdp=state.stop_switch_after_sdp,
+        ):
             return 1
-        limits = [RouteLimit(r["id"], r["cap"], r["cps"]) for r in remaining]
-        taken = self.live.next_route(state["call_id"], route["id"] if state["slot"] else None, limits, state["expiry"])
+        limits = [RouteLimit(r.gateway_id, r.capacity, r.cps_limit) for r in remaining]
+        previous = route.gateway_id if state.slot_taken else None
+        taken = self.live.next_route(state.call_id, previous, limits, state.expiry_ms)
         if taken == -1:
             return 1  # every other vendor is full: the caller gets this vendor's answer
         if taken == -2:
-            taken, state["slot"] = 0, False  # Redis away: fail open, no slot
+            taken, state.slot_taken = 0, False  # Redis away: fail open, no slot
         else:
-            state["slot"] = True
+            state.slot_taken = True
         next_index = index + 1 + taken
-        d.var_sets(V_STATE, cdr_mod.dumps(state))
+        d.var_sets(V_STATE, encode_state(state))
         return self._attempt(state, next_index)
 
     # -- dialog events ------------------------------------------------------------------
@@ -687,72 +656,61 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             if evname == "dialog:start":
                 d.var_sets(V_ANSWER, str(now_ms()))
                 return 1
-            if evname not in _ENDING_EVENTS:
+            if evname not in dec.ENDING_EVENTS:
                 return 1
             if d.var_get(V_DONE) == "1":
                 return 1
-            state = cdr_mod.loads(d.var_get(V_STATE) or "{}")
-            if not state:
+            raw = d.var_get(V_STATE)
+            if not raw:
                 return 1
-            if evname == "dialog:timeout":
-                if pvs("$dlg(state)") == DLG_ANSWERED_NOT_ACKED:
-                    # The caller never acknowledged the answer (it never got the 200 OK, or gave up): the
-                    # call was never up for the caller, so no conversation is charged, whatever ended it.
-                    reason = EndReason.CALLER_NO_ACK
-                    self._finish(state, EndDirection.SERVER, reason, 408, record=state["zero"], acknowledged=False)
-                    return 1
-                answered = int(d.var_get(V_ANSWER) or 0)
-                if KEEPALIVE and answered and now_ms() - answered < state["max"] * 1000 - KEEPALIVE_MARGIN_MS:
-                    # Well before its max duration: the dialog module ended it because a side stopped
-                    # answering its keep-alives (it sets no other mark we could read).
-                    reason = EndReason.KEEPALIVE_FAILED
-                elif state.get("balance_limited"):
-                    reason = EndReason.BALANCE_EXHAUSTED
-                else:
-                    reason = EndReason.MAX_DURATION
-                self._finish(state, EndDirection.SERVER, reason, 200, record=state["hangup"])
-            elif evname == "dialog:end":
-                direction = EndDirection.CALLER if pvs("$ft") == pvs("$dlg(from_tag)") else EndDirection.CALLEE
-                self._finish(state, direction, EndReason.NORMAL_CLEARING, 200, record=True)
-            elif evname == "dialog:failed":
-                code = int(pv("$rs") or 0) if KSR.siputils.is_reply() > 0 else 0
-                code = code or int(d.var_get(V_CODE) or 0) or 408
-                # Not t_is_canceled(): dialog:failed can come without a transaction (an error each time).
-                canceled = d.var_get(V_CANCELED) == "1"
-                if canceled or code == 487 and int(d.var_get(V_CODE) or 0) in (0, 487):
-                    direction, reason = EndDirection.CALLER, EndReason.CALLER_CANCEL
-                else:
-                    direction = EndDirection.CALLEE
-                    reason = self._failure_reason(state, code)
-                self._finish(state, direction, reason, code, record=state["zero"])
+            state = decode_state(raw)
+            self._finish(state, dec.end_of_call(self._end_facts(d, evname, state)))
         except Exception as exc:  # noqa: BLE001
             KSR.err(f"callcore: dialog event {evname}: {exc!r}\n")
         return 1
 
     @staticmethod
-    def _failure_reason(state, code):
-        if code == 408:
-            return EndReason.VENDOR_TIMEOUT
-        routes = state["routes"]
-        if code in routes[-1]["codes"] or code in (500, 502, 503, 504, 480):
-            return EndReason.VENDOR_FAILED
-        return EndReason.VENDOR_REJECTED
+    def _end_facts(d, evname, state):
+        """What ``dec.end_of_call`` needs of this event: each event reads only its own facts."""
+        if evname == dec.DIALOG_END:
+            return dec.EndFacts(event=evname, from_caller=pvs("$ft") == pvs("$dlg(from_tag)"))
+        if evname == dec.DIALOG_FAILED:
+            return dec.EndFacts(
+                event=evname,
+                reply_code=int(pv("$rs") or 0) if KSR.siputils.is_reply() > 0 else 0,
+                last_vendor_code=int(d.var_get(V_CODE) or 0),
+                # Not t_is_canceled(): dialog:failed can come without a transaction (an error each time).
+                canceled=d.var_get(V_CANCELED) == "1",
+                failover_codes=state.routes[-1].failover_codes,
+                record_zero_hold=state.record_zero_hold,
+            )
+        if pvs("$dlg(state)") == DLG_ANSWERED_NOT_ACKED:
+            return dec.EndFacts(event=evname, answered_not_acked=True, record_zero_hold=state.record_zero_hold)
+        return dec.EndFacts(
+            event=evname,
+            now_ms=now_ms(),
+            answered_ms=int(d.var_get(V_ANSWER) or 0),
+            keepalive=KEEPALIVE,
+            max_duration_s=state.max_duration_s,
+            balance_limited=state.balance_limited,
+            record_server_hangup=state.record_server_hangup,
+        )
 
-    def _finish(self, state, direction, reason, code, record, acknowledged=True):
+    def _finish(self, state, decision):
         d = KSR.dialog
         d.var_sets(V_DONE, "1")
         end = now_ms()
         answered = int(d.var_get(V_ANSWER) or 0) or None
-        answer = answered if acknowledged else None  # what the caller is charged from
+        answer = answered if decision.acknowledged else None  # what the caller is charged from
         ring = int(d.var_get(V_RING) or 0) or None
         index = int(d.var_get(V_ATTEMPT) or 0)
-        tried = cdr_mod.loads(d.var_get(V_TRIED) or "[]")
-        route = state["routes"][index]
+        tried = decode_tried(d.var_get(V_TRIED) or "[]")
+        route = state.routes[index]
         if answered is not None:
-            tried.append({"gateway_id": route["id"], "gateway": route["name"], "ip": route["host"], "status": 200})
+            tried.append(VendorAttempt(route.gateway_id, route.gateway_name, route.host, 200))
         record_line = ""
-        if record:
-            record_line = cdr_mod.encode(
+        if decision.record:
+            record_line = encode_cdr(
                 cdr_mod.call_record(
                     state,
                     route=route,
@@ -760,25 +718,25 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
                     stop_ms=end,
                     ring_ms=ring,
                     tried=tried,
-                    direction=direction,
-                    reason=reason,
-                    sip_status=code,
+                    direction=decision.direction,
+                    reason=decision.reason,
+                    sip_status=decision.sip_status,
                     callee_call_id=pvs("$dlg(callid)") if answered else "",
                     node=NODE,
                 )
             )
-        call_id, account_id, slot_keys = state["call_id"], state["account"][0], self._slot_keys(state)
+        call_id, account_id, slot_keys = state.call_id, state.account_id, self._slot_keys(state)
         if self.sip_worker:
             self.live.teardown_later(call_id, account_id, slot_keys, record_line, self.sink.spool_line)
         elif not self.live.teardown(call_id, account_id, slot_keys, record_line) and record_line:
             self.sink.spool_line(record_line)
 
     def _slot_keys(self, state):
-        mgw = state["mgw"][0] if state["mgw"] else None
-        return self.keys.call_slots(state["account"][0], mgw, state["phone"], [r["id"] for r in state["routes"]])
+        routes = [r.gateway_id for r in state.routes]
+        return self.keys.call_slots(state.account_id, state.mapping_gateway_id, state.phone_id, routes)
 
     def _release(self, state):
-        self.live.teardown(state["call_id"], state["account"][0], self._slot_keys(state))
+        self.live.teardown(state.call_id, state.account_id, self._slot_keys(state))
 
     def _refusal_cdr(self, snap, reason, billing_mode, start, decision, facts=None):
         record = cdr_mod.refusal_record(

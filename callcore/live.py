@@ -25,42 +25,19 @@ switch must not give away calls it cannot charge) and open for the others.
 
 from __future__ import annotations
 
-import enum
 import logging
 import time
-from dataclasses import dataclass, field
-from decimal import Decimal
 
 import redis
 
-from callcore.cdr import dumps, encode, loads, lost_call_record
-from callcore.contract import Keys, from_units, to_units
+from callcore.cdr import dumps, loads, lost_call_record
+from callcore.contract import Keys, encode_cdr, from_units, to_units
 from callcore.resp import RespClient, Script
 
+# Declared with no I/O for decide; still importable from here, where the live state answers them.
+from callcore.setup_types import FAIL_POLICY, LiveStatus, RouteLimit, SetupRequest, SetupResult  # noqa: F401
+
 log = logging.getLogger("callcore.live")
-
-FAIL_POLICY = {
-    "capacity": "open",
-    "cps": "open",
-    "dynamic_blacklist": "open",
-    "balance_anti_overdraft": "closed",
-    "balance_postpaid": "open",
-}
-
-
-class LiveStatus(enum.IntEnum):
-    OK = 0
-    MAPPING_CAPACITY = 1
-    ACCOUNT_CAPACITY = 2
-    PHONE_CAPACITY = 3
-    MAPPING_CPS = 4
-    SWITCH_CPS = 5
-    CALLER_DYNAMIC_BLACKLISTED = 6
-    CALLEE_DYNAMIC_BLACKLISTED = 7
-    BALANCE_INSUFFICIENT = 8
-    ROUTES_BUSY = 9
-    UNAVAILABLE = 10  # Redis did not answer: the caller applies FAIL_POLICY
-
 
 # The answers given after the balance was computed; the earlier refusals never looked at it.
 _BALANCE_COUNTED = frozenset({LiveStatus.OK, LiveStatus.BALANCE_INSUFFICIENT, LiveStatus.ROUTES_BUSY})
@@ -230,48 +207,6 @@ return false
 """
 
 
-@dataclass(frozen=True)
-class RouteLimit:
-    """A candidate routing gateway's live limits."""
-
-    gateway_id: int
-    capacity: int
-    cps_limit: int
-
-
-@dataclass
-class SetupRequest:
-    call_id: str
-    mapping_gateway_id: int | None
-    account_id: int
-    # Set when the gateway keeps a standalone dynamic blacklist, checked besides the central one.
-    dynamic_blacklist_gateway: int | None = None
-    phone_id: int | None = None
-    mapping_capacity: int = 0
-    account_capacity: int = 0
-    phone_capacity: int = 0
-    mapping_cps: int = 0
-    switch_cps: int = 0
-    caller: str = ""
-    callee: str = ""
-    check_balance: bool = False
-    credit_limit: Decimal = Decimal("0")
-    snapshot_balance: Decimal = Decimal("0")
-    reservation: Decimal = Decimal("0")
-    # Refuse (balance insufficient) below this even when the reservation is covered: one first period.
-    minimum_available: Decimal = Decimal("0")
-    expiry_ms: int = 0
-    routes: list[RouteLimit] = field(default_factory=list)
-    registry: dict = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class SetupResult:
-    status: LiveStatus
-    available: Decimal | None  # balance + credit - other calls' reservations, when checked
-    route_index: int  # index into SetupRequest.routes of the route whose slot was taken, -1 if none
-
-
 class LiveState:
     """The call core's narrow interface to Redis for live counters.
 
@@ -360,7 +295,7 @@ class LiveState:
                 entry["account_id"], entry.get("mapping_gateway_id"), entry.get("phone_id"),
                 entry.get("route_gateway_ids", []),
             )  # fmt: skip
-            record = encode(lost_call_record(call_id, entry, node, now_ms))
+            record = encode_cdr(lost_call_record(call_id, entry, node, now_ms))
             if not self.teardown(call_id, entry["account_id"], slot_keys, record):
                 raise redis.ConnectionError(f"Redis went away while releasing {call_id}")
             released += 1

@@ -20,3 +20,4 @@ from .money import *  # noqa: F403
 from .params import *  # noqa: F403
 from .routestats import *  # noqa: F403
 from .snapshot import *  # noqa: F403
+from .state import *  # noqa: F403

@@ -10,15 +10,16 @@ import threading
 import time
 import uuid
 
+import msgspec
 import pytest
 import redis
 from django.conf import settings
 
 from callcore import cdr
 from callcore.cdr import CdrSink, call_record, encode, refusal_record
-from callcore.contract import BillingMode, EndDirection, EndReason
+from callcore.contract import BillingMode, CallState, EndDirection, EndReason, RouteState, VendorAttempt
 from callcore.decide import decide
-from callcore.live import LiveStatus, SetupResult
+from callcore.setup_types import LiveStatus, SetupResult
 
 from . import factories as F
 
@@ -239,12 +240,12 @@ def test_a_line_spooled_while_a_replay_renames_the_spool_is_not_lost(monkeypatch
 # Building records
 
 
-def _refusal(facts, decision, snapshot):
-    return refusal_record(
+def _refusal(facts, decision, snapshot) -> dict:
+    return msgspec.to_builtins(refusal_record(
         call_id=facts.call_id, start_ms=facts.now_ms, source_ip=facts.source_ip, source_port=facts.source_port,
         user_agent=facts.user_agent, caller=facts.caller, callee=facts.callee, reason=decision.reason,
         billing_mode=decision.billing_mode, decision=decision, snapshot_version=snapshot.version, node="node-a",
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 def test_a_refusal_after_planning_records_the_numbers_as_they_would_have_been_sent():
@@ -262,7 +263,7 @@ def test_a_phone_refusal_records_the_phone():
     facts = F.phone_facts()
     decision = decide(facts, snapshot, SetupResult(LiveStatus.PHONE_CAPACITY, None, -1))
     row = _refusal(facts, decision, snapshot)
-    assert (row["phone_id"], row["mapping_gateway_id"], row["billing_mode"]) == (1, None, 0)
+    assert (row["phone_id"], row["mapping_gateway_id"], row["billing_mode"]) == (1, None, BillingMode.PHONE)
 
 
 def test_a_refusal_record_carries_the_reason_the_source_and_the_account():
@@ -272,41 +273,51 @@ def test_a_refusal_record_carries_the_reason_the_source_and_the_account():
     assert len(row["call_uuid"]) == 32  # bounded whatever the Call-ID's length
     other_attempt = _refusal(dataclasses.replace(facts, now_ms=facts.now_ms + 1), decide(facts, snapshot), snapshot)
     assert other_attempt["call_uuid"] != row["call_uuid"]
-    assert (row["end_reason"], row["sip_status"], row["end_direction"]) == ("account_locked", 403, 2)
+    assert (row["end_reason"], row["sip_status"], row["end_direction"]) == ("account_locked", 403, EndDirection.SERVER)
     assert (row["account_id"], row["account_name"], row["mapping_gateway_id"]) == (1, "customer-1", 1)
-    assert (row["caller_ip"], row["caller_port"], row["billing_mode"]) == (F.CUSTOMER_IP, 5060, 1)
+    assert (row["caller_ip"], row["caller_port"], row["billing_mode"]) == (
+        F.CUSTOMER_IP,
+        5060,
+        BillingMode.MAPPING_GATEWAY,
+    )
     assert (row["start_ms"], row["stop_ms"], row["hold_time_ms"]) == (facts.now_ms, facts.now_ms, 0)
     assert len(row["caller_user_agent"]) == 200
     assert row["snapshot_version"] == 42
 
 
 def test_an_illegal_call_record_has_no_account_and_the_illegal_billing_mode():
-    row = refusal_record(
+    row = msgspec.to_builtins(refusal_record(
         call_id="x", start_ms=1, source_ip=F.FOREIGN_IP, source_port=5060, user_agent="", caller="1", callee="2",
         reason=EndReason.ILLEGAL_SOURCE, billing_mode=BillingMode.ILLEGAL, decision=None, snapshot_version=3,
         node="node-a",
-    )  # fmt: skip
-    assert (row["billing_mode"], row["account_id"], row["end_reason"]) == (-2, None, "illegal_source")
+    ))  # fmt: skip
+    assert (row["billing_mode"], row["account_id"], row["end_reason"]) == (BillingMode.ILLEGAL, None, "illegal_source")
 
 
-CALL_STATE = {
-    "call_id": "abc@pbx", "start": 1_000_000, "v": 9, "caller_in": "07700900999", "callee_in": "00447700900123",
-    "ip": F.CUSTOMER_IP, "port": 5060, "ua": "PBX", "account": [1, "customer-1"], "phone": None,
-    "mgw": [1, "customer-gw-1"], "mode": 1,
-}  # fmt: skip
-ROUTE = {
-    "id": 7, "name": "vendor-gw-7", "host": "198.51.100.7", "caller": "447700900999", "callee": "0101#447700900123",
-    "vendor": 2, "rate": ["44", "UK"], "vrate": ["447", "UK mobile"],
-}  # fmt: skip
+ROUTE = RouteState(
+    gateway_id=7, gateway_name="vendor-gw-7", host="198.51.100.7", port=5060, transport="udp",
+    caller="447700900999", callee="0101#447700900123", capacity=0, cps_limit=0, failover_codes=frozenset(),
+    conversation_limit=0, vendor_account_id=2, rate_prefix="44", rate_area="UK", vendor_rate_prefix="447",
+    vendor_rate_area="UK mobile",
+)  # fmt: skip
+CALL_STATE = CallState(
+    call_id="abc@pbx", start_ms=1_000_000, snapshot_version=9, caller_in="07700900999",
+    callee_in="00447700900123", caller="07700900999", callee="00447700900123", source_ip=F.CUSTOMER_IP,
+    source_port=5060, user_agent="PBX", account_id=1, account_name="customer-1", phone_id=None,
+    mapping_gateway_id=1, mapping_gateway_name="customer-gw-1", billing_mode=BillingMode.MAPPING_GATEWAY,
+    max_duration_s=7200, balance_limited=False, slot_taken=True, routes=[ROUTE], from_per_branch=False,
+    expiry_ms=8_260_000, record_zero_hold=False, record_server_hangup=True, stop_switch_after_sdp=True,
+    switch_limit=0, invite_timeout_ms=5000,
+)  # fmt: skip
 
 
 def test_a_call_record_has_the_times_the_vendor_and_both_rates():
-    tried = [{"gateway_id": 6, "gateway": "vendor-gw-6", "ip": "198.51.100.6", "status": 503}]
-    row = call_record(
+    tried = [VendorAttempt(gateway_id=6, gateway="vendor-gw-6", ip="198.51.100.6", status=503)]
+    row = msgspec.to_builtins(call_record(
         CALL_STATE, route=ROUTE, answer_ms=1_003_000, stop_ms=1_064_250, ring_ms=1_001_500, tried=tried,
         direction=EndDirection.CALLEE, reason=EndReason.NORMAL_CLEARING, sip_status=200, callee_call_id="leg-b",
         node="node-a",
-    )  # fmt: skip
+    ))  # fmt: skip
     assert (row["start_ms"], row["answer_ms"], row["stop_ms"]) == (1_000_000, 1_003_000, 1_064_250)
     assert (row["hold_time_ms"], row["pdd_ms"]) == (61_250, 1_500)
     assert (row["caller_number"], row["callee_number"]) == ("07700900999", "00447700900123")
@@ -314,8 +325,12 @@ def test_a_call_record_has_the_times_the_vendor_and_both_rates():
     assert (row["routing_gateway_id"], row["vendor_ip"], row["vendor_account_id"]) == (7, "198.51.100.7", 2)
     assert (row["rate_prefix"], row["vendor_rate_prefix"], row["vendor_rate_area"]) == ("44", "447", "UK mobile")
     assert (row["mapping_gateway_id"], row["mapping_gateway_name"]) == (1, "customer-gw-1")
-    assert (row["end_direction"], row["end_reason"], row["sip_status"]) == (1, "normal_clearing", 200)
-    assert row["vendors_tried"] == tried
+    assert (row["end_direction"], row["end_reason"], row["sip_status"]) == (
+        EndDirection.CALLEE,
+        "normal_clearing",
+        200,
+    )
+    assert row["vendors_tried"] == [{"gateway_id": 6, "gateway": "vendor-gw-6", "ip": "198.51.100.6", "status": 503}]
     assert (row["caller_call_id"], row["callee_call_id"], row["snapshot_version"]) == ("abc@pbx", "leg-b", 9)
 
 
@@ -324,7 +339,7 @@ def test_an_unanswered_call_record_has_no_hold_time_and_no_pdd_without_ringing()
         CALL_STATE, route=ROUTE, answer_ms=None, stop_ms=1_008_000, ring_ms=None, tried=[], node="node-a",
         direction=EndDirection.CALLEE, reason=EndReason.VENDOR_TIMEOUT, sip_status=408, callee_call_id="",
     )  # fmt: skip
-    assert (row["answer_ms"], row["hold_time_ms"], row["pdd_ms"]) == (None, 0, None)
+    assert (row.answer_ms, row.hold_time_ms, row.pdd_ms) == (None, 0, None)
 
 
 def test_a_lone_surrogate_becomes_a_replacement_character_instead_of_failing_the_call():

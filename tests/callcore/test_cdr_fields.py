@@ -9,6 +9,7 @@ cost. ``cdr_schema`` is the record's own version, not a column.
 
 from __future__ import annotations
 
+import msgspec
 import pytest
 
 from billing.models import CDR
@@ -33,19 +34,19 @@ def refusal() -> dict:
     facts = F.facts()
     snapshot = F.indexed(customer={"locked": True})
     decision = decide(facts, snapshot)
-    return refusal_record(
+    return msgspec.to_builtins(refusal_record(
         call_id=facts.call_id, start_ms=facts.now_ms, source_ip=facts.source_ip, source_port=facts.source_port,
         user_agent=facts.user_agent, caller=facts.caller, callee=facts.callee, reason=decision.reason,
         billing_mode=BillingMode(decision.billing_mode), decision=decision, snapshot_version=1, node="node-a",
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 def answered() -> dict:
-    return call_record(
+    return msgspec.to_builtins(call_record(
         CALL_STATE, route=ROUTE, answer_ms=1_003_000, stop_ms=1_064_000, ring_ms=1_001_000, tried=[],
         direction=EndDirection.CALLER, reason=EndReason.NORMAL_CLEARING, sip_status=200, callee_call_id="leg-b",
         node="node-a",
-    )  # fmt: skip
+    ))  # fmt: skip
 
 
 def test_the_rated_columns_and_the_millisecond_times_exist_in_the_table():

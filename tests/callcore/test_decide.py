@@ -28,7 +28,7 @@ from callcore.decide import (
     reservation,
     should_fail_over,
 )
-from callcore.live import LiveStatus, SetupResult
+from callcore.setup_types import LiveStatus, SetupResult
 
 from . import factories as F
 
@@ -523,7 +523,7 @@ def test_a_caller_number_pool_replaces_the_caller_by_call_id():
 
 def test_a_round_robin_caller_number_pool_gives_each_number_in_turn():
     numbers = ("442000000001", "442000000002", "442000000003")
-    world = {"route": {"caller_number_pool": dataclasses.replace(F.pool(*numbers), mode="round_robin")}}
+    world = {"route": {"caller_number_pool": F.pool(*numbers, mode="round_robin")}}
     # The same call id every time: only the turn may change the number.
     chosen = [routed(F.facts(call_id="same", sequence=n), **world).routes[0].caller_out for n in range(7, 13)]
     assert chosen == [numbers[n % 3] for n in range(7, 13)]
@@ -724,8 +724,17 @@ PARAMS = contract.default_parameters()
     ],
 )
 def test_should_fail_over(code, extra, early, params, attempts, remaining, expected):
+    params = {**PARAMS, **params}
     assert (
-        should_fail_over(code, attempt(extra).failover_codes, early, {**PARAMS, **params}, attempts, remaining)
+        should_fail_over(
+            code,
+            attempt(extra).failover_codes,
+            early,
+            attempts,
+            remaining,
+            switch_limit=int(params["SS_GATEWAY_SWITCH_LIMIT"]),
+            stop_after_sdp=bool(params["SS_SIP_STOP_SWITCH_AFTER_SDP"]),
+        )
         is expected
     )
 

@@ -3,20 +3,21 @@
 import time
 
 import pytest
-from django.conf import settings
 
-from .conftest import VENDOR_A, VENDOR_B, needs_sip, wait_for_cdrs
+from callcore.contract import BillingMode, EndDirection
+
+from .conftest import VENDOR_A, VENDOR_B, keys, needs_sip, wait_for_cdrs
 
 pytestmark = [pytest.mark.sip, needs_sip, pytest.mark.django_db]
 
 
 def assert_nothing_held(client):
     """After the call: no live call registered, no concurrency slot or balance reservation left."""
-    prefix = settings.REDIS_PREFIX
-    assert client.hlen(f"{prefix}:live:calls") == 0
-    held = [k for k in client.scan_iter(f"{prefix}:live:slots:*") if client.zcard(k)]
-    sizes = {"hash": client.hlen, "zset": client.zcard, "string": lambda k: int(client.get(k))}  # string: the total
-    held += [k for k in client.scan_iter(f"{prefix}:live:resv:*") if sizes[client.type(k)](k)]
+    k = keys()
+    assert client.hlen(k.live_calls) == 0
+    held = [key for key in client.scan_iter(k.slots("*", "*")) if client.zcard(key)]
+    sizes = {"hash": client.hlen, "zset": client.zcard, "string": lambda key: int(client.get(key))}  # the total
+    held += [key for key in client.scan_iter(k.reservations("*")) if sizes[client.type(key)](key)]
     assert held == []
 
 
@@ -27,9 +28,9 @@ def test_an_answered_call_reaches_the_vendor_and_leaves_its_cdr(callcore, switch
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     assert sipp.wait_vendors() == [0]
     [record] = wait_for_cdrs(live_redis, 1)
-    assert record["billing_mode"] == 1
+    assert record["billing_mode"] == BillingMode.MAPPING_GATEWAY
     assert record["end_reason"] == "normal_clearing"
-    assert record["end_direction"] == 0
+    assert record["end_direction"] == EndDirection.CALLER
     assert record["routing_gateway_name"] == "Vendor A"
     assert record["account_name"] == "E2E Customer"
     assert record["callee_number"] == "4420794960"
@@ -77,7 +78,7 @@ def test_all_vendors_failing_gives_the_caller_the_last_answer(callcore, switch_c
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     [record] = wait_for_cdrs(live_redis, 1)
     assert record["end_reason"] == "vendor_failed"
-    assert record["end_direction"] == 1
+    assert record["end_direction"] == EndDirection.CALLEE
     assert record["sip_status"] == 502
     assert [(t["gateway"], t["status"]) for t in record["vendors_tried"]] == [("Vendor A", 503), ("Vendor B", 502)]
     assert record["hold_time_ms"] == 0
@@ -127,7 +128,7 @@ def test_a_call_from_an_unknown_source_is_illegal(callcore, switch_config, sipp,
     result = sipp.customer("uac_reject.xml", "4420794960", source="127.0.0.2", CODE=403)
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     [record] = wait_for_cdrs(live_redis, 1)
-    assert record["billing_mode"] == -2
+    assert record["billing_mode"] == BillingMode.ILLEGAL
     assert record["end_reason"] == "illegal_source"
     assert record["caller_ip"] == "127.0.0.2"
     assert record["callee_number"] == "4420794960"
@@ -155,7 +156,7 @@ def test_a_scanner_gets_no_answer(callcore, switch_config, sipp, live_redis):
     assert result.returncode != 0  # nothing came back
     assert wait_for_cdrs(live_redis, 1, timeout=1) == []
     # Counted, without any other call having to come by for the worker to report it.
-    assert int(live_redis.hget(f"{settings.REDIS_PREFIX}:stats", "scanner_dropped") or 0) >= 1
+    assert int(live_redis.hget(keys().stats, "scanner_dropped") or 0) >= 1
 
 
 def test_the_vendor_receives_the_transformed_numbers(callcore, switch_config, sipp, live_redis):
@@ -216,7 +217,7 @@ def test_the_vendor_hanging_up_reaches_the_caller_with_its_own_numbers(callcore,
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     assert sipp.wait_vendors() == [0]
     [record] = wait_for_cdrs(live_redis, 1)
-    assert (record["end_reason"], record["end_direction"]) == ("normal_clearing", 1)
+    assert (record["end_reason"], record["end_direction"]) == ("normal_clearing", EndDirection.CALLEE)
     assert 900 <= record["hold_time_ms"] <= 3000
     assert record["caller_number_out"] == "442030000001"
     assert_nothing_held(live_redis)
@@ -237,7 +238,7 @@ def call_up_to_a_2s_limit(switch_config, sipp, live_redis, customer_scenario):
 
 def test_the_switch_hangs_up_at_the_conversation_limit(callcore, switch_config, sipp, live_redis):
     record = call_up_to_a_2s_limit(switch_config, sipp, live_redis, "uac_wait_bye.xml")
-    assert record["end_direction"] == 2
+    assert record["end_direction"] == EndDirection.SERVER
     assert record["end_reason"] == "max_duration"
     # Kamailio's dialog timer counts whole seconds from the answer: a 2 s limit ends the call 1-2 s
     # after it, depending on where in its second the answer fell (seen: 1.08 s to 2.04 s).
@@ -258,7 +259,7 @@ def test_a_reinvite_follows_the_dialog_and_does_not_extend_the_limit(callcore, s
     assert sipp.wait_vendors() == [0]
     [record] = wait_for_cdrs(live_redis, 1)
     assert record["end_reason"] == "max_duration"
-    assert record["end_direction"] == 2
+    assert record["end_direction"] == EndDirection.SERVER
     # The 3 s limit ends the call 2-3 s after the answer (whole-second timer); re-armed by the
     # re-INVITE at 1.5 s it would end 3.5-4.5 s after it.
     assert 2000 <= record["hold_time_ms"] <= 3300
@@ -275,7 +276,7 @@ def test_a_caller_that_vanishes_is_hung_up_by_the_keepalives(callcore, switch_co
     assert sipp.wait_vendors(timeout=90) == [0]
     [record] = wait_for_cdrs(live_redis, 1)
     assert record["end_reason"] == "keepalive_failed"
-    assert record["end_direction"] == 2
+    assert record["end_direction"] == EndDirection.SERVER
     # First OPTIONS 30-31 s after the answer, its timeout 4 s later, then the module's 10 s grace.
     assert 30_000 <= record["hold_time_ms"] <= 60_000
     assert_nothing_held(live_redis)
@@ -289,7 +290,7 @@ def test_the_calls_a_crash_lost_are_released_and_recorded_when_callcore_starts_a
     switch_config.publish()
     sipp.vendor("uas_answer.xml", VENDOR_A)
     sipp.customer("uac_call.xml", "12125550100", hold_ms=30_000, background=True)
-    registry = f"{settings.REDIS_PREFIX}:live:calls"
+    registry = keys().live_calls
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not live_redis.hlen(registry):
         time.sleep(0.1)
@@ -297,7 +298,8 @@ def test_the_calls_a_crash_lost_are_released_and_recorded_when_callcore_starts_a
     time.sleep(1)  # answered by now (the vendor rings 100 ms)
     callcore["crash_and_restart"]()
     [record] = wait_for_cdrs(live_redis, 1)
-    assert (record["end_reason"], record["end_direction"], record["node"]) == ("switch_restart", 2, "e2e")
+    assert (record["end_reason"], record["end_direction"]) == ("switch_restart", EndDirection.SERVER)
+    assert record["node"] == "e2e"
     assert record["hold_time_ms"] == 0  # nothing says how long it was up: nothing charged
     assert record["account_id"] == switch_config.customer.id
     assert_nothing_held(live_redis)
@@ -308,7 +310,7 @@ def test_an_answer_the_caller_never_acknowledges_is_ended_and_not_billed(callcor
     # was never established for the caller and must not be charged as a conversation.
     record = call_up_to_a_2s_limit(switch_config, sipp, live_redis, "uac_no_ack.xml")
     assert record["end_reason"] == "caller_no_ack"
-    assert record["end_direction"] == 2
+    assert record["end_direction"] == EndDirection.SERVER
     assert record["answer_ms"] is None and record["hold_time_ms"] == 0
     assert [(t["gateway"], t["status"]) for t in record["vendors_tried"]] == [("Vendor A", 200)]
     assert_nothing_held(live_redis)
@@ -322,7 +324,7 @@ def test_a_caller_cancel_ends_the_attempt(callcore, switch_config, sipp, live_re
     assert sipp.wait_vendors() == [0]
     [record] = wait_for_cdrs(live_redis, 1)
     assert record["end_reason"] == "caller_cancel"
-    assert record["end_direction"] == 0
+    assert record["end_direction"] == EndDirection.CALLER
     assert [t["gateway"] for t in record["vendors_tried"]] == ["Vendor A"]
     assert_nothing_held(live_redis)
 
@@ -379,7 +381,7 @@ def test_hangups_and_new_calls_go_on_after_redis_drops_the_switch_s_connections(
     switch_config.publish()
     sipp.vendor("uas_answer.xml", VENDOR_A, calls=9)
     caller = sipp.customer("uac_call.xml", "12125550100", hold_ms=3000, background=True)
-    registry = f"{settings.REDIS_PREFIX}:live:calls"
+    registry = keys().live_calls
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not live_redis.hlen(registry):
         time.sleep(0.1)

@@ -2,7 +2,9 @@
 
 import pytest
 
-from .conftest import VENDOR_A, needs_sip, wait_for_cdrs
+from callcore.contract import BillingMode
+
+from .conftest import VENDOR_A, keys, needs_sip, wait_for_cdrs
 
 pytestmark = [pytest.mark.sip, needs_sip, pytest.mark.django_db]
 
@@ -57,7 +59,7 @@ def test_a_phone_call_is_challenged_then_billed_to_the_phones_account(callcore, 
                            AFTER=HANG_UP, hold_ms=300, extra=("-au", "2001", "-ap", "correct-horse-9"))  # fmt: skip
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     [record] = wait_for_cdrs(live_redis, 1)
-    assert record["billing_mode"] == 0
+    assert record["billing_mode"] == BillingMode.PHONE
     assert record["phone_id"] == phone.id
     assert record["account_name"] == "E2E Customer"
     assert record["end_reason"] == "normal_clearing"
@@ -80,7 +82,7 @@ def test_the_mapping_gateway_capacity_refuses_the_call_over_it(callcore, switch_
     held = sipp.customer("uac_call.xml", "12125550100", hold_ms=3000, background=True)
     records = []
     for _ in range(30):  # until the first call is up (its slot taken)
-        if live_redis.hlen(f"{live_redis_prefix()}:live:calls"):
+        if live_redis.hlen(keys().live_calls):
             break
         import time
 
@@ -106,9 +108,3 @@ def test_the_mapping_gateway_cps_limit_refuses_the_excess(callcore, switch_confi
     assert len(records) == 6, [(r["caller_call_id"], r["end_reason"], r["start_ms"]) for r in records][:40]
     assert reasons.count("mapping_cps") >= 4
     assert all(r in ("mapping_cps", "vendor_rejected") for r in reasons)
-
-
-def live_redis_prefix():
-    from django.conf import settings
-
-    return settings.REDIS_PREFIX

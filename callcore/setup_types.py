@@ -1,0 +1,77 @@
+"""What ``decide`` asks the live state at call setup and what it answers: plain types, no I/O.
+
+``callcore.live`` answers them against Redis; ``callcore.decide`` builds and reads
+them without importing the Redis client.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+__all__ = ["FAIL_POLICY", "LiveStatus", "RouteLimit", "SetupRequest", "SetupResult"]
+
+FAIL_POLICY = {
+    "capacity": "open",
+    "cps": "open",
+    "dynamic_blacklist": "open",
+    "balance_anti_overdraft": "closed",
+    "balance_postpaid": "open",
+}
+
+
+class LiveStatus(enum.IntEnum):
+    OK = 0
+    MAPPING_CAPACITY = 1
+    ACCOUNT_CAPACITY = 2
+    PHONE_CAPACITY = 3
+    MAPPING_CPS = 4
+    SWITCH_CPS = 5
+    CALLER_DYNAMIC_BLACKLISTED = 6
+    CALLEE_DYNAMIC_BLACKLISTED = 7
+    BALANCE_INSUFFICIENT = 8
+    ROUTES_BUSY = 9
+    UNAVAILABLE = 10  # Redis did not answer: the caller applies FAIL_POLICY
+
+
+@dataclass(frozen=True)
+class RouteLimit:
+    """A candidate routing gateway's live limits."""
+
+    gateway_id: int
+    capacity: int
+    cps_limit: int
+
+
+@dataclass
+class SetupRequest:
+    call_id: str
+    mapping_gateway_id: int | None
+    account_id: int
+    # Set when the gateway keeps a standalone dynamic blacklist, checked besides the central one.
+    dynamic_blacklist_gateway: int | None = None
+    phone_id: int | None = None
+    mapping_capacity: int = 0
+    account_capacity: int = 0
+    phone_capacity: int = 0
+    mapping_cps: int = 0
+    switch_cps: int = 0
+    caller: str = ""
+    callee: str = ""
+    check_balance: bool = False
+    credit_limit: Decimal = Decimal("0")
+    snapshot_balance: Decimal = Decimal("0")
+    reservation: Decimal = Decimal("0")
+    # Refuse (balance insufficient) below this even when the reservation is covered: one first period.
+    minimum_available: Decimal = Decimal("0")
+    expiry_ms: int = 0
+    routes: list[RouteLimit] = field(default_factory=list)
+    registry: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SetupResult:
+    status: LiveStatus
+    available: Decimal | None  # balance + credit - other calls' reservations, when checked
+    route_index: int  # index into SetupRequest.routes of the route whose slot was taken, -1 if none
