@@ -15,6 +15,7 @@ import pytest
 import redis
 from django.conf import settings
 
+from callcore.contract import BillingMode, EndDirection
 from callcore.live import LiveState, LiveStatus, RouteLimit, SetupRequest
 from callcore.resp import Script
 
@@ -427,7 +428,8 @@ def test_a_restarted_node_releases_the_calls_it_lost_and_records_them(live, clie
     def registry(node, **extra):
         return {"account_id": 1, "mapping_gateway_id": 1, "caller": "15551230000", "callee": "447700900123",
                 "source_ip": "192.0.2.10", "start_ms": NOW, "snapshot_version": 4, "phone_id": None,
-                "route_gateway_ids": [1, 2], "billing_mode": 1, "node": node, **extra}  # fmt: skip
+                "route_gateway_ids": [1, 2], "billing_mode": int(BillingMode.MAPPING_GATEWAY), "node": node,
+                **extra}  # fmt: skip
 
     lost = money(snapshot_balance=D("10"), reservation=D("1"), routes=[RouteLimit(1, 0, 0)], registry=registry("a"))
     assert live.setup(lost, now_ms=NOW).status is LiveStatus.OK
@@ -446,7 +448,8 @@ def test_a_restarted_node_releases_the_calls_it_lost_and_records_them(live, clie
     record = json.loads(fields[b"cdr"])
     assert (record["caller_call_id"], record["node"], record["end_reason"]) == (CALL, "a", "switch_restart")
     assert (record["answer_ms"], record["hold_time_ms"], record["stop_ms"]) == (None, 0, NOW + 5000)
-    assert (record["account_id"], record["mapping_gateway_id"], record["billing_mode"]) == (1, 1, 1)
+    assert (record["account_id"], record["mapping_gateway_id"]) == (1, 1)
+    assert (record["billing_mode"], record["end_direction"]) == (BillingMode.MAPPING_GATEWAY, EndDirection.SERVER)
     assert live.release_node("a") == 0  # nothing twice
 
 
