@@ -7,7 +7,7 @@ missing; the switch's own database is not touched) with 4 rate tables of
 2,500 rates, 200 customers and 20 vendor clearing accounts, then for each
 batch size appends N realistic records (60% answered, hold times up to an
 hour, a few illegal calls) to a stream under the "ssbench-ingest" prefix and
-times ``billing.ingest.Ingester`` draining it in this process: parse,
+times ``billing.ingest.Ingester`` draining it in this process: decode,
 validate, rate both ways, one transaction per batch with the ``ON CONFLICT``
 insert and the balance updates, the live-balance refresh, XACK and XDEL.
 
@@ -26,13 +26,15 @@ rows are deleted at the end.
 
 Before and after a change: ``git worktree add /tmp/before HEAD~1`` (or any
 copy of the old tree), then ``--against /tmp/before``. That checkout's
-billing/ingest.py is timed on the same records in this process, alternating
-with this tree's run by run, each followed by its own plain INSERT: two
+billing/ingest.py (from before the ingest became a package) is timed on the
+same records in this process, alternating with this tree's run by run, each
+followed by its own plain INSERT: two
 invocations of the benchmark minutes apart differ by more than most changes
 on a machine others are using.
 """
 
 import argparse
+import hashlib
 import importlib.util
 import os
 import random
@@ -114,9 +116,10 @@ def populate(rng):
 
 
 def records(rng, count, run_tag):
-    """Records as callcore.cdr writes them, today, for random customers, vendors and destinations."""
+    """Records as the call core writes them (contract.CdrRecord), today, for random customers, vendors and
+    destinations."""
     from billing.models import Account
-    from callcore.cdr import _blank_record, encode
+    from callcore.contract import BillingMode, CdrRecord, VendorAttempt, encode_cdr
 
     customers = list(Account.objects.filter(account_type="customer").values_list("id", "name"))
     vendors = list(Account.objects.filter(account_type="vendor").values_list("id", flat=True))
@@ -124,18 +127,26 @@ def records(rng, count, run_tag):
     lines = []
     for n in range(count):
         start = now_ms - rng.randint(60_000, 3_600_000)
-        record = _blank_record(f"{run_tag}-{n}@10.0.{n % 250}.{n % 199}", start, f"node-{n % 3}", 42)
+        call_id, node = f"{run_tag}-{n}@10.0.{n % 250}.{n % 199}", f"node-{n % 3}"
+        call = {
+            "call_uuid": hashlib.sha256(f"{node}\n{call_id}\n{start}".encode()).hexdigest()[:32],
+            "caller_call_id": call_id,
+            "start_ms": start,
+            "stop_ms": start,
+            "node": node,
+            "snapshot_version": 42,
+        }
         callee = str(rng.randint(1, 99)) + "".join(rng.choices("0123456789", k=9))
         if rng.random() < 0.03:  # an illegal call: no account, no vendor
-            record.update(callee_number=callee, caller_ip="203.0.113.9", billing_mode=-2, end_direction=2,
-                          end_reason="illegal_source", sip_status=403)  # fmt: skip
-            lines.append(encode(record))
+            lines.append(encode_cdr(CdrRecord(**call, callee_number=callee, caller_ip="203.0.113.9",
+                                              billing_mode=BillingMode.ILLEGAL, end_direction=2,
+                                              end_reason="illegal_source", sip_status=403)))  # fmt: skip
             continue
         account_id, name = rng.choice(customers)
         answered = rng.random() < 0.6
         hold = rng.randint(1_000, 3_600_000) if answered else 0
         answer = start + rng.randint(1_000, 8_000)
-        record.update(
+        call.update(
             caller_number="1" + "".join(rng.choices("0123456789", k=10)),
             callee_number=callee,
             caller_number_out="1" + "".join(rng.choices("0123456789", k=10)),
@@ -160,10 +171,10 @@ def records(rng, count, run_tag):
             sip_status=200 if answered else rng.choice((486, 503, 404)),
             billing_mode=1,
             callee_call_id=f"b-{run_tag}-{n}",
-            vendors_tried=[{"gateway_id": n % 20 + 1, "gateway": f"vendor gw {n % 20}",
-                            "ip": f"198.51.100.{n % 20 + 1}", "status": 200 if answered else 503}],
+            vendors_tried=[VendorAttempt(n % 20 + 1, f"vendor gw {n % 20}", f"198.51.100.{n % 20 + 1}",
+                                         200 if answered else 503)],
         )  # fmt: skip
-        lines.append(encode(record))
+        lines.append(encode_cdr(CdrRecord(**call)))
     return lines
 
 
@@ -189,17 +200,17 @@ def reset(client):
 
 
 class StageTimer:
-    """Adds up the wall time spent in chosen functions of billing.ingest."""
+    """Adds up the wall time spent in chosen functions, given as (module, name) pairs."""
 
-    def __init__(self, module, names):
-        self.module, self.names = module, names
+    def __init__(self, stages):
+        self.stages = stages
         self.spent = defaultdict(float)
         self.originals = {}
 
     def __enter__(self):
-        for name in self.names:
-            original = getattr(self.module, name)
-            self.originals[name] = original
+        for module, name in self.stages:
+            original = getattr(module, name)
+            self.originals[module, name] = original
 
             def timed(*args, _original=original, _name=name, **kwargs):
                 started = time.perf_counter()
@@ -208,12 +219,21 @@ class StageTimer:
                 finally:
                     self.spent[_name] += time.perf_counter() - started
 
-            setattr(self.module, name, timed)
+            setattr(module, name, timed)
         return self
 
     def __exit__(self, *exc):
-        for name, original in self.originals.items():
-            setattr(self.module, name, original)
+        for (module, name), original in self.originals.items():
+            setattr(module, name, original)
+
+
+def stages_of(ingest):
+    """The decode, rate and store functions of an ingest, where its consumer looks them up."""
+    if hasattr(ingest, "store_batch"):  # the single module of before
+        return [(ingest, "parse"), (ingest, "rate_records"), (ingest, "store_batch")]
+    from billing.ingest import records, store
+
+    return [(records, "parse"), (records, "rate_records"), (store, "store_batch")]
 
 
 def process_cpu(pid=None):
@@ -257,7 +277,7 @@ def time_ingest(client, lines, batch_size, workers=1, ingest=None):
         cursor.execute("SELECT pg_backend_pid()")
         backend = cursor.fetchone()[0]
     cpu_before = process_cpu(), process_cpu(backend)
-    with StageTimer(ingest, ["parse", "rate_records", "store_batch"]) as stages:
+    with StageTimer(stages_of(ingest)) as stages:
         started = time.perf_counter()
         if workers == 1:
             ingesters[0].run(drain=True)
@@ -284,6 +304,10 @@ def load_ingest(checkout):
 
     Only that file comes from there: what it imports (rating, models, callcore) is this tree's.
     """
+    from callcore import contract
+
+    if not hasattr(contract, "SharedLiveKeys"):
+        contract.SharedLiveKeys = contract.Keys  # that file's name for the keys this tree's Keys holds
     path = Path(checkout).resolve() / "billing" / "ingest.py"
     spec = importlib.util.spec_from_file_location("billing.ingest_against", path)
     module = importlib.util.module_from_spec(spec)
@@ -325,22 +349,23 @@ def time_plain_insert(lines, batch_size):
     """The same rows, parsed and rated beforehand, COPYed and INSERTed per batch with no conflict check or money."""
     from django.db import connection, transaction
 
-    from billing import ingest
+    from billing.catalogue import Catalog
+    from billing.ingest import records, store
 
-    rows = [ingest.parse(str(n), line) for n, line in enumerate(lines)]
-    catalog = ingest.Catalog()
+    rows = [records.parse(str(n), line) for n, line in enumerate(lines)]
+    catalog = Catalog()
     with connection.cursor() as cursor:
         catalog.prepare(cursor, {r.values["account_id"] for r in rows} | {r.values["vendor_account_id"] for r in rows})
         cursor.execute("TRUNCATE billing_cdr")
-    ingest.rate_records(rows, catalog)
-    plain = ingest.INSERT_SQL.split("ON CONFLICT")[0]
+    records.rate_records(rows, catalog)
+    plain = store.INSERT_SQL.split("ON CONFLICT")[0]
     started = time.perf_counter()
     for start in range(0, len(rows), batch_size):
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute(ingest.CREATE_STAGE_SQL)
-            with cursor.cursor.copy(ingest.COPY_SQL) as copy:
+            cursor.execute(store.CREATE_STAGE_SQL)
+            with cursor.cursor.copy(store.COPY_SQL) as copy:
                 for row in rows[start : start + batch_size]:
-                    copy.write_row([row.values[name] for name in ingest.COLUMN_NAMES])
+                    copy.write_row([row.values[name] for name in store.COLUMN_NAMES])
             cursor.execute(plain)
     return time.perf_counter() - started
 
@@ -366,11 +391,11 @@ def main():
     from django.core.management import call_command
 
     call_command("migrate", verbosity=0)
-    from billing import ingest
+    from softswitch_portal.core.redis import Waiter, redis_client
 
     rng = random.Random(7)
     populate(rng)
-    client = ingest.redis_client()
+    client = redis_client(Waiter.JOB)
     against = load_ingest(args.against) if args.against else None
     sizes = [int(size) for size in args.batch_sizes.split(",")]
     print(f"{args.records} records per run, best of {args.runs}; rate tables: {RATE_TABLES} x {RATES_PER_TABLE}, "
