@@ -30,7 +30,6 @@ import re
 import time
 from pathlib import Path
 
-import msgspec
 import orjson
 import redis
 
@@ -65,11 +64,6 @@ def dumps(value, sort_keys: bool = False) -> str:
 
 
 loads = orjson.loads
-
-
-def encode(record: dict) -> str:
-    """A record given as a dict (bench/ingest.py builds its synthetic records so); the sink takes CdrRecords."""
-    return dumps(record, sort_keys=True)
 
 
 def _uuid(record) -> str | None:
@@ -232,21 +226,6 @@ class CdrSink:
 def _call_uuid(node: str, call_id: str, start_ms: int) -> str:
     # Bounded and unique per attempt (a Call-ID may be any length; the column is 64 wide).
     return hashlib.sha256(f"{node}\n{call_id}\n{start_ms}".encode()).hexdigest()[:32]
-
-
-def _blank_record(call_id, start_ms, node, snapshot_version) -> dict:
-    """A record of nothing yet, as a dict to fill in (bench/ingest.py builds its synthetic records so)."""
-    return msgspec.to_builtins(
-        CdrRecord(
-            call_uuid=_call_uuid(node, call_id, start_ms),
-            caller_call_id=call_id,
-            start_ms=start_ms,
-            stop_ms=start_ms,
-            billing_mode=BillingMode.NOT_BILLED,
-            node=node,
-            snapshot_version=snapshot_version,
-        )
-    )
 
 
 def refusal_record(

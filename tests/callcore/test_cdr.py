@@ -16,8 +16,19 @@ import redis
 from django.conf import settings
 
 from callcore import cdr
-from callcore.cdr import CdrSink, call_record, encode, refusal_record
-from callcore.contract import BillingMode, CallState, EndDirection, EndReason, RouteState, VendorAttempt
+from callcore.cdr import CdrSink, call_record, refusal_record
+from callcore.contract import (
+    MIN_MS,
+    BillingMode,
+    CallState,
+    CdrRecord,
+    EndDirection,
+    EndReason,
+    RouteState,
+    VendorAttempt,
+    decode_cdr,
+    encode_cdr,
+)
 from callcore.decide import decide
 from callcore.setup_types import LiveStatus, SetupResult
 
@@ -226,7 +237,7 @@ def test_a_line_spooled_while_a_replay_renames_the_spool_is_not_lost(monkeypatch
             return fd
 
     monkeypatch.setattr(cdr, "os", PausingOs())
-    writer = threading.Thread(target=down.spool.append, args=(encode(record(2)),), name="writer")
+    writer = threading.Thread(target=down.spool.append, args=(encode_cdr(record(2)),), name="writer")
     writer.start()
     assert opened.wait(10)
     sink.replay()  # renames the spool (the writer's file) aside, sends record 1, deletes the file
@@ -348,4 +359,5 @@ def test_a_lone_surrogate_becomes_a_replacement_character_instead_of_failing_the
     # orjson refuses it outright; the call's state and CDR must still be written.
     text = dumps({"caller_user_agent": "pbx\ud800", "n": 1}, sort_keys=True)
     assert loads(text) == {"caller_user_agent": "pbx\ufffd", "n": 1}
-    assert encode({"b": 1, "a": "é"}) == '{"a":"é","b":1}'
+    line = encode_cdr(CdrRecord(call_uuid="u", start_ms=MIN_MS, billing_mode=-1, caller_user_agent="pbx\ud800é"))
+    assert decode_cdr(line).caller_user_agent == "pbx\ufffdé"
