@@ -138,6 +138,16 @@ class Catalog:
             params=self.params,
         )
 
+    def rate_row(self, row) -> rating.Rating:
+        """``rate`` of a CDR's columns (a mapping holding at least RATED_FROM)."""
+        return self.rate(**{name: row[name] for name in RATED_FROM})
+
+
+# The CDR columns a call is rated from.
+RATED_FROM = (
+    "callee_number", "callee_number_out", "start_ms", "hold_time_ms", "billing_mode", "account_id", "vendor_account_id",
+)  # fmt: skip
+
 
 def load_parameters(cursor) -> tuple[rating.RatingParameters, int]:
     """The rating parameters and SS_CLIENT_LOW_BALANCE_ALARM, as stored now (a missing row is the default)."""

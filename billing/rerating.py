@@ -194,17 +194,7 @@ def _rerate_rows(cursor, rows, customers: set[int], vendors: set[int]):
     rated, failed = [], []
     for r in rows:
         try:
-            rated.append(
-                catalog.rate(
-                    callee_number=r["callee_number"],
-                    callee_number_out=r["callee_number_out"],
-                    start_ms=r["start_ms"],
-                    hold_time_ms=r["hold_time_ms"],
-                    billing_mode=r["billing_mode"],
-                    account_id=r["account_id"],
-                    vendor_account_id=r["vendor_account_id"],
-                ).columns()
-            )
+            rated.append(catalog.rate_row(r).columns())
         except Exception as exc:
             log.exception("CDR %s could not be rated", r["call_uuid"])
             failed.append(f"rating failed: {exc!r}"[:500])

@@ -23,14 +23,12 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import logging
 import os
-import re
 import time
 from pathlib import Path
 
-import orjson
+import msgspec
 import redis
 
 from callcore.contract import (
@@ -42,28 +40,16 @@ from callcore.contract import (
     Keys,
     RouteState,
     encode_cdr,
+    json_text,
 )
 from callcore.resp import RespClient
 
 log = logging.getLogger("callcore.cdr")
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def dumps(value, sort_keys: bool = False) -> str:
-    """Compact JSON as text, by orjson: the live-call registry entry is encoded on every call.
-
-    orjson refuses a lone surrogate; the text from Kamailio should never hold one, but if it does the
-    character becomes U+FFFD instead of failing the call.
-    """
-    option = orjson.OPT_SORT_KEYS if sort_keys else 0
-    try:
-        return orjson.dumps(value, option=option).decode()
-    except TypeError:
-        text = json.dumps(value, separators=(",", ":"), sort_keys=sort_keys, ensure_ascii=False)
-        return _SURROGATE.sub("\ufffd", text)
-
-
-loads = orjson.loads
+# The live-call registry entry's JSON, written on every call and read back after a restart.
+dumps = json_text
+loads = msgspec.json.decode
 
 
 def _uuid(record) -> str | None:

@@ -128,20 +128,12 @@ def rate_records(records: list[Record], catalog: Catalog) -> list[tuple[Record, 
     missing = named & catalog.missing
     if missing:
         log.warning("CDRs name accounts that do not exist (%s): stored unrated", sorted(missing)[:10])
-    rate = catalog.rate
+    rate_row = catalog.rate_row
     failed = []
     for record in records:
         v = record.values
         try:
-            rated = rate(
-                callee_number=v["callee_number"],
-                callee_number_out=v["callee_number_out"],
-                start_ms=v["start_ms"],
-                hold_time_ms=v["hold_time_ms"],
-                billing_mode=v["billing_mode"],
-                account_id=v["account_id"],
-                vendor_account_id=v["vendor_account_id"],
-            )
+            rated = rate_row(v)
         except Exception as exc:
             log.exception("CDR %s could not be rated", v["call_uuid"])
             failed.append((record, f"rating failed: {exc!r}"[:500]))

@@ -15,6 +15,7 @@ It must stay importable without Django. Names are re-exported here, so
 from .cdr import *  # noqa: F403
 from .codes import *  # noqa: F403
 from .ipcountry import *  # noqa: F403
+from .jsontext import *  # noqa: F403
 from .keys import *  # noqa: F403
 from .money import *  # noqa: F403
 from .params import *  # noqa: F403

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import msgspec
 
 from .codes import BillingMode, EndDirection
+from .jsontext import json_text
 
 __all__ = [
     "CDR_SCHEMA",
@@ -118,24 +119,14 @@ class CdrError(ValueError):
     """A record that cannot be trusted; the message (a dead letter's reason) names the field."""
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_encoder = msgspec.json.Encoder()
 _decoder = msgspec.json.Decoder(CdrRecord)
 _FIELD = re.compile(r"`\$\.([a-z_]+)")
 _MISSING = re.compile(r"missing required field `([a-z_]+)`")
 
 
 def encode_cdr(record: CdrRecord) -> str:
-    """The stream's and the spool's line for a record.
-
-    A lone surrogate should never come from Kamailio, but if one does it
-    becomes U+FFFD instead of failing the call.
-    """
-    try:
-        return _encoder.encode(record).decode()
-    except UnicodeEncodeError:
-        text = json.dumps(msgspec.to_builtins(record), separators=(",", ":"), ensure_ascii=False)
-        return _SURROGATE.sub("\ufffd", text)
+    """The stream's and the spool's line for a record."""
+    return json_text(record)
 
 
 def decode_cdr(raw: bytes | str) -> CdrRecord:

@@ -6,13 +6,11 @@ keeps it a flat array, shorter to store and faster to decode than named keys.
 
 from __future__ import annotations
 
-import json
-import re
-
 import msgspec
 
 from .cdr import VendorAttempt
 from .codes import BillingMode
+from .jsontext import json_text
 
 __all__ = [
     "RouteState",
@@ -79,23 +77,12 @@ class CallState(msgspec.Struct, array_like=True, gc=False):
     invite_timeout_ms: int  # SS_SIP_TIMEOUT_INVITE
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_encoder = msgspec.json.Encoder()
 _state_decoder = msgspec.json.Decoder(CallState)
 _tried_decoder = msgspec.json.Decoder(list[VendorAttempt])
 
 
-def _encode(value) -> str:
-    try:
-        return _encoder.encode(value).decode()
-    except UnicodeEncodeError:
-        # A lone surrogate should never come from Kamailio; if one does it becomes U+FFFD, not a failed call.
-        text = json.dumps(msgspec.to_builtins(value), separators=(",", ":"), ensure_ascii=False)
-        return _SURROGATE.sub("\ufffd", text)
-
-
 def encode_state(state: CallState) -> str:
-    return _encode(state)
+    return json_text(state)
 
 
 def decode_state(raw: str | bytes) -> CallState:
@@ -103,7 +90,7 @@ def decode_state(raw: str | bytes) -> CallState:
 
 
 def encode_tried(tried: list[VendorAttempt]) -> str:
-    return _encode(tried)
+    return json_text(tried)
 
 
 def decode_tried(raw: str | bytes) -> list[VendorAttempt]:

@@ -356,7 +356,7 @@ def test_an_unanswered_call_record_has_no_hold_time_and_no_pdd_without_ringing()
 def test_a_lone_surrogate_becomes_a_replacement_character_instead_of_failing_the_call():
     from callcore.cdr import dumps, loads
 
-    # orjson refuses it outright; the call's state and CDR must still be written.
+    # msgspec refuses to encode it; the call's state and CDR must still be written.
     text = dumps({"caller_user_agent": "pbx\ud800", "n": 1}, sort_keys=True)
     assert loads(text) == {"caller_user_agent": "pbx\ufffd", "n": 1}
     line = encode_cdr(CdrRecord(call_uuid="u", start_ms=MIN_MS, billing_mode=-1, caller_user_agent="pbx\ud800é"))
