@@ -1381,12 +1381,12 @@ def profile_python(redis_url, probe, out, sample_cdr, n=1000) -> dict:
         result[f"teardown_us_with_{held}_reserved"] = teardown_us
         result[f"setup_status_with_{held}_reserved"] = statuses
         result[f"redis_server_us_per_call_with_{held}_reserved"] = server_us
-    result["conclude_us"], _ = timed(
+    result["conclude_us"], decisions = timed(
         lambda p: dec.conclude(p, dec.SetupResult(dec.LiveStatus.OK, Decimal("1000"), 0)), plans
     )
-    state = {"routes": [{"id": 1, "name": "x" * 20, "host": "127.0.0.1", "port": 5060, "codes": [408, 480, 500]}] * 2,
-             "account": [1, "bench customer"], "call_id": facts[0].call_id, "ua": "bench-pbx"}  # fmt: skip
-    result["json_state_roundtrip_us"], _ = timed(lambda _x: json.loads(json.dumps(state)), range(n))
+    # The dialog's call state as the adapter writes it at routing and reads it at each later event.
+    states = [dec.call_state(f, d) for f, d in zip(facts, decisions, strict=True) if d.routes]
+    result["call_state_roundtrip_us"], _ = timed(lambda st: contract.decode_state(contract.encode_state(st)), states)
     for key, value in list(result.items()):
         if isinstance(value, float):
             result[key] = round(value, 1)
@@ -1785,7 +1785,7 @@ def summary(results) -> list[str]:
             f"plan_call {prof['plan_call_us']} (Best ASR policy {prof.get('plan_call_asr_us', '-')})  "
             f"live_request {prof['live_request_us']}  "
             f"conclude {prof['conclude_us']}  "
-            f"json state round trip {prof['json_state_roundtrip_us']}  redis PING {prof['redis_ping_us']}"
+            f"call state round trip {prof['call_state_roundtrip_us']}  redis PING {prof['redis_ping_us']}"
         )
         add(
             "setup Lua (one round trip) with 0 / 1000 / 2500 reservations held by the account: "

@@ -22,6 +22,8 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
+from softswitch_portal.core.publisher import schedule_publish
+
 from .models import Rate, RateTable
 
 COLUMNS = (
@@ -217,7 +219,6 @@ def import_rates(rate_table: RateTable, stream) -> ImportResult:
             update_fields=UPDATED_FIELDS,
         )
         # bulk_create sends no post_save, so the snapshot publisher must be told.
-        from softswitch_portal.core.publisher import schedule_publish
 
         schedule_publish()
     return result

@@ -46,6 +46,7 @@ from django.db.models import (
 from django.db.models.functions import Coalesce, TruncDay, TruncMonth
 from django.utils import timezone
 
+from softswitch_portal.core.models import SystemParameter
 from softswitch_portal.switching.models import MappingGateway, RoutingGateway
 
 from .choices import AccountType, PaymentKind
@@ -365,7 +366,6 @@ def vendor_clearing(period, vendor_account=None):
 
 def low_balance_alarm():
     """SS_CLIENT_LOW_BALANCE_ALARM as stored (the default if unset or unreadable)."""
-    from softswitch_portal.core.models import SystemParameter
 
     return Decimal(SystemParameter.current("SS_CLIENT_LOW_BALANCE_ALARM"))
 

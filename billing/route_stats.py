@@ -31,6 +31,7 @@ import redis
 from django.conf import settings
 
 from callcore.contract import ROUTE_STATS_MAX_MINUTES, Keys, RouteStats
+from softswitch_portal.core.models import SystemParameter
 from softswitch_portal.core.redis import Waiter, redis_client
 
 log = logging.getLogger("billing.route_stats")
@@ -108,10 +109,8 @@ def count_records(records: Iterable) -> dict[int, dict[int, list[int]]]:
     return counts
 
 
-# HINCRBY of each field given, then EXPIREAT: one command per minute hash instead of one per field. The
-# benchmark's batches (bench/ingest.py: 1000 calls started over the last hour, 20 vendors) touch about 1,100
-# fields; a HINCRBY each in the MULTI cost the ingest 14 us a record, an EVAL a minute 6 us. EVAL with the
-# text, not EVALSHA: a Redis restarted or flushed of its scripts would refuse an EVALSHA inside the MULTI.
+# One EVAL per minute hash, not a HINCRBY per field (bench/README.md); its text, not EVALSHA, since a Redis
+# restarted or flushed of its scripts would refuse an EVALSHA inside the MULTI.
 ADD_SCRIPT = """
 for i = 2, #ARGV, 2 do
     redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
@@ -142,7 +141,6 @@ def add_counts(pipe, keys: Keys, counts: dict[int, dict[int, list[int]]], now_ms
 
 def window_minutes() -> int:
     """SS_ROUTE_ASR_WINDOW_MINUTES as stored (the default if unset or unreadable)."""
-    from softswitch_portal.core.models import SystemParameter
 
     return int(SystemParameter.current("SS_ROUTE_ASR_WINDOW_MINUTES"))
 

@@ -545,8 +545,8 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         # here, once for all branches; when they differ, each branch gets its own in ksr_branch_vendor.
         if state.from_per_branch:
             KSR.tm.t_on_branch("ksr_branch_vendor")
-            # The branch route runs inside this process's t_relay below: it finds its From here instead
-            # of decoding the call's state again (measured: its CPU per call fell from about 22 us to 7).
+            # The branch route runs inside this process's t_relay below: it finds its From here, not by
+            # decoding the call's state again.
             self.branch_from = f"sip:{route.caller}@{pvs('$fd')}" if route.caller != state.caller_in else ""
         elif first and route.caller != state.caller_in:
             KSR.uac.uac_replace_from_uri(f"sip:{route.caller}@{pvs('$fd')}")

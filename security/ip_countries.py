@@ -38,6 +38,8 @@ from django.utils import timezone
 from callcore import contract
 from softswitch_portal.core.redis import Waiter, prefix, redis_client
 
+from .models import IpCountryTable
+
 logger = logging.getLogger(__name__)
 
 URL_SCHEMES = ("http", "https", "ftp")
@@ -340,7 +342,6 @@ def import_files(names):
 
 def store(table: Table):
     """Make ``table`` the one stored: one transaction, so a reader sees the old table or the new, never none."""
-    from .models import IpCountryTable
 
     with transaction.atomic():
         IpCountryTable.objects.all().delete()
@@ -356,7 +357,6 @@ def store(table: Table):
 
 def current():
     """The stored table without its blob, or None when nothing was imported."""
-    from .models import IpCountryTable
 
     return IpCountryTable.objects.defer("blob").order_by("-imported_at").first()
 
@@ -383,7 +383,6 @@ def publish():
     Cheap when Redis already holds it (one GET), so the periodic snapshot
     republish calls it every time. A Redis failure is logged, not raised.
     """
-    from .models import IpCountryTable
 
     row = current()
     k = keys()

@@ -2,7 +2,7 @@
 
 from softswitch_portal.generic import views as generic
 
-from .. import filtersets, forms, tables
+from .. import filtersets, forms, services, tables
 from ..models import Payment
 
 
@@ -23,7 +23,6 @@ class PaymentCreateView(generic.ObjectEditView):
 
     def save_form(self, request, form):
         # Imported here: billing.services owns every balance move and must not be bypassed by form.save().
-        from billing.services import apply_payment
 
         data = form.cleaned_data
-        return apply_payment(data["account"], data["kind"], data["amount"], request.user, memo=data["memo"])
+        return services.apply_payment(data["account"], data["kind"], data["amount"], request.user, memo=data["memo"])

@@ -13,6 +13,7 @@ from softswitch_portal.generic.export import stream_csv
 from .. import forms, rerating, tables
 from ..models import Account, RerateChange, RerateJob
 from ..rerating_filtersets import RerateJobFilterSet
+from ..tasks import rerate
 
 
 class RerateJobListView(generic.ObjectListView):
@@ -22,7 +23,6 @@ class RerateJobListView(generic.ObjectListView):
 
 
 def _queue(job_id):
-    from ..tasks import rerate
 
     rerate.delay(job_id)
 

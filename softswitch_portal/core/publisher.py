@@ -26,6 +26,7 @@ from django.db import transaction
 from django.db.models.signals import m2m_changed, post_delete, post_save
 
 from callcore import contract
+from security.choices import MatchKind
 
 from .redis import Waiter, redis_client
 from .redis import prefix as key_prefix
@@ -167,7 +168,6 @@ def build_snapshot():
     instances), every collection in id order so an unchanged configuration
     encodes to the same bytes and is not published again.
     """
-    from security.choices import MatchKind
 
     Account, Rate, RateTable = (apps.get_model("billing", name) for name in ("Account", "Rate", "RateTable"))
     BlackWhiteListGroup, ListEntry = (apps.get_model("security", name) for name in ("BlackWhiteListGroup", "ListEntry"))
@@ -431,8 +431,7 @@ def build_snapshot():
 
     numbers = defaultdict(list)
     prefixes = defaultdict(list)
-    # Unordered, then sorted here: PostgreSQL sorting 100k strings (spilling to disk at the default
-    # work_mem) took ~250 ms of a ~480 ms build; Python sorts them in a tenth of that.
+    # Unordered, then sorted here: PostgreSQL's sort spills to disk at the default work_mem (bench/README.md).
     for group_id, match, number in ListEntry.objects.order_by().values_list("group_id", "match", "number"):
         (prefixes if match == MatchKind.PREFIX else numbers)[group_id].append(number)
     list_groups = tuple(

@@ -6,6 +6,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.urls import reverse
 
+from billing.choices import AccountType
+from security.models import IpCountryTable
 from softswitch_portal.validators import (
     validate_host,
     validate_ip_list,
@@ -227,7 +229,6 @@ class RoutingGateway(models.Model):
         return reverse("switching:routinggateway", args=[self.pk])
 
     def clean(self):
-        from billing.choices import AccountType
 
         if self.clearing_account_id and self.clearing_account.account_type != AccountType.VENDOR:
             raise ValidationError({"clearing_account": "The clearing account must be a vendor account."})
@@ -285,6 +286,5 @@ class Phone(models.Model):
 
 
 def _ip_country_table_imported():
-    from security.models import IpCountryTable
 
     return IpCountryTable.objects.exists()

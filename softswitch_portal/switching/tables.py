@@ -17,6 +17,7 @@ from softswitch_portal.generic.tables import (
     TextColumn,
 )
 
+from .choices import WEEKDAYS
 from .models import CallerNumberPool, MappingGateway, NumberTransformRule, Phone, RoutingGateway, RoutingSchedule
 
 
@@ -152,7 +153,6 @@ class RoutingScheduleTable(BaseTable):
         fields = ("name", "weekdays", "start_time", "end_time", "description")
 
     def render_weekdays(self, value):
-        from .choices import WEEKDAYS
 
         if not value:
             return "Every day"
