@@ -675,6 +675,16 @@ def vendor_failure_reason(code: int, failover_codes) -> EndReason:
     return EndReason.VENDOR_REJECTED
 
 
+# Never-connected calls the switch itself ended: its INVITE timer ran out, it had no vendor left to try, or
+# its BYE ended an answer the caller never acknowledged. A vendor's stop answer or the caller's CANCEL is theirs.
+SWITCH_ENDED_UNCONNECTED = frozenset({EndReason.VENDOR_TIMEOUT, EndReason.VENDOR_FAILED, EndReason.CALLER_NO_ACK})
+
+
+def _record_unconnected(facts: EndFacts, reason: EndReason) -> bool:
+    """SERVER_BILLING_RECORD_ZERO_HOLD_TIME covers every unconnected call, ..._SERVER_HANG_UP the switch's own."""
+    return facts.record_zero_hold and (facts.record_server_hangup or reason not in SWITCH_ENDED_UNCONNECTED)
+
+
 def end_of_call(facts: EndFacts) -> EndDecision | None:
     """How a call ends, from its dialog's ending event; None for any other event."""
     event = facts.event
@@ -686,14 +696,13 @@ def end_of_call(facts: EndFacts) -> EndDecision | None:
         if facts.canceled or code == 487 and facts.last_vendor_code in (0, 487):
             return EndDecision(EndReason.CALLER_CANCEL, EndDirection.CALLER, code, facts.record_zero_hold)
         reason = vendor_failure_reason(code, facts.failover_codes)
-        return EndDecision(reason, EndDirection.CALLEE, code, facts.record_zero_hold)
+        return EndDecision(reason, EndDirection.CALLEE, code, _record_unconnected(facts, reason))
     if event == DIALOG_TIMEOUT:
         if facts.answered_not_acked:
             # The caller never acknowledged the answer (it never got the 200 OK, or gave up): the call
             # was never up for the caller, so no conversation is charged, whatever ended it.
-            return EndDecision(
-                EndReason.CALLER_NO_ACK, EndDirection.SERVER, 408, facts.record_zero_hold, acknowledged=False
-            )
+            reason = EndReason.CALLER_NO_ACK
+            return EndDecision(reason, EndDirection.SERVER, 408, _record_unconnected(facts, reason), acknowledged=False)
         answered = facts.answered_ms
         if facts.keepalive and answered and facts.now_ms - answered < facts.max_duration_s * 1000 - KEEPALIVE_MARGIN_MS:
             # Well before its max duration: the dialog module ended it because a side stopped
@@ -703,7 +712,8 @@ def end_of_call(facts: EndFacts) -> EndDecision | None:
             reason = EndReason.BALANCE_EXHAUSTED
         else:
             reason = EndReason.MAX_DURATION
-        return EndDecision(reason, EndDirection.SERVER, 200, facts.record_server_hangup)
+        # Answered: always recorded and charged; SERVER_BILLING_RECORD_SERVER_HANG_UP is for unconnected calls.
+        return EndDecision(reason, EndDirection.SERVER, 200, True)
     return None
 
 

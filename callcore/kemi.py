@@ -683,9 +683,15 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
                 canceled=d.var_get(V_CANCELED) == "1",
                 failover_codes=state.routes[-1].failover_codes,
                 record_zero_hold=state.record_zero_hold,
+                record_server_hangup=state.record_server_hangup,
             )
         if pvs("$dlg(state)") == DLG_ANSWERED_NOT_ACKED:
-            return dec.EndFacts(event=evname, answered_not_acked=True, record_zero_hold=state.record_zero_hold)
+            return dec.EndFacts(
+                event=evname,
+                answered_not_acked=True,
+                record_zero_hold=state.record_zero_hold,
+                record_server_hangup=state.record_server_hangup,
+            )
         return dec.EndFacts(
             event=evname,
             now_ms=now_ms(),
@@ -693,7 +699,6 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             keepalive=KEEPALIVE,
             max_duration_s=state.max_duration_s,
             balance_limited=state.balance_limited,
-            record_server_hangup=state.record_server_hangup,
         )
 
     def _finish(self, state, decision):

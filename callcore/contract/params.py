@@ -77,7 +77,8 @@ PARAMETERS: tuple[Parameter, ...] = (
         "SERVER_BILLING_RECORD_SERVER_HANG_UP",
         bool,
         True,
-        "Write a CDR when the switch itself ends the call (balance exhausted, conversation limit).",
+        "Write a CDR when the switch itself ends a call that never connected (INVITE timeout, all vendors "
+        "failed); an answered call is always recorded and charged, whatever this says.",
     ),
     Parameter(
         "SERVER_BILLING_FEE_PRECISION",

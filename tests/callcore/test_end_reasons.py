@@ -163,19 +163,60 @@ def test_a_bye_from_the_callee_is_the_callees_clearing_and_always_recorded():
     assert decision.acknowledged
 
 
-@pytest.mark.parametrize("zero_hold", [True, False])
-def test_an_unanswered_end_is_recorded_as_the_zero_hold_parameter_says(zero_hold):
-    for facts in (
-        dec.EndFacts(event="dialog:failed", reply_code=503, record_zero_hold=zero_hold),
-        dec.EndFacts(event="dialog:timeout", answered_not_acked=True, record_zero_hold=zero_hold),
-    ):
-        assert dec.end_of_call(facts).record is zero_hold
+# (the ending's facts, its reason, whether the switch itself ended it)
+UNCONNECTED_ENDS = [
+    pytest.param({"event": "dialog:failed", "reply_code": 487, "canceled": True}, EndReason.CALLER_CANCEL, False,
+                 id="caller_cancel"),
+    pytest.param({"event": "dialog:failed", "reply_code": 486, "last_vendor_code": 486}, EndReason.VENDOR_REJECTED,
+                 False, id="vendor_rejected"),
+    pytest.param({"event": "dialog:failed", "reply_code": 503, "last_vendor_code": 503}, EndReason.VENDOR_FAILED,
+                 True, id="vendor_failed"),
+    pytest.param({"event": "dialog:failed"}, EndReason.VENDOR_TIMEOUT, True, id="vendor_timeout"),
+    pytest.param({"event": "dialog:timeout", "answered_not_acked": True}, EndReason.CALLER_NO_ACK, True,
+                 id="caller_no_ack"),
+]  # fmt: skip
+PARAMETERS = [
+    pytest.param(zero_hold, hangup, id=f"zero_hold={int(zero_hold)},server_hang_up={int(hangup)}")
+    for zero_hold in (True, False)
+    for hangup in (True, False)
+]
 
 
-@pytest.mark.parametrize("hangup", [True, False])
-def test_the_switchs_hang_up_is_recorded_as_the_server_hang_up_parameter_says(hangup):
-    facts = dec.EndFacts(event="dialog:timeout", record_server_hangup=hangup, record_zero_hold=not hangup, **ANSWERED)
-    assert dec.end_of_call(facts).record is hangup
+@pytest.mark.parametrize(("zero_hold", "hangup"), PARAMETERS)
+@pytest.mark.parametrize(("facts", "reason", "switchs_own"), UNCONNECTED_ENDS)
+def test_an_unconnected_end_is_recorded_by_zero_hold_and_the_switchs_own_also_by_server_hang_up(
+    facts, reason, switchs_own, zero_hold, hangup
+):
+    decision = dec.end_of_call(
+        dec.EndFacts(
+            **facts, failover_codes=DEFAULT_FAILOVER_CODES, record_zero_hold=zero_hold, record_server_hangup=hangup
+        )
+    )
+    assert decision.reason is reason
+    assert decision.record is (zero_hold and (hangup or not switchs_own))
+
+
+def test_server_hang_up_off_drops_only_the_switchs_own_unconnected_ends():
+    off = {"failover_codes": DEFAULT_FAILOVER_CODES, "record_zero_hold": True, "record_server_hangup": False}
+    dropped = {p.values[1] for p in UNCONNECTED_ENDS if not dec.end_of_call(dec.EndFacts(**p.values[0], **off)).record}
+    assert dropped == {EndReason.VENDOR_TIMEOUT, EndReason.VENDOR_FAILED, EndReason.CALLER_NO_ACK}
+
+
+ANSWERED_ENDS = [
+    pytest.param({"event": "dialog:timeout", **ANSWERED}, EndReason.MAX_DURATION, id="max_duration"),
+    pytest.param({"event": "dialog:timeout", "balance_limited": True, **ANSWERED}, EndReason.BALANCE_EXHAUSTED,
+                 id="balance_exhausted"),
+    pytest.param({"event": "dialog:timeout", "keepalive": True, "now_ms": NOW + 30_000, "answered_ms": NOW,
+                  "max_duration_s": 7200}, EndReason.KEEPALIVE_FAILED, id="keepalive_failed"),
+    pytest.param({"event": "dialog:end", "from_caller": True}, EndReason.NORMAL_CLEARING, id="normal_clearing"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("zero_hold", "hangup"), PARAMETERS)
+@pytest.mark.parametrize(("facts", "reason"), ANSWERED_ENDS)
+def test_an_answered_call_is_always_recorded_and_charged_whatever_the_parameters(facts, reason, zero_hold, hangup):
+    decision = dec.end_of_call(dec.EndFacts(**facts, record_zero_hold=zero_hold, record_server_hangup=hangup))
+    assert (decision.reason, decision.record, decision.acknowledged) == (reason, True, True)
 
 
 def test_an_answer_the_caller_never_acknowledged_is_not_charged():
