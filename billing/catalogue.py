@@ -121,6 +121,7 @@ class Catalog:
         billing_mode: int,
         account_id: int | None,
         vendor_account_id: int | None,
+        callee_number_routed: str = "",
     ) -> rating.Rating:
         """Rate one call against its accounts' tables as loaded (``prepare`` them first).
 
@@ -131,6 +132,7 @@ class Catalog:
         return rating.rate_call(
             callee_number=callee_number,
             callee_number_out=callee_number_out,
+            callee_number_routed=callee_number_routed,
             start_ms=start_ms,
             hold_time_ms=hold_time_ms,
             customer_rates=self.rates_of(account_id) if billing_mode >= 0 else None,
@@ -143,9 +145,10 @@ class Catalog:
         return self.rate(**{name: row[name] for name in RATED_FROM})
 
 
-# The CDR columns a call is rated from.
+# The CDR columns a call is rated from (the callee as received, routed and sent: rating.rated_number picks).
 RATED_FROM = (
-    "callee_number", "callee_number_out", "start_ms", "hold_time_ms", "billing_mode", "account_id", "vendor_account_id",
+    "callee_number", "callee_number_routed", "callee_number_out", "start_ms", "hold_time_ms", "billing_mode",
+    "account_id", "vendor_account_id",
 )  # fmt: skip
 
 

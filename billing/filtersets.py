@@ -113,6 +113,9 @@ class CDRFilterSet(BaseFilterSet):
     callee_prefix = django_filters.CharFilter(
         field_name="callee_number", lookup_expr="startswith", label="Callee prefix"
     )
+    callee_routed_prefix = django_filters.CharFilter(
+        field_name="callee_number_routed", lookup_expr="startswith", label="Callee routed prefix"
+    )
     caller_out_prefix = django_filters.CharFilter(
         field_name="caller_number_out", lookup_expr="startswith", label="Caller sent prefix"
     )

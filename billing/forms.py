@@ -183,6 +183,10 @@ class RerateJobForm(BaseModelForm):
         help_texts = {
             "account": "Re-rate this account's calls (its fees as a customer, its cost as a vendor)…",
             "rate_table": "…or the calls of every account now on this rate table.",
+            "start": (
+                "Calls are rated on the callee as routed (or as sent, when SERVER_BILLING_GATEWAY_ROUTE_PREFIX is 1); "
+                "calls recorded before CDRs carried the routed callee are rated on the callee as received."
+            ),
         }
 
     def clean(self):

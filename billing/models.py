@@ -202,6 +202,11 @@ class CDR(models.Model):
 
     caller_number = models.CharField(max_length=64, blank=True)
     callee_number = models.CharField(max_length=64, blank=True)
+    callee_number_routed = models.CharField(
+        max_length=64,
+        blank=True,
+        help_text="Callee after the mapping gateway's transforms: routed on, and rated unless the sent one is.",
+    )
     caller_number_out = models.CharField(max_length=64, blank=True, help_text="Caller as sent to the vendor.")
     callee_number_out = models.CharField(max_length=64, blank=True, help_text="Callee as sent to the vendor.")
     caller_ip = models.GenericIPAddressField(null=True, blank=True)

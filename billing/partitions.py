@@ -12,7 +12,8 @@ import datetime as dt
 from django.db import connection, transaction
 
 # Matches billing.models.CDR column for column (account_id comes from 0001's
-# state; the other gateway ids are added by 0002's AddField).
+# state; the other gateway ids are added by 0002's AddField, callee_number_routed
+# by 0009's ALTER TABLE).
 CREATE_CDR_TABLE = """
 CREATE TABLE billing_cdr (
     id bigserial NOT NULL,

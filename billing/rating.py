@@ -15,9 +15,11 @@ Step 3 is done in integers (ten-thousandths x 60), so the amount is rounded
 exactly once: a Decimal division by 60 would round to the context's precision
 first and then again to the fee's places.
 
-Which number is rated follows SERVER_BILLING_GATEWAY_ROUTE_PREFIX (the callee
-as received, or as sent to the vendor with the gateway's tech prefix); the
-rate is the longest prefix of it with a rate valid at the call's start,
+Which number is rated follows SERVER_BILLING_GATEWAY_ROUTE_PREFIX: 0 the callee
+the switch routed on (after the mapping gateway's transforms, so 0044... sent
+through a strip-00 rule is rated on 44...), 1 the callee as sent to the vendor
+(after the routing gateway's transforms and tech prefix), the numbers the call
+core checked the margin and the balance on. The rate is the longest prefix of it with a rate valid at the call's start,
 ``valid_from <= start < valid_to`` like the call core's snapshot, and among
 overlapping windows of one prefix the one that started last wins.
 ``RateIndex`` does that lookup in memory; ``billing.catalogue`` keeps one per
@@ -191,10 +193,22 @@ def _start(rate: Rate) -> int:
     return _NEVER if rate.valid_from_ms is None else rate.valid_from_ms
 
 
-def rated_number(callee_number: str, callee_number_out: str, params: RatingParameters = RatingParameters()) -> str:
-    """The number rated: the callee as received (a leading + dropped, as the call core does) or as sent out."""
+def rated_number(
+    callee_number: str,
+    callee_number_out: str,
+    params: RatingParameters = RatingParameters(),
+    callee_number_routed: str = "",
+) -> str:
+    """The number rated: the callee as routed (mode 0) or as sent out (mode 1).
+
+    A record from before the CDR carried the routed callee has it empty: the
+    callee as received stands in, a leading + dropped as the call core does,
+    which is right unless the mapping gateway transformed it.
+    """
     if params.gateway_route_prefix == 1:
         return callee_number_out
+    if callee_number_routed:
+        return callee_number_routed
     return callee_number[1:] if callee_number.startswith("+") else callee_number
 
 
@@ -239,6 +253,7 @@ def rate_call(
     customer_rates: RateIndex | None,
     vendor_rates: RateIndex | None,
     params: RatingParameters = RatingParameters(),
+    callee_number_routed: str = "",
 ) -> Rating:
     """Rate a call against the customer's table and the vendor clearing account's table.
 
@@ -246,7 +261,7 @@ def rate_call(
     that side at nothing. The rate is looked up even for a call that never
     connected, so its CDR still names the destination it was for.
     """
-    number = rated_number(callee_number, callee_number_out, params)
+    number = rated_number(callee_number, callee_number_out, params, callee_number_routed)
     customer_rate = customer_rates.lookup(number, start_ms) if customer_rates is not None else None
     vendor_rate = vendor_rates.lookup(number, start_ms) if vendor_rates is not None else None
     return Rating(charge(customer_rate, hold_time_ms, params), charge(vendor_rate, hold_time_ms, params))

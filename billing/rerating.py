@@ -28,6 +28,13 @@ chunk is one transaction that, with the job row locked:
 4. adds the chunk's key to ``chunks_done`` and its rows to ``done``.
 
 A crash in the middle rolls the chunk back whole; the next run does it again.
+
+The number rated is the ingest's too (``rating.rated_number``): in
+SERVER_BILLING_GATEWAY_ROUTE_PREFIX mode 0 the callee as routed, so re-rating
+a period corrects calls the ingest once rated on the callee as received. Rows
+stored before the CDR carried the routed callee have it empty: for them the
+routed number is unknown and the callee as received is rated, as before; in
+mode 1 the callee as sent is rated either way.
 """
 
 from __future__ import annotations
@@ -83,7 +90,7 @@ def _scope(job: RerateJob) -> tuple[list[int], list[int]]:
 # The CDRs of a chunk in scope, locked, with their rating inputs; start_ms exactly (extract gives numeric).
 _SELECT_SQL = """
 SELECT id, start_time, (extract(epoch FROM start_time) * 1000)::bigint AS start_ms,
-       call_uuid, callee_number, callee_number_out, hold_time_ms, billing_mode,
+       call_uuid, callee_number, callee_number_routed, callee_number_out, hold_time_ms, billing_mode,
        account_id, vendor_account_id, fee, vendor_cost, fee_time,
        rate_prefix, rate_area, vendor_rate_prefix, vendor_rate_area
 FROM billing_cdr

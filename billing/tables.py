@@ -108,6 +108,9 @@ class CDRTable(BaseTable):
     )
     caller_number = tables.Column(verbose_name="Caller", attrs={"td": {"class": "mono"}})
     callee_number = tables.Column(verbose_name="Callee", attrs={"td": {"class": "mono"}})
+    # As routed (after the mapping gateway's transforms) and as sent: the number rated is one of them.
+    callee_number_routed = tables.Column(verbose_name="Callee routed", attrs={"td": {"class": "mono"}})
+    callee_number_out = tables.Column(verbose_name="Callee sent", attrs={"td": {"class": "mono"}})
     caller_ip = tables.Column(verbose_name="Caller IP", attrs={"td": {"class": "mono"}})
     mapping_gateway_name = tables.Column(verbose_name="Mapping gw")
     routing_gateway_name = tables.Column(verbose_name="Routing gw")
@@ -122,6 +125,8 @@ class CDRTable(BaseTable):
             "start_time",
             "caller_number",
             "callee_number",
+            "callee_number_routed",
+            "callee_number_out",
             "caller_ip",
             "mapping_gateway_name",
             "routing_gateway_name",

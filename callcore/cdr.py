@@ -244,6 +244,7 @@ def refusal_record(
             record.mapping_gateway_name = decision.mapping_gateway.name
         if decision.plan is not None:
             record.caller_number_out, record.callee_number_out = decision.plan.caller, decision.plan.callee
+            record.callee_number_routed = decision.plan.callee
             if decision.plan.phone is not None:
                 record.phone_id = decision.plan.phone.id
     return record
@@ -263,6 +264,7 @@ def lost_call_record(call_id: str, entry: dict, node: str, stop_ms: int) -> CdrR
         stop_ms=stop_ms,
         caller_number=entry.get("caller", ""),
         callee_number=entry.get("callee", ""),
+        callee_number_routed=entry.get("callee", ""),  # the registry holds the routed callee
         caller_ip=entry.get("source_ip"),
         account_id=entry.get("account_id"),
         mapping_gateway_id=entry.get("mapping_gateway_id"),
@@ -294,6 +296,7 @@ def call_record(
         pdd_ms=(ring_ms - start_ms) if ring_ms else None,
         caller_number=state.caller_in,
         callee_number=state.callee_in,
+        callee_number_routed=state.callee,
         caller_number_out=route.caller,
         callee_number_out=route.callee,
         caller_ip=state.source_ip,

@@ -40,6 +40,7 @@ COLUMNS = [
     ("pdd_ms", "integer"),
     ("caller_number", "text"),
     ("callee_number", "text"),
+    ("callee_number_routed", "text"),
     ("caller_number_out", "text"),
     ("callee_number_out", "text"),
     ("caller_ip", "inet"),

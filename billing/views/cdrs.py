@@ -207,7 +207,10 @@ class CDRView(generic.ObjectView):
                 "pdd_ms",
             ),
         ),
-        ("Numbers", ("caller_number", "callee_number", "caller_number_out", "callee_number_out")),
+        (
+            "Numbers",
+            ("caller_number", "callee_number", "callee_number_routed", "caller_number_out", "callee_number_out"),
+        ),
         (
             "Source",
             ("caller_ip", "caller_port", "caller_user_agent", "mapping_gateway", "mapping_gateway_name", "phone"),

@@ -78,6 +78,8 @@ class CdrRecord(msgspec.Struct, kw_only=True):
     pdd_ms: _int(-(2**31), 2**31 - 1) | None = None
     caller_number: _text(64) = ""
     callee_number: _text(64) = ""
+    # After the mapping gateway's transforms: what the switch routed on and rates in mode 0 (empty in older records).
+    callee_number_routed: _text(64) = ""
     caller_number_out: _text(64) = ""
     callee_number_out: _text(64) = ""
     caller_ip: str | None = None
