@@ -1,5 +1,7 @@
 """Switching configuration: gateways, phones, transforms, schedules, number pools (parameters: core.models)."""
 
+import ipaddress
+
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -172,6 +174,55 @@ class MappingGateway(models.Model):
             raise ValidationError({"remote_port": "Authentication by IP and port needs the port."})
         if not self.remote_ips:
             raise ValidationError({"remote_ips": "At least one source IP is needed."})
+        if overlaps := self.overlapping_claims():
+            raise ValidationError({"remote_ips": overlaps})
+
+    def _claims(self) -> set:
+        """The networks the call core indexes this gateway under (an address is a /32 or /128)."""
+        claims = set()
+        for value in self.remote_ips or ():
+            try:
+                claims.add(ipaddress.ip_network(value, strict=False))
+            except ValueError:
+                continue  # the field's own validator names it
+        return claims
+
+    def _shares_claims_with(self, other: "MappingGateway") -> bool:
+        """Whether a call from a claimed network could belong to either: the call core picks one silently.
+
+        The call core tries the most specific network first, and at one network an IP+port claim on the call's
+        port before an IP claim, then the lowest id. So a network inside another's wider one is a deliberate
+        carve-out, and IP+port claims on different ports split an address cleanly (a call from any other port is
+        refused). An IP claim beside an IP+port one on the same network is refused all the same: the IP claim
+        takes every other port, so the IP+port customer's calls from an unexpected port (TCP's ephemeral ports,
+        a NAT) would be billed to the other customer instead of refused.
+        """
+        both_by_port = self.auth_mode == AuthMode.IP_PORT and other.auth_mode == AuthMode.IP_PORT
+        return not both_by_port or self.remote_port == other.remote_port
+
+    def overlapping_claims(self) -> list[str]:
+        """Why another mapping gateway's claim on the same networks conflicts with this one's; empty if none.
+
+        Disabled gateways count: the call core ignores them, but enabling one is a single field any path may
+        flip, and it must not start sharing addresses with another customer by it.
+        """
+        claims = self._claims()
+        if not claims:
+            return []
+        problems = []
+        others = MappingGateway.objects.exclude(pk=self.pk).only("name", "auth_mode", "remote_port", "remote_ips")
+        for other in others.order_by("name"):
+            shared = claims & other._claims()
+            if not shared or not self._shares_claims_with(other):
+                continue
+            by_port = f" port {other.remote_port}" if other.auth_mode == AuthMode.IP_PORT else ""
+            for network in sorted(shared, key=lambda n: (n.version, n)):
+                where = str(network.network_address) if network.num_addresses == 1 else str(network)
+                problems.append(
+                    f"{where}{by_port} is already claimed by mapping gateway “{other.name}”: "
+                    "one source address bills one customer."
+                )
+        return problems
 
 
 class RoutingGateway(models.Model):
