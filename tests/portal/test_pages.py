@@ -520,7 +520,7 @@ def test_the_parameter_list_shows_every_declared_parameter_with_its_value(operat
     assert "250" in page  # SS_MAX_CPS as stored
     add_url = reverse("switching:systemparameter_add")
     assert f"{add_url}?name=SS_SIP_TIMEOUT_INVITE" in page  # a parameter at its default offers "Set"
-    rows = operator_client.get(reverse("switching:systemparameter_list"), {"q": "timeout"}).context["table"].rows
+    rows = operator_client.get(reverse("switching:systemparameter_list"), {"q": "sip_timeout"}).context["table"].rows
     assert [row.record["name"] for row in rows] == ["SS_SIP_TIMEOUT_INVITE"]
 
 
