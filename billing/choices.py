@@ -2,7 +2,7 @@
 
 from django.db import models
 
-from callcore.contract import BillingMode, EndDirection, EndReason
+from callcore.contract import PRODUCED_BILLING_MODES, BillingMode, EndDirection, EndReason
 
 
 class AccountType(models.TextChoices):
@@ -15,6 +15,8 @@ class PaymentKind(models.TextChoices):
     DEDUCT = "deduct", "Deduct"
 
 
-BILLING_MODE_CHOICES = [(m.value, m.label) for m in BillingMode]
+BILLING_MODE_CHOICES = [(m.value, m.label) for m in BillingMode]  # every stored CDR keeps its label
+# What the CDR filter offers: only the modes a call can be recorded under.
+BILLING_MODE_FILTER_CHOICES = [(m.value, m.label) for m in PRODUCED_BILLING_MODES]
 END_DIRECTION_CHOICES = [(d.value, d.label) for d in EndDirection]
 END_REASON_CHOICES = [(r.code, r.description) for r in EndReason]

@@ -12,7 +12,7 @@ from softswitch_portal.generic.filtersets import (
 )
 from softswitch_portal.generic.lookups import LookupFilter
 
-from .choices import BILLING_MODE_CHOICES, END_DIRECTION_CHOICES, END_REASON_CHOICES
+from .choices import BILLING_MODE_FILTER_CHOICES, END_DIRECTION_CHOICES, END_REASON_CHOICES
 from .models import CDR, Account, Payment, Rate, RateTable
 
 
@@ -100,7 +100,7 @@ class CDRFilterSet(BaseFilterSet):
 
     start_time_after = django_filters.DateTimeFilter(field_name="start_time", lookup_expr="gte", label="Start from")
     start_time_before = django_filters.DateTimeFilter(field_name="start_time", lookup_expr="lt", label="Start before")
-    billing_mode = django_filters.ChoiceFilter(choices=BILLING_MODE_CHOICES)
+    billing_mode = django_filters.ChoiceFilter(choices=BILLING_MODE_FILTER_CHOICES)
     # Picked by typing, never listed: an operator has thousands of accounts and gateways.
     account = LookupFilter("account")
     vendor_account = LookupFilter("vendor-account")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 __all__ = [
     "DEFAULT_FAILOVER_CODES",
     "BillingMode",
+    "PRODUCED_BILLING_MODES",
     "EndDirection",
     "EndReasonInfo",
     "EndReason",
@@ -42,6 +43,12 @@ _BILLING_MODE_LABELS = {
     BillingMode.NOT_BILLED: "Not billed",
     BillingMode.ILLEGAL: "Illegal call",
 }
+
+
+# The modes the call core writes. VOS's bound numbers and phone cards have no counterpart here, and a call nobody
+# pays for is recorded under its gateway's or phone's mode with nothing charged; the others are kept so the ingest
+# still takes any record that carries them.
+PRODUCED_BILLING_MODES = (BillingMode.PHONE, BillingMode.MAPPING_GATEWAY, BillingMode.ILLEGAL)
 
 
 class EndDirection(enum.IntEnum):

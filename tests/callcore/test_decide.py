@@ -14,7 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callcore import contract
-from callcore.contract import DEFAULT_FAILOVER_CODES, BillingMode, EndReason, fee_time
+from callcore.contract import DEFAULT_FAILOVER_CODES, PRODUCED_BILLING_MODES, BillingMode, EndReason, fee_time
 from callcore.decide import (
     Action,
     Plan,
@@ -620,6 +620,12 @@ def test_the_routes_start_at_the_one_whose_slot_the_live_state_took():
     assert route_ids(decision) == [2, 3]
     assert decision.slot_taken is True
     assert routed(live=UNAVAILABLE, customer={"anti_overdraft": False}, **world).slot_taken is False
+
+
+def test_the_decision_gives_exactly_the_billing_modes_declared_produced():
+    """The CDR filter offers PRODUCED_BILLING_MODES: a mode decide() starts or stops giving must change it too."""
+    given = {_decide(row).billing_mode for row in END_REASON_ROWS} | {routed(F.phone_facts()).billing_mode}
+    assert given == set(PRODUCED_BILLING_MODES)
 
 
 def test_a_phone_call_is_billed_to_the_phone_account():

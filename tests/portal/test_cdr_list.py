@@ -147,6 +147,19 @@ def test_the_illegal_call_filter_returns_only_illegal_calls(operator_client, cal
     assert "Illegal call" in html.unescape(response.content.decode())
 
 
+def test_the_billing_mode_filter_offers_only_the_modes_calls_are_recorded_under(operator_client, calls):
+    CDR.objects.create(call_uuid="not-billed", start_time=at(minutes=5), billing_mode=-1)  # as an old record may be
+    response = operator_client.get(reverse("billing:cdr_list"))
+    choices = response.context["filterset"].form.fields["billing_mode"].choices
+    assert [(value, label) for value, label in choices if value != ""] == [
+        (0, "Phone account"),
+        (1, "Mapping gateway account"),
+        (-2, "Illegal call"),
+    ]
+    row = next(r for r in response.context["table"].paginated_rows if r.record.call_uuid == "not-billed")
+    assert row.record.get_billing_mode_display() == "Not billed"  # a stored mode keeps its label
+
+
 def test_the_list_shows_the_names_copied_into_a_cdr_whose_gateway_is_gone(operator_client, calls):
     page = html.unescape(operator_client.get(reverse("billing:cdr_list")).content.decode())
     assert "deleted-sbc" in page and "deleted-carrier" in page
