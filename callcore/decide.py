@@ -220,6 +220,21 @@ def reservation(rate: contract.Rate, advance_seconds: int) -> Decimal:
     return cost(rate, advance_seconds).quantize(Decimal("0.0001"), rounding=ROUND_CEILING)
 
 
+def grant_cost(rate, seconds: int, fee_precision: int = 2) -> Decimal:
+    """What an anti-overdraft call holds to talk ``seconds`` from its answer: never less than rating charges.
+
+    Rating rounds half-up to the fee's places and takes free time off; a grant rounds up and takes nothing
+    off, and always counts the connect fee. ``rate`` is a contract.Rate or a contract.GrantRate.
+    """
+    places = Decimal(1).scaleb(-min(max(fee_precision, 0), contract.MONEY_PLACES))
+    return cost(rate, max(seconds, 1)).quantize(places, rounding=ROUND_CEILING)
+
+
+def grant_seconds(params) -> int:
+    """Each grant's length: SERVER_BILLING_PREVENT_OVERDRAFT_ADVANCE_TIME, at least a second to move on."""
+    return max(1, int(params["SERVER_BILLING_PREVENT_OVERDRAFT_ADVANCE_TIME"]))
+
+
 # ---------------------------------------------------------------------------
 # The decision
 
@@ -318,7 +333,7 @@ def plan_call(
             reason = EndReason.NO_RATE
         return _refuse(reason, billing_mode, params, **known)
 
-    advance = int(params["SERVER_BILLING_PREVENT_OVERDRAFT_ADVANCE_TIME"])
+    advance, precision = grant_seconds(params), int(params["SERVER_BILLING_FEE_PRECISION"])
     return Plan(
         facts=facts,
         snapshot_version=snapshot.version,
@@ -331,7 +346,8 @@ def plan_call(
         routes=routes,
         parameters=params,
         check_balance=True,
-        reservation=reservation(routes[0].customer_rate, advance) if account.anti_overdraft else Decimal(0),
+        # The first grant, at the first route's rate; the grant timer moves it on once the call is answered.
+        reservation=grant_cost(routes[0].customer_rate, advance, precision) if account.anti_overdraft else Decimal(0),
         default_max_duration_s=default_max_duration_s,
     )
 
@@ -471,15 +487,12 @@ def max_duration_bound(plan: Plan) -> int:
     return min(limits)
 
 
-def route_max_duration(plan: Plan, route: RouteAttempt, available: Decimal | None) -> int:
-    """Seconds this route's call may last: conversation limits, and the balance for anti-overdraft accounts."""
+def route_max_duration(plan: Plan, route: RouteAttempt, available: Decimal | None = None) -> int:
+    """Seconds this route's call may last: its conversation limits. Never money: other live calls may spend
+    the same balance, so an anti-overdraft call talks on quota grants instead (``Grant``)."""
     limits = [max_duration_bound(plan)]
     if plan.parameters["SS_ENABLE_CALL_LIMIT"] and route.conversation_limit:
         limits.append(route.conversation_limit)
-    if plan.account.anti_overdraft and available is not None:
-        affordable = affordable_seconds(route.customer_rate, available)
-        if affordable is not None:
-            limits.append(affordable)
     return min(limits)
 
 
@@ -511,8 +524,9 @@ def conclude(plan: Plan, live: SetupResult) -> Decision:
     else:
         routes = tuple(plan.routes[live.route_index :]) if live.route_index >= 0 else tuple(plan.routes)
         slot_taken = live.route_index >= 0
-    max_duration = route_max_duration(plan, routes[0], live.available)
-    if max_duration < 1:
+    max_duration = route_max_duration(plan, routes[0])
+    short = plan.account.anti_overdraft and live.available is not None and live.available < minimum_available(plan)
+    if max_duration < 1 or short:
         return _refuse(
             EndReason.BALANCE_INSUFFICIENT, plan.billing_mode, plan.parameters, available=live.available, **known
         )
@@ -610,11 +624,7 @@ def call_state(facts: CallFacts, decision: Decision) -> contract.CallState:
         phone_id=phone.id if phone else None,
         snapshot_version=plan.snapshot_version,
         max_duration_s=decision.max_duration_s,
-        balance_limited=bool(
-            account.anti_overdraft
-            and decision.available is not None
-            and decision.max_duration_s < max_duration_bound(plan)
-        ),
+        balance_limited=False,  # the balance no longer sets a max duration: grants end such calls
         slot_taken=decision.slot_taken,
         routes=routes,
         from_per_branch=len({r.caller for r in routes}) > 1,
@@ -624,7 +634,110 @@ def call_state(facts: CallFacts, decision: Decision) -> contract.CallState:
         stop_switch_after_sdp=bool(params["SS_SIP_STOP_SWITCH_AFTER_SDP"]),
         switch_limit=int(params["SS_GATEWAY_SWITCH_LIMIT"]),
         invite_timeout_ms=int(params["SS_SIP_TIMEOUT_INVITE"]) * 1000,
+        route_max_s=[route_max_duration(plan, r) for r in decision.routes],
+        grant=_grant_terms(plan, decision.routes) if account.anti_overdraft else None,
     )
+
+
+def _grant_terms(plan: Plan, routes) -> contract.GrantTerms:
+    params = plan.parameters
+    return contract.GrantTerms(
+        seconds=grant_seconds(params),
+        fee_precision=int(params["SERVER_BILLING_FEE_PRECISION"]),
+        credit_units=contract.to_units(Decimal(plan.account.credit_limit)),
+        balance_units=contract.to_units(Decimal(plan.account.balance)),
+        rates=[
+            contract.GrantRate(
+                str(r.customer_rate.connect_fee),
+                str(r.customer_rate.price_per_minute),
+                r.customer_rate.first_period,
+                r.customer_rate.next_period,
+            )
+            for r in routes
+        ],
+    )
+
+
+# ---------------------------------------------------------------------------
+# Quota grants: an answered anti-overdraft call talks on grants the call core's timer renews
+
+# A grant is renewed this long before it runs out: the timer ticks every second, and a call it cannot renew
+# is ended by the dialog timer 1-2 s later, so it ends inside the talk its reservation already covers.
+GRANT_RENEW_MARGIN_MS = 3500
+# A route's own conversation limit: the timer sets the dialog's timeout this long before it.
+LIMIT_LEAD_MS = 2500
+
+
+class Grant(msgspec.Struct, array_like=True, gc=False):
+    """An answered call in its node's renewal index (contract.Keys.grants): what the grant timer needs."""
+
+    account_id: int
+    h_entry: int  # the dialog's id in Kamailio, to end it from the timer process
+    h_id: int
+    answer_ms: int
+    end_ms: int  # the call's reservation covers its talk up to here
+    limit_ms: int  # when the answering route's own limit ends the call; 0: the dialog's timeout does
+    rate: contract.GrantRate | None  # None: not anti-overdraft, only ``limit_ms`` to keep
+    seconds: int = 0
+    fee_precision: int = 2
+    credit_units: int = 0
+    balance_units: int = 0
+
+    @property
+    def due_ms(self) -> int:
+        """When the timer must look at it next: before its grant runs out, or before its limit."""
+        due = [self.limit_ms - LIMIT_LEAD_MS] if self.limit_ms else []
+        if self.rate is not None:
+            due.append(self.end_ms - GRANT_RENEW_MARGIN_MS)
+        return min(due)
+
+
+_grant_encoder = msgspec.json.Encoder()
+_grant_decoder = msgspec.json.Decoder(Grant)
+
+
+def encode_grant(grant: Grant) -> bytes:
+    return _grant_encoder.encode(grant)
+
+
+def decode_grant(raw: bytes | str) -> Grant:
+    return _grant_decoder.decode(raw)
+
+
+def answer_grant(state: contract.CallState, index: int, answer_ms: int, h_entry: int, h_id: int) -> Grant | None:
+    """The answered call's entry in the renewal index; None when it needs none (postpaid, no shorter limit)."""
+    route_max = state.route_max_s[index] if index < len(state.route_max_s) else state.max_duration_s
+    limit_ms = answer_ms + route_max * 1000 if route_max < state.max_duration_s else 0
+    terms = state.grant
+    if terms is None:
+        return Grant(state.account_id, h_entry, h_id, answer_ms, 0, limit_ms, None) if limit_ms else None
+    # The set-up reservation is the first grant at the first route's rate: another route's is priced at once.
+    end_ms = answer_ms + terms.seconds * 1000 if index == 0 else answer_ms
+    return Grant(
+        state.account_id, h_entry, h_id, answer_ms, end_ms, limit_ms, terms.rates[index],
+        terms.seconds, terms.fee_precision, terms.credit_units, terms.balance_units,
+    )  # fmt: skip
+
+
+def limit_reached(grant: Grant, now_ms: int) -> bool:
+    return bool(grant.limit_ms) and now_ms >= grant.limit_ms - LIMIT_LEAD_MS
+
+
+def limit_timeout_s(grant: Grant, now_ms: int) -> int:
+    """The dialog timeout that ends the call at its route's limit (the dialog timer counts whole seconds)."""
+    return max(1, round((grant.limit_ms - now_ms) / 1000))
+
+
+def renewed_grant(grant: Grant, now_ms: int) -> tuple[Grant, int]:
+    """The grant after the next one, and the reservation (money units) covering the talk up to its end.
+
+    The reservation covers the talk so far plus the next grant, priced as rating will charge those seconds;
+    a timer running late counts from now, so a call never talks on money it does not hold.
+    """
+    end_ms = max(grant.end_ms, now_ms) + grant.seconds * 1000
+    talk_s = -(-(end_ms - grant.answer_ms) // 1000)
+    held = grant_cost(grant.rate, talk_s, grant.fee_precision)
+    return msgspec.structs.replace(grant, end_ms=end_ms), contract.to_units(held)
 
 
 # ---------------------------------------------------------------------------
@@ -656,6 +769,8 @@ class EndFacts(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     failover_codes: frozenset[int] = frozenset()  # the last route's
     record_zero_hold: bool = False
     record_server_hangup: bool = False
+    # The grant timer ended the call (balance_exhausted, or max_duration at the answering route's limit).
+    cut: EndReason | None = None
 
 
 class EndDecision(msgspec.Struct, frozen=True, gc=False):
@@ -704,7 +819,11 @@ def end_of_call(facts: EndFacts) -> EndDecision | None:
             reason = EndReason.CALLER_NO_ACK
             return EndDecision(reason, EndDirection.SERVER, 408, _record_unconnected(facts, reason), acknowledged=False)
         answered = facts.answered_ms
-        if facts.keepalive and answered and facts.now_ms - answered < facts.max_duration_s * 1000 - KEEPALIVE_MARGIN_MS:
+        if facts.cut is not None:
+            reason = facts.cut
+        elif (
+            facts.keepalive and answered and facts.now_ms - answered < facts.max_duration_s * 1000 - KEEPALIVE_MARGIN_MS
+        ):
             # Well before its max duration: the dialog module ended it because a side stopped
             # answering its keep-alives (it sets no other mark we could read).
             reason = EndReason.KEEPALIVE_FAILED

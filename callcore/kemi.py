@@ -65,6 +65,11 @@ KEEPALIVE = int(os.environ.get("SS_DIALOG_KEEPALIVE_SECONDS", "30")) > 0
 DEFAULT_MAX_DURATION_S = int(os.environ.get("SS_DEFAULT_MAX_DURATION", str(dec.DEFAULT_MAX_DURATION_S)))
 # The vendors' ASR for the Best ASR route policy, published by the worker (billing.route_stats).
 ROUTE_ASR_KEY = Keys(PREFIX).route_asr
+# This node's renewal index of quota grants, worked by its grant timer (rtimer SS_GRANTS).
+GRANTS_KEY = Keys(PREFIX).grants(NODE)
+# The htable (shared by this node's processes) where the grant timer marks a call it ends, for its timeout.
+CUT_TABLE = "sscut"
+CUT_REASONS = {1: dec.EndReason.BALANCE_EXHAUSTED, 2: dec.EndReason.MAX_DURATION}
 
 
 # Dialog variable names.
@@ -77,6 +82,7 @@ V_CANCELED = "cxl"  # 1 once the failure route saw the caller's CANCEL (dialog e
 V_RING = "ring"  # ms of the first provisional answer (post-dial delay)
 V_ANSWER = "ans"  # ms of the answer
 V_DONE = "done"  # 1 once the CDR is written: events can repeat
+V_GRANT = "grant"  # 1: once answered, the call is in the node's grant index (anti-overdraft, or a route's limit)
 # The dialog module's state 3, "confirmed_na": the 200 OK went out and no ACK came back.
 DLG_ANSWERED_NOT_ACKED = "3"
 
@@ -534,6 +540,8 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             d.dlg_set_property("ka-dst")
         d.var_sets(V_STATE, encode_state(state))
         d.var_sets(V_TRIED, "[]")
+        if state.grant is not None or min(state.route_max_s, default=state.max_duration_s) < state.max_duration_s:
+            d.var_sets(V_GRANT, "1")
         KSR.rr.record_route()
         return self._attempt(state, 0, first=True)
 
@@ -654,7 +662,10 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         try:
             d = KSR.dialog
             if evname == "dialog:start":
-                d.var_sets(V_ANSWER, str(now_ms()))
+                answer = now_ms()
+                d.var_sets(V_ANSWER, str(answer))
+                if d.var_get(V_GRANT) == "1":
+                    self._start_grant(d, answer)
                 return 1
             if evname not in dec.ENDING_EVENTS:
                 return 1
@@ -668,6 +679,56 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         except Exception as exc:  # noqa: BLE001
             KSR.err(f"callcore: dialog event {evname}: {exc!r}\n")
         return 1
+
+    def _start_grant(self, d, answer):
+        """The answered call into this node's grant index: the answering route's rate and limit."""
+        state = decode_state(d.var_get(V_STATE))
+        index = int(d.var_get(V_ATTEMPT) or 0)
+        grant = dec.answer_grant(state, index, answer, int(pv("$dlg(h_entry)")), int(pv("$dlg(h_id)")))
+        if grant is None:
+            return
+        if self.sip_worker:
+            self.live.grant_start_later(GRANTS_KEY, state.call_id, grant.due_ms, dec.encode_grant(grant))
+            return
+        try:
+            self.live.grant_start(GRANTS_KEY, state.call_id, grant.due_ms, dec.encode_grant(grant))
+        except Exception as exc:  # noqa: BLE001 - the call keeps its first grant's reservation and its timeout
+            KSR.err(f"callcore: grant of {state.call_id} not indexed: {exc!r}\n")
+
+    def ksr_grant_timer(self, msg, *args):
+        """rtimer SS_GRANTS (kamailio.cfg.tmpl), every second: renew the grants due, end the calls that cannot."""
+        try:
+            self.renew_grants(now_ms())
+        except Exception as exc:  # noqa: BLE001 - Redis away: the next tick tries again
+            KSR.err(f"callcore: grant timer: {exc!r}\n")
+        return 1
+
+    def renew_grants(self, now):
+        for call_id, raw in self.live.grants_due(GRANTS_KEY, now):
+            if not raw:
+                self.live.grant_done(GRANTS_KEY, call_id)
+                continue
+            grant = dec.decode_grant(raw)
+            if dec.limit_reached(grant, now):
+                self._cut(call_id, grant, 2, dec.limit_timeout_s(grant, now))
+                self.live.grant_done(GRANTS_KEY, call_id)
+                continue
+            if grant.rate is None:
+                continue
+            renewed, units = dec.renewed_grant(grant, now)
+            answer = self.live.renew_grant(
+                GRANTS_KEY, call_id, grant.account_id, units, grant.credit_units, grant.balance_units,
+                renewed.due_ms, dec.encode_grant(renewed),
+            )  # fmt: skip
+            if answer == 0:
+                self._cut(call_id, grant, 1, 1)
+
+    @staticmethod
+    def _cut(call_id, grant, why, timeout_s):
+        """End the call by its dialog's timeout (BYE both ways), marked for its CDR's end reason."""
+        KSR.htable.sht_seti(CUT_TABLE, call_id, why)
+        if KSR.dialog.dlg_set_timeout_id(timeout_s, grant.h_entry, grant.h_id) < 0:
+            KSR.htable.sht_rm(CUT_TABLE, call_id)  # the dialog already ended
 
     @staticmethod
     def _end_facts(d, evname, state):
@@ -699,6 +760,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             keepalive=KEEPALIVE,
             max_duration_s=state.max_duration_s,
             balance_limited=state.balance_limited,
+            cut=_cut_reason(state.call_id) if d.var_get(V_GRANT) == "1" else None,
         )
 
     def _finish(self, state, decision):
@@ -731,9 +793,10 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
                 )
             )
         call_id, account_id, slot_keys = state.call_id, state.account_id, self._slot_keys(state)
+        grants = GRANTS_KEY if d.var_get(V_GRANT) == "1" else ""
         if self.sip_worker:
-            self.live.teardown_later(call_id, account_id, slot_keys, record_line, self.sink.spool_line)
-        elif not self.live.teardown(call_id, account_id, slot_keys, record_line) and record_line:
+            self.live.teardown_later(call_id, account_id, slot_keys, record_line, self.sink.spool_line, grants)
+        elif not self.live.teardown(call_id, account_id, slot_keys, record_line, grants) and record_line:
             self.sink.spool_line(record_line)
 
     def _slot_keys(self, state):
@@ -762,6 +825,15 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             self.sink.emit_later(record)
         else:
             self.sink.emit(record)
+
+
+def _cut_reason(call_id):
+    """Why the grant timer ended this call (its mark taken), or None when it did not."""
+    why = KSR.htable.sht_get(CUT_TABLE, call_id)
+    if why is None:
+        return None
+    KSR.htable.sht_rm(CUT_TABLE, call_id)
+    return CUT_REASONS.get(int(why))
 
 
 def _count_cpu(directory):

@@ -188,7 +188,7 @@ return -1
 # Teardown: release every slot and the reservation, drop the call from the
 # registry and append its CDR, atomically.
 # KEYS: 1 reservations, 2 registry, 3 registry expiry index, 4 CDR stream, then slot keys
-# ARGV: 1 call id, 2 CDR json ('' = no CDR)
+# ARGV: 1 call id, 2 CDR json ('' = no CDR), 3 the node's grant index (Keys.grants; '' or absent = none)
 TEARDOWN_LUA = r"""
 local call_id = ARGV[1]
 local held = redis.call('HGET', KEYS[1], call_id)
@@ -200,11 +200,74 @@ redis.call('ZREM', KEYS[1] .. ':exp', call_id)
 redis.call('HDEL', KEYS[2], call_id)
 redis.call('ZREM', KEYS[3], call_id)
 for i = 5, #KEYS do redis.call('ZREM', KEYS[i], call_id) end
+if ARGV[3] and ARGV[3] ~= '' then
+  redis.call('ZREM', ARGV[3], call_id)
+  redis.call('HDEL', ARGV[3] .. ':calls', call_id)
+end
 if ARGV[2] ~= '' then
   return redis.call('XADD', KEYS[4], '*', 'cdr', ARGV[2])
 end
 return false
 """
+
+
+# Quota grants (decide.Grant): a node's answered calls that need its grant timer, in a renewal index
+# (sorted set, call id -> due ms) with the grants in the hash ``{index}:calls``.
+# At the answer: index the call, unless its teardown already came.
+# KEYS: 1 grant index, 2 live-call registry  ARGV: 1 call id, 2 due ms, 3 grant json
+GRANT_START_LUA = r"""
+if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1] .. ':calls', ARGV[1], ARGV[3])
+redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+return 1
+"""
+
+# The timer's look at its node's index: the calls due, with their grants.
+# KEYS: 1 grant index  ARGV: 1 now ms, 2 most calls
+GRANTS_DUE_LUA = r"""
+local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+if #ids == 0 then return {} end
+local grants = redis.call('HMGET', KEYS[1] .. ':calls', unpack(ids))
+local out = {}
+for i, id in ipairs(ids) do
+  out[#out + 1] = id
+  out[#out + 1] = grants[i] or ''
+end
+return out
+"""
+
+# One renewal: the call's reservation grows to cover its talk so far and its next grant, if the account's
+# money (balance + credit - every other live call's reservation, on every node) covers it. Answers 1
+# renewed, 0 exhausted (the call must end; its reservation stays until its teardown), -1 the call is gone.
+# KEYS: 1 the account's reservations, 2 its live balance, 3 grant index
+# ARGV: 1 call id, 2 reservation units, 3 credit units, 4 snapshot balance units, 5 next due ms, 6 grant json
+RENEW_LUA = r"""
+local id = ARGV[1]
+local held = redis.call('HGET', KEYS[1], id)
+if not held or not redis.call('ZSCORE', KEYS[3], id) then
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('HDEL', KEYS[3] .. ':calls', id)
+  return -1
+end
+local own = tonumber(string.match(held, '^(%-?%d+)'))
+local expiry = string.match(held, ':(%d+)$')
+local want = tonumber(ARGV[2])
+local balance = tonumber(redis.call('GET', KEYS[2]) or ARGV[4])
+local others = tonumber(redis.call('GET', KEYS[1] .. ':sum') or '0') - own
+if balance + tonumber(ARGV[3]) - others < want then
+  redis.call('ZREM', KEYS[3], id)
+  redis.call('HDEL', KEYS[3] .. ':calls', id)
+  return 0
+end
+redis.call('HSET', KEYS[1], id, want .. ':' .. expiry)
+redis.call('INCRBY', KEYS[1] .. ':sum', want - own)
+redis.call('ZADD', KEYS[3], ARGV[5], id)
+redis.call('HSET', KEYS[3] .. ':calls', id, ARGV[6])
+return 1
+"""
+
+# Grant renewal answers.
+RENEWED, EXHAUSTED, GONE = 1, 0, -1
 
 
 class LiveState:
@@ -222,6 +285,8 @@ class LiveState:
         # The hot path's own connection (callcore.resp): the three scripts of a call go through it.
         self._hot = {"setup": Script(SETUP_LUA), "next_route": Script(NEXT_ROUTE_LUA), "teardown": Script(TEARDOWN_LUA)}
         self.resp = RespClient(url, timeout=timeout, name=client_name, scripts=self._hot.values())
+        # The grant timer's scripts (one process per node), and the answer's.
+        self._grants = {"start": Script(GRANT_START_LUA), "due": Script(GRANTS_DUE_LUA), "renew": Script(RENEW_LUA)}
 
     def setup(self, req: SetupRequest, now_ms: int | None = None) -> SetupResult:
         now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
@@ -305,7 +370,7 @@ class LiveState:
         k = self.keys
         return [k.reservations(account_id), k.live_calls, k.live_calls_expiry, k.cdr_stream, *slot_keys]
 
-    def teardown_later(self, call_id, account_id, slot_keys: list[str], cdr_json: str, spool) -> None:
+    def teardown_later(self, call_id, account_id, slot_keys: list[str], cdr_json: str, spool, grants="") -> None:
         """``teardown`` without waiting for Redis: its reply is read with this process's next command.
 
         If Redis refuses it, or the connection breaks before its reply is read, the CDR goes to
@@ -319,20 +384,60 @@ class LiveState:
 
         def failed(error):
             if isinstance(error, redis.ResponseError) and str(error).startswith("NOSCRIPT"):
-                if self.teardown(call_id, account_id, slot_keys, cdr_json):
+                if self.teardown(call_id, account_id, slot_keys, cdr_json, grants):
                     return
             else:
                 log.warning("live state unavailable at teardown of %s: %r", call_id, error)
             if cdr_json:
                 spool(cdr_json)
 
-        self.resp.send(("EVALSHA", script.sha, len(keys), *keys, call_id, cdr_json), failed)
+        self.resp.send(("EVALSHA", script.sha, len(keys), *keys, call_id, cdr_json, grants), failed)
 
-    def teardown(self, call_id, account_id, slot_keys: list[str], cdr_json: str = "") -> bool:
-        """Release the call and append its CDR; False when Redis did not take it (spool the CDR)."""
+    def teardown(self, call_id, account_id, slot_keys: list[str], cdr_json: str = "", grants: str = "") -> bool:
+        """Release the call and append its CDR (and drop it from the node's grant index ``grants``);
+        False when Redis did not take it (spool the CDR)."""
         try:
-            self.resp.run(self._hot["teardown"], self._teardown_keys(account_id, slot_keys), [call_id, cdr_json])
+            keys = self._teardown_keys(account_id, slot_keys)
+            self.resp.run(self._hot["teardown"], keys, [call_id, cdr_json, grants])
             return True
         except redis.RedisError as exc:
             log.warning("live state unavailable at teardown of %s: %r", call_id, exc)
             return False
+
+    # -- quota grants (decide.Grant), renewed by the node's grant timer
+
+    def grant_start_later(self, index_key: str, call_id: str, due_ms: int, grant_json: bytes) -> None:
+        """Index an answered call for its node's grant timer, without waiting (its reply is read later)."""
+        script = self._grants["start"]
+        keys = [index_key, self.keys.live_calls]
+
+        def failed(error):
+            if isinstance(error, redis.ResponseError) and str(error).startswith("NOSCRIPT"):
+                self.grant_start(index_key, call_id, due_ms, grant_json)
+            else:
+                log.warning("live state unavailable at the answer of %s: %r", call_id, error)
+
+        self.resp.send(("EVALSHA", script.sha, len(keys), *keys, call_id, due_ms, grant_json), failed)
+
+    def grant_start(self, index_key: str, call_id: str, due_ms: int, grant_json: bytes) -> bool:
+        """Index an answered call for its node's grant timer; False when its teardown already came."""
+        keys = [index_key, self.keys.live_calls]
+        return bool(self.resp.run(self._grants["start"], keys, [call_id, due_ms, grant_json]))
+
+    def grants_due(self, index_key: str, now_ms: int, most: int = 1000) -> list[tuple[str, bytes]]:
+        """The calls of the index due by ``now_ms`` with their grants (b'' for one without)."""
+        flat = self.resp.run(self._grants["due"], [index_key], [now_ms, most]) or []
+        return [(c.decode() if isinstance(c, bytes) else c, g) for c, g in zip(flat[::2], flat[1::2], strict=True)]
+
+    def renew_grant(
+        self, index_key, call_id, account_id, units, credit_units, balance_units, due_ms, grant_json
+    ) -> int:
+        """One call's renewal in one round trip: RENEWED, EXHAUSTED or GONE (raises RedisError)."""
+        k = self.keys
+        keys = [k.reservations(account_id), k.balance(account_id), index_key]
+        args = [call_id, units, credit_units, balance_units, due_ms, grant_json]
+        return int(self.resp.run(self._grants["renew"], keys, args))
+
+    def grant_done(self, index_key: str, call_id: str) -> None:
+        """Out of the index: the timer already set the call's end."""
+        self.resp.execute("ZREM", index_key, call_id)

@@ -61,6 +61,11 @@ class Keys:
         """The live calls' expiry index (sorted set, score = expiry ms), to drop a crashed node's calls."""
         return f"{self.prefix}:live:calls:expiry"
 
+    def grants(self, node: str) -> str:
+        """A node's renewal index of its answered calls' quota grants (sorted set, call id -> due ms); the
+        grants themselves (call id -> ``decide.Grant``) in the hash ``{key}:calls``, named so by the Lua."""
+        return f"{self.prefix}:live:grants:{node}"
+
     @property
     def stats(self) -> str:
         """Hash of switch-wide counters (scanner requests dropped)."""

@@ -13,6 +13,8 @@ from .codes import BillingMode
 from .jsontext import json_text
 
 __all__ = [
+    "GrantRate",
+    "GrantTerms",
     "RouteState",
     "CallState",
     "encode_state",
@@ -41,6 +43,25 @@ class RouteState(msgspec.Struct, array_like=True, gc=False):
     rate_area: str
     vendor_rate_prefix: str
     vendor_rate_area: str
+
+
+class GrantRate(msgspec.Struct, array_like=True, gc=False, frozen=True):
+    """A route's customer rate, as an anti-overdraft call's grants are priced (``decide.grant_cost``)."""
+
+    connect_fee: str
+    price_per_minute: str
+    first_period: int
+    next_period: int
+
+
+class GrantTerms(msgspec.Struct, array_like=True, gc=False):
+    """What an anti-overdraft call's quota grants need once it is answered, whichever route answers."""
+
+    seconds: int  # each grant: SERVER_BILLING_PREVENT_OVERDRAFT_ADVANCE_TIME (at least 1)
+    fee_precision: int  # SERVER_BILLING_FEE_PRECISION: a grant rounds up to it
+    credit_units: int  # the account's credit limit
+    balance_units: int  # its balance in the snapshot, when Redis holds no live balance
+    rates: list[GrantRate]  # per route, as ``CallState.routes``
 
 
 class CallState(msgspec.Struct, array_like=True, gc=False):
@@ -75,6 +96,10 @@ class CallState(msgspec.Struct, array_like=True, gc=False):
     stop_switch_after_sdp: bool  # SS_SIP_STOP_SWITCH_AFTER_SDP
     switch_limit: int  # SS_GATEWAY_SWITCH_LIMIT
     invite_timeout_ms: int  # SS_SIP_TIMEOUT_INVITE
+    # Per route, the longest it may talk (conversation limits): a route that answers after failover and
+    # allows less than ``max_duration_s`` (the dialog's timeout) is cut at its own limit by the grant timer.
+    route_max_s: list[int] = []
+    grant: GrantTerms | None = None  # anti-overdraft calls only: their quota grants
 
 
 _state_decoder = msgspec.json.Decoder(CallState)

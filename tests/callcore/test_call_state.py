@@ -43,11 +43,12 @@ def test_the_state_holds_the_call_its_routes_and_the_parameters_at_set_up():
     assert (route.rate_prefix, route.vendor_rate_prefix) == (attempt.customer_rate.prefix, attempt.vendor_rate.prefix)
 
 
-def test_a_call_cut_short_by_its_balance_says_so():
+def test_a_prepaid_call_keeps_its_grant_terms_not_a_balance_limit():
     facts, decision = routed(live=SetupResult(LiveStatus.OK, Decimal("0.10"), 0))
-    assert call_state(facts, decision).balance_limited is True
-    facts, decision = routed(live=SetupResult(LiveStatus.OK, Decimal("1000"), 0))
-    assert call_state(facts, decision).balance_limited is False
+    state = call_state(facts, decision)
+    assert state.balance_limited is False
+    assert (state.grant.seconds, state.grant.fee_precision) == (60, 2)
+    assert len(state.grant.rates) == len(state.routes) == len(state.route_max_s)
 
 
 def test_the_state_reads_back_as_it_was_written():

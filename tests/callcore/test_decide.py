@@ -596,9 +596,9 @@ def test_a_call_before_any_rate_is_valid_has_no_rate():
         pytest.param(3600, 1800, True, False, None, 1800, id="the routing gateway's shorter limit"),
         pytest.param(600, 1800, True, False, None, 600, id="the mapping gateway's shorter limit"),
         pytest.param(3600, 1800, False, False, None, 7200, id="SS_ENABLE_CALL_LIMIT=0 lifts both limits"),
-        pytest.param(3600, 1800, True, True, D("0.5000"), 1500, id="the balance pays 25 minutes"),
-        pytest.param(3600, 1800, True, True, D("0.7000"), 1800, id="a limit shorter than the balance"),
-        pytest.param(0, 0, False, True, D("0.5000"), 1500, id="the balance still limits without call limits"),
+        # Never the balance: other live calls may spend it; an anti-overdraft call talks on quota grants.
+        pytest.param(3600, 1800, True, True, D("0.5000"), 1800, id="the balance does not shorten the limit"),
+        pytest.param(0, 0, False, True, D("0.5000"), 7200, id="nor the default max duration"),
         pytest.param(3600, 1800, True, False, D("0.5000"), 1800, id="a postpaid balance does not limit"),
     ],
 )

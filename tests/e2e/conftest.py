@@ -145,6 +145,7 @@ def live_key_patterns() -> list[str]:
     k = keys()
     return [
         k.live_calls, k.live_calls_expiry, k.slots("*", "*"), k.cps("*", "*"), k.reservations("*"), k.balance("*"),
+        k.grants("*"), f"{k.grants('*')}:calls",
     ]  # fmt: skip
 
 
