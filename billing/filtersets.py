@@ -171,6 +171,7 @@ class CDRFilterSet(BaseFilterSet):
             "vendor_rate_prefix",
             "node",
             "snapshot_version",
+            "estimated",
         )
 
     def filter_min_hold(self, queryset, name, value):

@@ -279,6 +279,9 @@ class CDR(models.Model):
     vendors_tried = models.JSONField(default=list, blank=True, help_text="[{gateway, ip, status}] in order.")
     node = models.CharField(max_length=64, blank=True)
     snapshot_version = models.BigIntegerField(null=True, blank=True)
+    estimated = models.BooleanField(
+        default=False, help_text="The call core died mid-call: the end is its last heartbeat, charged up to then."
+    )
     ingested = models.DateTimeField(db_default=Now(), editable=False)
 
     class Meta:

@@ -3,7 +3,7 @@
 from celery import shared_task
 from django.core.mail import send_mail
 
-from . import partitions, rerating, route_stats
+from . import lost_calls, partitions, rerating, route_stats
 from .models import Account
 
 
@@ -23,6 +23,13 @@ def publish_route_asr():
     """Publish the routing gateways' attempts and connected calls over the ASR window for the call core's Best
     ASR route policy (billing.route_stats); returns how many gateways had attempts."""
     return len(route_stats.publish().gateways)
+
+
+@shared_task
+def release_lost_calls():
+    """Record and release the calls of the call-core nodes whose heartbeat stopped (billing.lost_calls); returns
+    how many calls were released."""
+    return lost_calls.release_gone_nodes()
 
 
 @shared_task

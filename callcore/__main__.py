@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 from callcore import decide, sipsyntax
+from callcore.contract import HEARTBEAT_INTERVAL_S
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -114,6 +115,7 @@ def settings_from_env() -> dict:
         "keepalive_step": 1 if keepalive else 0,  # the module's check, every second: a list head
         "keepalive_failures": whole_number("SS_DIALOG_KEEPALIVE_FAILURES", 2, 1),
         "kemi_script": str(HERE / "kemi.py"),
+        "heartbeat_seconds": HEARTBEAT_INTERVAL_S,
         "shm_mb": shm_mb(),
         "sanity_checks": sipsyntax.SANITY_CHECKS,
         "sanity_uris": sipsyntax.SANITY_URIS,

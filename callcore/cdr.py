@@ -22,7 +22,6 @@ the replay had read it was lost with the file.
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import logging
 import os
 import time
@@ -32,15 +31,15 @@ import msgspec
 import redis
 
 from callcore.contract import (
-    BillingMode,
     CallState,
     CdrRecord,
     EndDirection,
-    EndReason,
     Keys,
     RouteState,
+    cdr_call_uuid,
     encode_cdr,
     json_text,
+    lost_call_record,  # noqa: F401 - built in the contract, so the worker's lost-node job builds the same
 )
 from callcore.resp import RespClient
 
@@ -209,9 +208,8 @@ class CdrSink:
 # Building records (the field names are the CDR table's; times are epoch ms)
 
 
-def _call_uuid(node: str, call_id: str, start_ms: int) -> str:
-    # Bounded and unique per attempt (a Call-ID may be any length; the column is 64 wide).
-    return hashlib.sha256(f"{node}\n{call_id}\n{start_ms}".encode()).hexdigest()[:32]
+# Bounded and unique per attempt; the lost-call record (contract.lost) builds the same key.
+_call_uuid = cdr_call_uuid
 
 
 def refusal_record(
@@ -248,35 +246,6 @@ def refusal_record(
             if decision.plan.phone is not None:
                 record.phone_id = decision.plan.phone.id
     return record
-
-
-def lost_call_record(call_id: str, entry: dict, node: str, stop_ms: int) -> CdrRecord:
-    """The CDR of a call its node lost in a restart, from its live-call registry entry.
-
-    Kamailio keeps dialogs in memory: after a restart nothing says whether or when the call was
-    answered, so it is recorded as the switch ending it, with no answer and nothing charged.
-    """
-    start_ms = entry["start_ms"]
-    return CdrRecord(
-        call_uuid=_call_uuid(node, call_id, start_ms),
-        caller_call_id=call_id,
-        start_ms=start_ms,
-        stop_ms=stop_ms,
-        caller_number=entry.get("caller", ""),
-        callee_number=entry.get("callee", ""),
-        callee_number_routed=entry.get("callee", ""),  # the registry holds the routed callee
-        caller_ip=entry.get("source_ip"),
-        account_id=entry.get("account_id"),
-        mapping_gateway_id=entry.get("mapping_gateway_id"),
-        phone_id=entry.get("phone_id"),
-        end_direction=EndDirection.SERVER,
-        end_reason=EndReason.SWITCH_RESTART.code,
-        sip_status=EndReason.SWITCH_RESTART.sip_status,
-        # As the registry holds it: the ingest judges a value this side never writes.
-        billing_mode=entry.get("billing_mode", BillingMode.NOT_BILLED),
-        node=node,
-        snapshot_version=entry.get("snapshot_version"),
-    )
 
 
 def call_record(

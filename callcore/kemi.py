@@ -34,12 +34,14 @@ from callcore import decide as dec
 from callcore import geo, sipsyntax
 from callcore.contract import (
     ROUTE_STATS_POLL_S,
+    AnsweredCall,
     BillingMode,
     Keys,
     RouteStats,
     VendorAttempt,
     decode_state,
     decode_tried,
+    encode_answered,
     encode_cdr,
     encode_state,
     encode_tried,
@@ -664,6 +666,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             if evname == "dialog:start":
                 answer = now_ms()
                 d.var_sets(V_ANSWER, str(answer))
+                self._keep_answer(d, answer)
                 if d.var_get(V_GRANT) == "1":
                     self._start_grant(d, answer)
                 return 1
@@ -678,6 +681,35 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             self._finish(state, dec.end_of_call(self._end_facts(d, evname, state)))
         except Exception as exc:  # noqa: BLE001
             KSR.err(f"callcore: dialog event {evname}: {exc!r}\n")
+        return 1
+
+    def _keep_answer(self, d, answer):
+        """The answer and its vendor, kept in the live state so a call this node loses is still charged
+        (contract.lost); sent without waiting by a SIP worker, as a lost copy only costs that charge."""
+        raw = d.var_get(V_STATE)
+        if not raw:
+            return
+        state = decode_state(raw)
+        value = encode_answered(AnsweredCall(answer, state.routes[int(d.var_get(V_ATTEMPT) or 0)]))
+        command = ("HSET", self.keys.live_answered, state.call_id, value)
+        if self.sip_worker:
+            self.live.resp.send(command, self._answer_not_kept)
+            return
+        try:
+            self.live.resp.execute(*command)
+        except Exception as exc:  # noqa: BLE001 - the call goes on; only a crash's charge depends on it
+            self._answer_not_kept(exc)
+
+    @staticmethod
+    def _answer_not_kept(error):
+        KSR.warn(f"callcore: an answer was not kept in the live state: {error!r}\n")
+
+    def ksr_heartbeat(self, msg, *args):
+        """rtimer SS_HEARTBEAT (kamailio.cfg.tmpl): this node is up; where its lost calls' charge ends."""
+        try:
+            self.live.resp.execute("HSET", self.keys.heartbeats, NODE, now_ms())
+        except Exception as exc:  # noqa: BLE001 - Redis away: the next beat tries again
+            KSR.warn(f"callcore: heartbeat not written: {exc!r}\n")
         return 1
 
     def _start_grant(self, d, answer):

@@ -30,8 +30,17 @@ import time
 
 import redis
 
-from callcore.cdr import dumps, loads, lost_call_record
-from callcore.contract import Keys, encode_cdr, from_units, to_units
+from callcore.cdr import dumps, loads
+from callcore.contract import (
+    RELEASE_LOST_LUA,
+    Keys,
+    decode_answered,
+    encode_cdr,
+    from_units,
+    lost_call_record,
+    release_lost_keys,
+    to_units,
+)
 from callcore.resp import RespClient, Script
 
 # Declared with no I/O for decide; still importable from here, where the live state answers them.
@@ -152,6 +161,7 @@ end
 local lost = redis.call('ZRANGEBYSCORE', KEYS[11], '-inf', now, 'LIMIT', 0, 8)
 if #lost > 0 then
   redis.call('HDEL', KEYS[10], unpack(lost))
+  redis.call('HDEL', KEYS[10] .. ':answered', unpack(lost))
   redis.call('ZREM', KEYS[11], unpack(lost))
 end
 redis.call('HSET', KEYS[10], call_id, ARGV[15])
@@ -186,7 +196,8 @@ return -1
 """
 
 # Teardown: release every slot and the reservation, drop the call from the
-# registry and append its CDR, atomically.
+# registry (and its kept answer, Keys.live_answered) and append its CDR, atomically.
+# contract.RELEASE_LOST_LUA releases the same keys for a call its node lost: change both together.
 # KEYS: 1 reservations, 2 registry, 3 registry expiry index, 4 CDR stream, then slot keys
 # ARGV: 1 call id, 2 CDR json ('' = no CDR), 3 the node's grant index (Keys.grants; '' or absent = none)
 TEARDOWN_LUA = r"""
@@ -198,6 +209,7 @@ if held then
 end
 redis.call('ZREM', KEYS[1] .. ':exp', call_id)
 redis.call('HDEL', KEYS[2], call_id)
+redis.call('HDEL', KEYS[2] .. ':answered', call_id)
 redis.call('ZREM', KEYS[3], call_id)
 for i = 5, #KEYS do redis.call('ZREM', KEYS[i], call_id) end
 if ARGV[3] and ARGV[3] ~= '' then
@@ -285,6 +297,7 @@ class LiveState:
         # The hot path's own connection (callcore.resp): the three scripts of a call go through it.
         self._hot = {"setup": Script(SETUP_LUA), "next_route": Script(NEXT_ROUTE_LUA), "teardown": Script(TEARDOWN_LUA)}
         self.resp = RespClient(url, timeout=timeout, name=client_name, scripts=self._hot.values())
+        self._release_lost = Script(RELEASE_LOST_LUA)  # at a node's start only: loaded when first run
         # The grant timer's scripts (one process per node), and the answer's.
         self._grants = {"start": Script(GRANT_START_LUA), "due": Script(GRANTS_DUE_LUA), "renew": Script(RENEW_LUA)}
 
@@ -340,30 +353,34 @@ class LiveState:
             return -2
 
     def release_node(self, node: str, now_ms: int | None = None) -> int:
-        """Tear down every call the registry holds for ``node``, each with its CDR; the count.
+        """Tear down every call the registry holds for ``node``, each with its CDR; how many this call released.
 
         For a node starting afresh: Kamailio keeps its dialogs in memory, so none of the calls it
         had before a crash or restart is still up here. Without this their slots and reservations
         would stay taken until their expiry, the max duration plus a minute (two hours by default),
-        and the calls would have no CDR at all. Raises RedisError when Redis does not answer.
+        and the calls would have no CDR at all. An answered call is charged up to the node's last
+        heartbeat (contract.lost); a call the worker's lost-node job released first is skipped.
+        Read the heartbeat before this node beats again. Raises RedisError when Redis does not answer.
         """
         now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
         k = self.keys
         flat = self.resp.execute("HGETALL", k.live_calls) or []
+        calls = ((c, raw, loads(raw)) for c, raw in zip(flat[::2], flat[1::2], strict=True))
+        mine = [call for call in calls if call[2].get("node") == node]
+        if not mine:
+            return 0
+        beat = self.resp.execute("HGET", k.heartbeats, node)
         released = 0
-        for call_id, raw in zip(flat[::2], flat[1::2], strict=True):
-            entry = loads(raw)
-            if entry.get("node") != node:
-                continue
+        for call_id, raw, entry in mine:
             call_id = call_id.decode() if isinstance(call_id, bytes) else call_id
-            slot_keys = k.call_slots(
-                entry["account_id"], entry.get("mapping_gateway_id"), entry.get("phone_id"),
-                entry.get("route_gateway_ids", []),
+            answered = self.resp.execute("HGET", k.live_answered, call_id)
+            record = lost_call_record(
+                call_id, entry, node, now_ms,
+                answered=decode_answered(answered) if answered else None,
+                heartbeat_ms=int(beat) if beat is not None else None,
             )  # fmt: skip
-            record = encode_cdr(lost_call_record(call_id, entry, node, now_ms))
-            if not self.teardown(call_id, entry["account_id"], slot_keys, record):
-                raise redis.ConnectionError(f"Redis went away while releasing {call_id}")
-            released += 1
+            args = [call_id, raw, encode_cdr(record)]
+            released += self.resp.run(self._release_lost, release_lost_keys(k, entry), args)
         return released
 
     def _teardown_keys(self, account_id, slot_keys: list[str]) -> list[str]:

@@ -169,6 +169,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": envint("BEAT_ROUTE_ASR_SECONDS", 30),
         "options": {"expires": envint("BEAT_ROUTE_ASR_SECONDS", 30) // 2},
     },
+    # A gone node's calls are recorded and released within this of billing.lost_calls.STALE_AFTER_S.
+    "release-lost-calls": {
+        "task": "billing.tasks.release_lost_calls",
+        "schedule": envint("BEAT_LOST_CALLS_SECONDS", 15),
+        "options": {"expires": envint("BEAT_LOST_CALLS_SECONDS", 15) // 2},
+    },
 }
 
 # Where callcore keeps its last good snapshot and its CDR spool.

@@ -70,6 +70,7 @@ COLUMNS = [
     ("vendors_tried", "jsonb"),
     ("node", "text"),
     ("snapshot_version", "bigint"),
+    ("estimated", "boolean"),
 ]
 COLUMN_NAMES = [name for name, _ in COLUMNS]
 _TIMES = {"start_ms": "start_time", "answer_ms": "answer_time", "stop_ms": "stop_time"}

@@ -204,6 +204,7 @@ class CDRView(generic.ObjectView):
                 "hold_time_ms",
                 "hold_seconds",
                 "fee_time",
+                "estimated",
                 "pdd_ms",
             ),
         ),

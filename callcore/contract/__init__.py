@@ -6,6 +6,7 @@
 * ``snapshot``: the configuration snapshot's schema and codec;
 * ``cdr``: the CDR record the call core writes and the ingest decodes;
 * ``state``: the call state the call core keeps in each dialog;
+* ``lost``: the record and the once-only release of a call its node lost, the heartbeat's interval;
 * ``routestats`` and ``ipcountry``: the Best ASR figures and the IP-to-country table.
 
 It must stay importable without Django. Names are re-exported here, so
@@ -17,6 +18,7 @@ from .codes import *  # noqa: F403
 from .ipcountry import *  # noqa: F403
 from .jsontext import *  # noqa: F403
 from .keys import *  # noqa: F403
+from .lost import *  # noqa: F403
 from .money import *  # noqa: F403
 from .params import *  # noqa: F403
 from .routestats import *  # noqa: F403

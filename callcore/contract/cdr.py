@@ -107,6 +107,8 @@ class CdrRecord(msgspec.Struct, kw_only=True):
     vendors_tried: list[Any] = []
     node: _text(64) = ""
     snapshot_version: _int(-(2**63), _BIGINT) | None = None
+    # The end was not seen (the call core died mid-call): stopped at its node's last heartbeat (contract.lost).
+    estimated: bool = False
 
 
 # Each text field's column width, from the declarations above.

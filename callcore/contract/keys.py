@@ -61,6 +61,18 @@ class Keys:
         """The live calls' expiry index (sorted set, score = expiry ms), to drop a crashed node's calls."""
         return f"{self.prefix}:live:calls:expiry"
 
+    @property
+    def live_answered(self) -> str:
+        """Hash of the live calls answered (call id -> ``AnsweredCall``), so a call its node loses is charged for
+        its talk (contract.lost); the Lua of callcore.live names it as the registry's key + ``:answered``."""
+        return f"{self.live_calls}:answered"
+
+    @property
+    def heartbeats(self) -> str:
+        """Hash of call-core nodes -> their last heartbeat (epoch ms, every HEARTBEAT_INTERVAL_S): where a lost
+        call's charge ends, and how the worker finds a node that is gone (billing.lost_calls)."""
+        return f"{self.prefix}:live:heartbeats"
+
     def grants(self, node: str) -> str:
         """A node's renewal index of its answered calls' quota grants (sorted set, call id -> due ms); the
         grants themselves (call id -> ``decide.Grant``) in the hash ``{key}:calls``, named so by the Lua."""

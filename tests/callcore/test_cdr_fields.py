@@ -14,7 +14,7 @@ import pytest
 
 from billing.models import CDR
 from callcore.cdr import call_record, refusal_record
-from callcore.contract import BillingMode, EndDirection, EndReason
+from callcore.contract import AnsweredCall, BillingMode, EndDirection, EndReason, lost_call_record
 from callcore.decide import decide
 
 from . import factories as F
@@ -49,13 +49,19 @@ def answered() -> dict:
     ))  # fmt: skip
 
 
+def lost() -> dict:
+    entry = {"start_ms": 1_000_000, "account_id": 1, "callee": "447700900123", "billing_mode": 1, "node": "node-a"}
+    answered = AnsweredCall(answer_ms=1_003_000, route=ROUTE)
+    return msgspec.to_builtins(lost_call_record("abc@pbx", entry, "node-a", 1_064_000, answered=answered))
+
+
 def test_the_rated_columns_and_the_millisecond_times_exist_in_the_table():
     columns = cdr_columns()
     assert columns >= RATED_BY_THE_WORKER
     assert set(AS_MILLISECONDS.values()) <= columns
 
 
-@pytest.mark.parametrize("build", [refusal, answered], ids=["refusal_record", "call_record"])
+@pytest.mark.parametrize("build", [refusal, answered, lost], ids=["refusal_record", "call_record", "lost_call_record"])
 def test_a_record_has_every_cdr_column_but_the_rated_ones(build):
     record = build()
     assert set(record) - NOT_COLUMNS == cdr_columns() - RATED_BY_THE_WORKER

@@ -15,7 +15,17 @@ import pytest
 import redis
 from django.conf import settings
 
-from callcore.contract import BillingMode, EndDirection
+from callcore.contract import (
+    RELEASE_LOST_LUA,
+    AnsweredCall,
+    BillingMode,
+    EndDirection,
+    RouteState,
+    encode_answered,
+    encode_cdr,
+    lost_call_record,
+    release_lost_keys,
+)
 from callcore.live import LiveState, LiveStatus, RouteLimit, SetupRequest
 from callcore.resp import Script
 
@@ -451,6 +461,74 @@ def test_a_restarted_node_releases_the_calls_it_lost_and_records_them(live, clie
     assert (record["account_id"], record["mapping_gateway_id"]) == (1, 1)
     assert (record["billing_mode"], record["end_direction"]) == (BillingMode.MAPPING_GATEWAY, EndDirection.SERVER)
     assert live.release_node("a") == 0  # nothing twice
+
+
+def lost_registry(node, **extra):
+    return {"account_id": 1, "mapping_gateway_id": 1, "caller": "15551230000", "callee": "447700900123",
+            "source_ip": "192.0.2.10", "start_ms": NOW, "snapshot_version": 4, "phone_id": None,
+            "route_gateway_ids": [1], "billing_mode": int(BillingMode.MAPPING_GATEWAY), "node": node,
+            **extra}  # fmt: skip
+
+
+def answer(client, live, call_id, answer_ms):
+    route = RouteState(1, "vendor-1", "198.51.100.1", 5060, "udp", "15551230000", "447700900123", 0, 0,
+                       frozenset(), 0, 2, "44", "UK", "447", "UK mobile")  # fmt: skip
+    client.hset(live.keys.live_answered, call_id, encode_answered(AnsweredCall(answer_ms, route)))
+
+
+def test_a_restarted_node_charges_an_answered_lost_call_up_to_its_last_heartbeat(live, client):
+    req = money(snapshot_balance=D("10"), reservation=D("1"), registry=lost_registry("a"))
+    assert live.setup(req, now_ms=NOW).status is LiveStatus.OK
+    answer(client, live, CALL, NOW + 2_000)
+    client.zadd(live.keys.grants("a"), {CALL: NOW + 50_000, "other": NOW + 50_000})  # its quota grant's renewal
+    client.hset(live.keys.grants("a") + ":calls", mapping={CALL: "grant", "other": "grant"})
+    client.hset(live.keys.heartbeats, "a", NOW + 47_000)
+    assert live.release_node("a", now_ms=NOW + 90_000) == 1
+    [(_id, fields)] = client.xrange(live.keys.cdr_stream)
+    record = json.loads(fields[b"cdr"])
+    assert (record["answer_ms"], record["stop_ms"], record["hold_time_ms"]) == (NOW + 2_000, NOW + 47_000, 45_000)
+    assert (record["estimated"], record["routing_gateway_id"], record["vendor_account_id"]) == (True, 1, 2)
+    assert not client.exists(live.keys.live_answered)  # released with the call
+    assert client.zrange(live.keys.grants("a"), 0, -1) == [b"other"]  # no renewal for a call that is gone
+    assert client.hkeys(live.keys.grants("a") + ":calls") == [b"other"]
+    assert client.hget(live.keys.reservations(1), CALL) is None
+
+
+def test_a_lost_call_is_released_and_recorded_once_whichever_path_runs_first(live, client):
+    # The restarting node and the worker's job read the same entry; the first release wins, the second is a no-op.
+    req = money(snapshot_balance=D("10"), reservation=D("1"), registry=lost_registry("a"))
+    assert live.setup(req, now_ms=NOW).status is LiveStatus.OK
+    raw = client.hget(live.keys.live_calls, CALL)
+    entry = json.loads(raw)
+    record = encode_cdr(lost_call_record(CALL, entry, "a", NOW + 5_000))
+    release = client.register_script(RELEASE_LOST_LUA)
+    keys = release_lost_keys(live.keys, entry)
+    assert release(keys=keys, args=[CALL, raw, record]) == 1
+    assert release(keys=keys, args=[CALL, raw, record]) == 0
+    assert live.release_node("a", now_ms=NOW + 6_000) == 0
+    assert [f[b"cdr"] for _id, f in client.xrange(live.keys.cdr_stream)] == [record.encode()]
+    assert client.hlen(live.keys.live_calls) == 0
+    assert client.get(live.keys.reservations(1) + ":sum") == b"0"  # the reservation given back once, not twice
+
+
+def test_a_lost_release_leaves_a_call_whose_registry_entry_changed_since_it_was_read(live, client):
+    assert live.setup(request(registry=lost_registry("a")), now_ms=NOW).status is LiveStatus.OK
+    raw = client.hget(live.keys.live_calls, CALL)
+    entry = json.loads(raw)
+    client.hset(live.keys.live_calls, CALL, json.dumps(lost_registry("b")))  # the same Call-ID set up anew
+    release = client.register_script(RELEASE_LOST_LUA)
+    record = encode_cdr(lost_call_record(CALL, entry, "a", NOW))
+    assert release(keys=release_lost_keys(live.keys, entry), args=[CALL, raw, record]) == 0
+    assert client.zscore(live.keys.slots("mgw", 1), CALL) == EXPIRY
+    assert not client.exists(live.keys.cdr_stream)
+
+
+def test_a_call_ended_normally_drops_its_kept_answer(live, client):
+    assert live.setup(request(), now_ms=NOW).status is LiveStatus.OK
+    answer(client, live, CALL, NOW + 1_000)
+    answer(client, live, "other", NOW + 1_000)
+    assert live.teardown(CALL, 1, [live.keys.slots("mgw", 1)], "{}") is True
+    assert client.hkeys(live.keys.live_answered) == [b"other"]
 
 
 # ---------------------------------------------------------------------------

@@ -112,8 +112,8 @@ def callcore(tmp_path_factory):
             log.flush()
             pytest.fail("callcore did not start:\n" + (state / "kamailio.log").read_text()[-3000:])
 
-    def crash_and_restart():
-        """Kill every Kamailio process at once, as a crash would, then start callcore again."""
+    def crash():
+        """Kill every Kamailio process at once, as a crash would (or a host gone)."""
         main_pid = int((state / "run" / "kamailio.pid").read_text())
         os.killpg(running["process"].pid, signal.SIGKILL)
         running["process"].wait()
@@ -121,9 +121,12 @@ def callcore(tmp_path_factory):
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline and Path(f"/proc/{main_pid}").exists():
             time.sleep(0.05)
+
+    def crash_and_restart():
+        crash()
         start()
 
-    running["crash_and_restart"] = crash_and_restart
+    running["crash"], running["start"], running["crash_and_restart"] = crash, start, crash_and_restart
     start()
     yield running
     process = running["process"]
@@ -144,8 +147,8 @@ def live_key_patterns() -> list[str]:
     """Every key a live call holds: registry, slots, CPS windows, reservations, live balances."""
     k = keys()
     return [
-        k.live_calls, k.live_calls_expiry, k.slots("*", "*"), k.cps("*", "*"), k.reservations("*"), k.balance("*"),
-        k.grants("*"), f"{k.grants('*')}:calls",
+        k.live_calls, k.live_calls_expiry, k.live_answered, k.slots("*", "*"), k.cps("*", "*"), k.reservations("*"),
+        k.balance("*"), k.grants("*"), f"{k.grants('*')}:calls",
     ]  # fmt: skip
 
 

@@ -1,12 +1,15 @@
 """Calls through the real switch: SIPp customer -> callcore (Kamailio + KEMI) -> SIPp vendors."""
 
 import time
+from decimal import Decimal
 
 import pytest
 
-from callcore.contract import BillingMode, EndDirection
+from billing import ingest, lost_calls
+from billing.models import CDR, Account, Rate
+from callcore.contract import HEARTBEAT_INTERVAL_S, BillingMode, EndDirection, decode_answered
 
-from .conftest import VENDOR_A, VENDOR_B, keys, needs_sip, wait_for_cdrs
+from .conftest import VENDOR_A, VENDOR_B, cdrs, keys, needs_sip, wait_for_cdrs
 
 pytestmark = [pytest.mark.sip, needs_sip, pytest.mark.django_db]
 
@@ -15,6 +18,7 @@ def assert_nothing_held(client):
     """After the call: no live call registered, no concurrency slot or balance reservation left."""
     k = keys()
     assert client.hlen(k.live_calls) == 0
+    assert client.hlen(k.live_answered) == 0
     held = [key for key in client.scan_iter(k.slots("*", "*")) if client.zcard(key)]
     sizes = {"hash": client.hlen, "zset": client.zcard, "string": lambda key: int(client.get(key))}  # the total
     held += [key for key in client.scan_iter(k.reservations("*")) if sizes[client.type(key)](key)]
@@ -282,27 +286,80 @@ def test_a_caller_that_vanishes_is_hung_up_by_the_keepalives(callcore, switch_co
     assert_nothing_held(live_redis)
 
 
+def a_call_talking_when_callcore_dies(callcore, switch_config, sipp, live_redis):
+    """An answered call, up for a few heartbeats, then every Kamailio process killed: (its kept answer, the
+    node's last heartbeat), both as the switch left them in Redis."""
+    # 6.00/min and 3.00/min by the second: every second talked is 0.10 to the customer and 0.05 to the vendor.
+    for table, price in (("Retail", "6.0000"), ("Cost", "3.0000")):
+        Rate.objects.filter(rate_table__name=table, prefix="1").update(
+            price_per_minute=Decimal(price), first_period=1, next_period=1
+        )
+    switch_config.publish()
+    sipp.vendor("uas_answer.xml", VENDOR_A)
+    sipp.customer("uac_call.xml", "12125550100", hold_ms=30_000, background=True)
+    k = keys()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not live_redis.hlen(k.live_answered):
+        time.sleep(0.1)
+    [answered] = live_redis.hvals(k.live_answered)
+    time.sleep(2 * HEARTBEAT_INTERVAL_S + 1)  # talking, heartbeats after the answer
+    callcore["crash"]()
+    return decode_answered(answered), int(live_redis.hget(k.heartbeats, "e2e"))
+
+
+def ingested(record):
+    ingester = ingest.Ingester("e2e", batch_size=100, block_ms=0)
+    ingester.run(drain=True)
+    ingester.client.close()
+    return CDR.objects.get(call_uuid=record["call_uuid"])
+
+
+def assert_charged_up_to_the_heartbeat(record, answered, beat, switch_config):
+    assert (record["end_reason"], record["end_direction"]) == ("switch_restart", EndDirection.SERVER)
+    assert (record["node"], record["account_id"], record["estimated"]) == ("e2e", switch_config.customer.id, True)
+    # From the answer to the node's last heartbeat: time the call surely had, no more.
+    assert (record["answer_ms"], record["stop_ms"]) == (answered.answer_ms, beat)
+    assert record["hold_time_ms"] == beat - answered.answer_ms > 0
+    cdr = ingested(record)
+    seconds = -(-record["hold_time_ms"] // 1000)
+    assert (cdr.fee_time, cdr.estimated, cdr.routing_gateway_id) == (seconds, True, switch_config.route_a.id)
+    assert (cdr.fee, cdr.vendor_cost) == (Decimal("0.10") * seconds, Decimal("0.05") * seconds)
+    assert Account.objects.get(pk=switch_config.customer.pk).balance == Decimal("50") - cdr.fee
+    assert Account.objects.get(pk=switch_config.vendor_a.pk).balance == cdr.vendor_cost
+
+
+@pytest.mark.django_db(transaction=True)  # the CDR ingest commits its own transactions
 def test_the_calls_a_crash_lost_are_released_and_recorded_when_callcore_starts_again(
     callcore, switch_config, sipp, live_redis
 ):
     # Kamailio keeps its dialogs in memory: after a crash nothing ends these calls, so their slots
-    # would stay taken until their expiry (max duration + 60 s) and they would have no CDR.
-    switch_config.publish()
-    sipp.vendor("uas_answer.xml", VENDOR_A)
-    sipp.customer("uac_call.xml", "12125550100", hold_ms=30_000, background=True)
-    registry = keys().live_calls
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline and not live_redis.hlen(registry):
-        time.sleep(0.1)
-    assert live_redis.hlen(registry) == 1
-    time.sleep(1)  # answered by now (the vendor rings 100 ms)
-    callcore["crash_and_restart"]()
+    # would stay taken until their expiry (max duration + 60 s) and they would have no CDR; the vendor
+    # bills us for the talk, so the customer is charged for it, up to the node's last heartbeat.
+    answered, beat = a_call_talking_when_callcore_dies(callcore, switch_config, sipp, live_redis)
+    assert cdrs(live_redis) == []
+    callcore["start"]()
     [record] = wait_for_cdrs(live_redis, 1)
-    assert (record["end_reason"], record["end_direction"]) == ("switch_restart", EndDirection.SERVER)
-    assert record["node"] == "e2e"
-    assert record["hold_time_ms"] == 0  # nothing says how long it was up: nothing charged
-    assert record["account_id"] == switch_config.customer.id
     assert_nothing_held(live_redis)
+    assert_charged_up_to_the_heartbeat(record, answered, beat, switch_config)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_calls_of_a_node_that_never_comes_back_are_recorded_by_the_worker(
+    callcore, switch_config, sipp, live_redis
+):
+    answered, beat = a_call_talking_when_callcore_dies(callcore, switch_config, sipp, live_redis)
+    try:
+        # Not yet silent for the threshold: the node may be restarting, its calls are its own to record.
+        assert lost_calls.release_gone_nodes(now_ms=beat + lost_calls.STALE_AFTER_S * 1000) == 0
+        # Silent past it (the clock moved on rather than the test waiting a minute): the worker records them.
+        assert lost_calls.release_gone_nodes(now_ms=beat + lost_calls.STALE_AFTER_S * 1000 + 1) == 1
+        [record] = cdrs(live_redis)
+        assert_nothing_held(live_redis)
+    finally:
+        callcore["start"]()
+    # The node coming back after all (it released what it found before answering) finds nothing left: one CDR.
+    assert [r["call_uuid"] for r in cdrs(live_redis)] == [record["call_uuid"]]
+    assert_charged_up_to_the_heartbeat(record, answered, beat, switch_config)
 
 
 def test_an_answer_the_caller_never_acknowledges_is_ended_and_not_billed(callcore, switch_config, sipp, live_redis):
