@@ -25,8 +25,9 @@ FLOOR_ROUTES = {
     'python_exec("ksr_dialog_event", "dialog:end");': 'if ($dlg_var(done) == $null) $dlg_var(done) = "1";',
     'python_exec("ksr_dialog_event", "dialog:failed");': 'if ($dlg_var(done) == $null) $dlg_var(done) = "1";',
     'python_exec("ksr_dialog_event", "dialog:timeout");': '$dlg_var(done) = "1";',
-    # The grant timer: the benchmark's calls are postpaid and short, so nothing for it to do.
+    # The timers': the benchmark's calls are postpaid and short, so nothing for them to do.
     'python_exec("ksr_grant_timer");': "return 1;",
+    'python_exec("ksr_heartbeat");': "return 1;",
 }
 
 FLOOR_INITIAL = """
