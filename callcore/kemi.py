@@ -666,9 +666,12 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             if evname == "dialog:start":
                 answer = now_ms()
                 d.var_sets(V_ANSWER, str(answer))
-                self._keep_answer(d, answer)
-                if d.var_get(V_GRANT) == "1":
-                    self._start_grant(d, answer)
+                raw = d.var_get(V_STATE)
+                if raw:
+                    state, index = decode_state(raw), int(d.var_get(V_ATTEMPT) or 0)
+                    self._keep_answer(state, index, answer)
+                    if d.var_get(V_GRANT) == "1":
+                        self._start_grant(state, index, answer)
                 return 1
             if evname not in dec.ENDING_EVENTS:
                 return 1
@@ -683,14 +686,10 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             KSR.err(f"callcore: dialog event {evname}: {exc!r}\n")
         return 1
 
-    def _keep_answer(self, d, answer):
+    def _keep_answer(self, state, index, answer):
         """The answer and its vendor, kept in the live state so a call this node loses is still charged
         (contract.lost); sent without waiting by a SIP worker, as a lost copy only costs that charge."""
-        raw = d.var_get(V_STATE)
-        if not raw:
-            return
-        state = decode_state(raw)
-        value = encode_answered(AnsweredCall(answer, state.routes[int(d.var_get(V_ATTEMPT) or 0)]))
+        value = encode_answered(AnsweredCall(answer, state.routes[index]))
         command = ("HSET", self.keys.live_answered, state.call_id, value)
         if self.sip_worker:
             self.live.resp.send(command, self._answer_not_kept)
@@ -712,10 +711,8 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             KSR.warn(f"callcore: heartbeat not written: {exc!r}\n")
         return 1
 
-    def _start_grant(self, d, answer):
+    def _start_grant(self, state, index, answer):
         """The answered call into this node's grant index: the answering route's rate and limit."""
-        state = decode_state(d.var_get(V_STATE))
-        index = int(d.var_get(V_ATTEMPT) or 0)
         grant = dec.answer_grant(state, index, answer, int(pv("$dlg(h_entry)")), int(pv("$dlg(h_id)")))
         if grant is None:
             return
