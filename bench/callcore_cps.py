@@ -2,6 +2,8 @@
 
 Run: .venv/bin/python bench/callcore_cps.py [--quick] [--also-children 2] [--renice-redis]
      [--kamailio-args "-x tlsf"]      (a full run takes 10-20 minutes; --quick about 4)
+     .venv/bin/python bench/callcore_cps.py --redis-socket --skip-callcore --skip-bare --skip-concurrency \
+     --renewals [--renewal-advance 10 --renewal-hold 35]     (about 10 minutes; 2 with the short grants)
 
 1. Call-rate ramps, one system at a time on loopback: (a) callcore (`python -m
    callcore`, Kamailio + our KEMI Python) with full policy: a customer trunk
@@ -34,7 +36,15 @@ Run: .venv/bin/python bench/callcore_cps.py [--quick] [--also-children 2] [--ren
 3. With --flood, illegal-call floods: INVITEs from a source that is neither a
    gateway nor a phone, each to be answered 403 (and recorded, then not), at
    rising rates; the switch's CPU per illegal INVITE against a legal call's.
-4. A per-call cost breakdown of the Python half outside Kamailio (plan_call,
+4. With --renewals, quota-grant renewals at scale: a fresh callcore holds 2,000 calls (CALLS) for
+   2 x SERVER_BILLING_PREVENT_OVERDRAFT_ADVANCE_TIME + 10 s, first on the customer account made
+   postpaid (no grants), then on it anti-overdraft, each call's grant renewed by the grant timer
+   every advance (60 s). The switch's and Redis's CPU over each phase, and over its plateau (every
+   call up, none ending), give the CPU per renewal = (prepaid - postpaid) / renewals; renewals are
+   the scripts Redis ran (INFO commandstats) beyond the calls' own and the timers', and on the
+   plateau they are also read off the grants in the node's index. No call may be cut (balance
+   exhausted), every call needs its CDR and no live call or grant may be left.
+5. A per-call cost breakdown of the Python half outside Kamailio (plan_call,
    the setup Lua round trip with 0, 1000 and 2500 other live calls on the
    account, the teardown with a CDR), for reading the ramps.
 
@@ -1273,6 +1283,283 @@ def concurrency_run(redis_url, redis_probe, out, children, rate, seconds, hold_s
 
 
 # ---------------------------------------------------------------------------
+# Quota-grant renewals at scale: long prepaid calls against the same calls postpaid
+
+RENEWAL_NODE = "bench"  # Callcore's SS_NODE: its grant index is Keys.grants(RENEWAL_NODE)
+# Scripts a call runs in Redis besides its renewals: set-up and teardown, and the answer's grant index entry.
+SCRIPTS_PER_CALL = {"postpaid": 2, "prepaid": 3}
+
+
+def set_customer_prepaid(prepaid: bool):
+    """The bench customer anti-overdraft (quota grants) or postpaid, published; the switch polls it every second."""
+    from billing.models import Account
+    from softswitch_portal.core import publisher
+
+    Account.objects.filter(name="bench customer").update(anti_overdraft=prepaid)
+    if publisher.publish(force=True) is None:
+        raise SystemExit("the snapshot could not be published")
+    time.sleep(2.5)
+
+
+def grant_ends(redis_probe) -> dict[str, tuple[int, int]]:
+    """call id -> (end ms, grant seconds) of every grant in the node's renewal index."""
+    from callcore import decide as dec
+    from callcore.contract import Keys
+
+    raw = redis_probe.client.hgetall(Keys(PREFIX).grants(RENEWAL_NODE) + ":calls")
+    ends = {}
+    for call_id, value in raw.items():
+        if value:
+            grant = dec.decode_grant(value.encode())
+            if grant.rate is not None:
+                ends[call_id] = (grant.end_ms, grant.seconds)
+    return ends
+
+
+def renewals_between(before, after) -> int:
+    """Renewals of the calls indexed at both readings: each moves its grant's end on by one grant."""
+    count = 0
+    for call_id, (end1, seconds) in after.items():
+        if call_id in before:
+            count += round((end1 - before[call_id][0]) / (seconds * 1000))
+    return count
+
+
+def renewal_phase(switch, redis_probe, out, label, calls, rate, hold_s) -> dict:
+    """``calls`` calls placed at ``rate`` and held ``hold_s``: the switch's and Redis's CPU over the whole
+    phase and over its plateau (every call up, none ending yet, so the only work is the timers'); the
+    scripts Redis ran (INFO commandstats) and, on the plateau, the renewals read off the grants themselves."""
+    step_dir = out / f"renewals-{label}"
+    step_dir.mkdir(parents=True, exist_ok=True)
+    redis_probe.reset_calls()
+    quiet = wait_quiet()
+    pids = switch.pids()
+    groups = {"switch": pids, **({"redis": [redis_probe.pid]} if redis_probe.local() else {})}
+    placing_s = calls / rate
+    timeout_s = int(placing_s + hold_s + 60)
+    vendor = start_vendor(step_dir, VENDOR_PORT, timeout_s=timeout_s + 60)
+    caller = start_caller(step_dir, switch.port, rate, calls, hold_s * 1000, calls * 2, timeout_s)
+    whole = CpuMeter(groups).start()
+    scripts0 = redis_probe.evalsha()
+    t0 = time.monotonic()
+    # The plateau: from every call placed (and a margin for the last answers) to before the first ends.
+    plateau_from, plateau_to = t0 + placing_s + 5, t0 + hold_s - 2
+    plateau = plateau_cpu = None
+    edges: dict = {}
+    deadline = t0 + timeout_s + 30
+    while caller.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.5)
+        whole.sample()
+        now = time.monotonic()
+        if plateau is None and plateau_cpu is None and now >= plateau_from and plateau_to - now >= 5:
+            edges["dialogs_from"] = active_dialogs(switch.ctl)
+            edges["ends_from"] = grant_ends(redis_probe)
+            edges["scripts_from"] = redis_probe.evalsha()
+            plateau = CpuMeter(groups).start()
+        elif plateau is not None:
+            plateau.sample()
+            if now >= plateau_to:
+                plateau_cpu = plateau.stop()
+                edges["scripts_to"] = redis_probe.evalsha()
+                edges["ends_to"] = grant_ends(redis_probe)
+                edges["dialogs_to"] = active_dialogs(switch.ctl)
+                plateau = None
+    cpu = whole.stop()
+    scripts1 = redis_probe.evalsha()
+    if caller.poll() is None:
+        CHILDREN.stop(caller)
+    result = {"label": label, "calls": calls, "rate": rate, "hold_s": hold_s, "machine_busy_before": quiet}
+    result.update(caller_result(step_dir, rate))
+    result["cpu_pct"] = cpu
+    result["scripts"] = scripts1[0] - scripts0[0]
+    result["scripts_usec"] = scripts1[1] - scripts0[1]
+    if plateau_cpu is not None:
+        result["plateau"] = {
+            "cpu_pct": plateau_cpu,
+            "dialogs": [edges["dialogs_from"], edges["dialogs_to"]],
+            "grants_indexed": [len(edges["ends_from"]), len(edges["ends_to"])],
+            "renewals": renewals_between(edges["ends_from"], edges["ends_to"]),
+            "scripts": edges["scripts_to"][0] - edges["scripts_from"][0],
+            "scripts_usec": edges["scripts_to"][1] - edges["scripts_from"][1],
+        }
+    # Every call ends on the caller's BYE: wait (bounded) for their CDRs.
+    deadline = time.monotonic() + 20
+    while redis_probe.cdr_count() < result["placed"] and time.monotonic() < deadline:
+        time.sleep(0.5)
+    time.sleep(1.0)
+    reasons: dict[str, int] = {}
+    for _id, fields in redis_probe.client.xrange(redis_probe.stream):
+        reason = json.loads(fields["cdr"]).get("end_reason", "")
+        reasons[reason] = reasons.get(reason, 0) + 1
+    spool = switch.run_dir / "cdr-spool.jsonl"
+    result["cdrs"] = redis_probe.cdr_count()
+    result["cdrs_spooled"] = len(spool.read_text().splitlines()) if spool.exists() else 0
+    result["cdrs_match"] = result["cdrs"] + result["cdrs_spooled"] == result["placed"]
+    result["end_reasons"] = reasons
+    result["cut"] = reasons.get("balance_exhausted", 0)
+    result["live_calls_left"] = redis_probe.live_calls()
+    from callcore.contract import Keys
+
+    result["grants_left"] = int(redis_probe.client.zcard(Keys(PREFIX).grants(RENEWAL_NODE)))
+    if not result["cdrs_match"]:
+        result["cdr_check"] = redis_probe.cdr_call_numbers(result["placed"], step_dir / "cdr_call_ids.txt")
+    time.sleep(2.5)
+    CHILDREN.stop(vendor)
+    return result
+
+
+def renewals_run(redis_url, redis_probe, out, children, calls, rate, advance_s, hold_s) -> dict:
+    """The same long calls on the same switch, postpaid (no grants) then anti-overdraft (a grant renewed every
+    ``advance_s``): what the renewals cost is the difference, per renewal."""
+    set_parameter("SERVER_BILLING_PREVENT_OVERDRAFT_ADVANCE_TIME", advance_s)
+    switch = Callcore(out / f"callcore-{children}w-renewals", CALLCORE_PORT, children, redis_url).start()
+    phases = {}
+    try:
+        warm_dir = out / "renewals-warmup"
+        warm_dir.mkdir(parents=True, exist_ok=True)
+        redis_probe.reset_calls()
+        # Every worker loads the snapshot and opens its connections before either phase is measured.
+        vendor = start_vendor(warm_dir, VENDOR_PORT, timeout_s=60)
+        caller = start_caller(warm_dir, CALLCORE_PORT, 100, 300, 0, 1000, 40)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            caller.wait(timeout=50)
+        CHILDREN.stop(caller)
+        time.sleep(1.0)
+        CHILDREN.stop(vendor)
+        time.sleep(7.0)  # tm's wait timer lets the warm-up transactions go
+        for label, prepaid in (("postpaid", False), ("prepaid", True)):
+            set_customer_prepaid(prepaid)
+            log(f"  {label}: {calls} calls at {rate} CPS held {hold_s} s ...")
+            phase = renewal_phase(switch, redis_probe, out, label, calls, rate, hold_s)
+            phases[label] = phase
+            plateau = phase.get("plateau", {})
+            cpu = phase["cpu_pct"]
+            log(f"    ok {phase['successful']} failed {phase['failed']}  switch {cpu['switch_cpu_s']:.2f} s "
+                f"CPU, Redis {cpu.get('redis_cpu_s', float('nan')):.2f} s; scripts {phase['scripts']}; "
+                f"plateau renewals {plateau.get('renewals', '-')}; CDRs {phase['cdrs']}+{phase['cdrs_spooled']}, "
+                f"cut {phase['cut']}, live calls left {phase['live_calls_left']}")  # fmt: skip
+    finally:
+        switch.stop()
+        set_customer_prepaid(True)
+        set_parameter("SERVER_BILLING_PREVENT_OVERDRAFT_ADVANCE_TIME", 60)
+    return {"calls": calls, "rate": rate, "advance_s": advance_s, "hold_s": hold_s, "children": children,
+            **renewal_figures(phases)}  # fmt: skip
+
+
+def renewal_figures(phases) -> dict:
+    """Renewals counted and the CPU per renewal, from the two phases."""
+    post, pre = phases["postpaid"], phases["prepaid"]
+    figures: dict = {"phases": phases}
+    # Scripts run by the timers whatever the calls (the grant timer's look at its index, every second),
+    # per second, from the postpaid plateau, where nothing else runs.
+    background = None
+    if "plateau" in post:
+        background = post["plateau"]["scripts"] / post["plateau"]["cpu_pct"]["wall_s"]
+    figures["background_scripts_per_s"] = None if background is None else round(background, 2)
+    bg = background or 0.0
+    # The whole phase: the scripts neither the calls nor the timers explain are renewals.
+    for name, phase in phases.items():
+        phase["unexplained_scripts"] = round(
+            phase["scripts"] - SCRIPTS_PER_CALL[name] * phase["placed"] - bg * phase["cpu_pct"]["wall_s"]
+        )
+    renewals = pre["unexplained_scripts"]
+    figures["renewals"] = renewals
+    figures["renewals_per_call"] = round(renewals / pre["placed"], 2) if pre["placed"] else None
+
+    def per_renewal(key, a, b, count, scale=1.0):
+        if key not in a or key not in b or not count:
+            return None
+        return round((a[key] - b[key] * scale) / count * 1e6, 1)
+
+    def ratio(key, a, b):
+        return round(a[key] / b[key], 3) if a.get(key) and b.get(key) else None
+
+    def besides(key, a, b, pa, pb, count, scale):
+        if key not in a or key not in b or not count:
+            return None
+        per = (pa[key] - pb[key] * scale) / count
+        return round((a[key] - b[key] - per * renewals) / pre["placed"] * 1e6, 1)
+
+    whole_pre, whole_post = pre["cpu_pct"], post["cpu_pct"]
+    figures["whole"] = {
+        "switch_us_per_renewal": per_renewal("switch_cpu_s", whole_pre, whole_post, renewals),
+        "redis_us_per_renewal": per_renewal("redis_cpu_s", whole_pre, whole_post, renewals),
+        "switch_ratio": ratio("switch_cpu_s", whole_pre, whole_post),
+        "redis_ratio": ratio("redis_cpu_s", whole_pre, whole_post),
+    }
+    if "plateau" in pre and "plateau" in post:
+        p_pre, p_post = pre["plateau"]["cpu_pct"], post["plateau"]["cpu_pct"]
+        count = pre["plateau"]["renewals"]
+        scale = p_pre["wall_s"] / p_post["wall_s"]  # the plateaus' lengths differ by the sampling's half second
+        figures["plateau"] = {
+            "renewals": count,
+            "renewals_by_scripts": round(pre["plateau"]["scripts"] - bg * p_pre["wall_s"]),
+            "wall_s": [p_post["wall_s"], p_pre["wall_s"]],
+            "switch_us_per_renewal": per_renewal("switch_cpu_s", p_pre, p_post, count, scale),
+            "redis_us_per_renewal": per_renewal("redis_cpu_s", p_pre, p_post, count, scale),
+            "switch_ratio": ratio("switch_cpu_s", p_pre, p_post),
+            "redis_ratio": ratio("redis_cpu_s", p_pre, p_post),
+            # What is left of the whole phases' difference is the prepaid calls' own (set-up, the grant indexed).
+            "switch_us_per_call_besides": besides("switch_cpu_s", whole_pre, whole_post, p_pre, p_post, count, scale),
+            "redis_us_per_call_besides": besides("redis_cpu_s", whole_pre, whole_post, p_pre, p_post, count, scale),
+            "script_usec_per_renewal": round((pre["plateau"]["scripts_usec"] - post["plateau"]["scripts_usec"] * scale)
+                                             / count, 1) if count else None,
+        }  # fmt: skip
+    figures["checks"] = {
+        "no_failed_calls": post["failed"] == 0 and pre["failed"] == 0,
+        "cdrs_match": post["cdrs_match"] and pre["cdrs_match"],
+        "no_live_calls_left": post["live_calls_left"] == 0 and pre["live_calls_left"] == 0,
+        "no_grants_left": post["grants_left"] == 0 and pre["grants_left"] == 0,
+        "none_cut": post["cut"] == 0 and pre["cut"] == 0,
+        "renewed_twice_each": renewals >= 2 * pre["placed"],
+    }
+    return figures
+
+
+def renewal_summary(r) -> list[str]:
+    lines = []
+    add = lines.append
+    post, pre = r["phases"]["postpaid"], r["phases"]["prepaid"]
+    add("")
+    add("=" * 118)
+    add(f"QUOTA-GRANT RENEWALS ({r['calls']} calls at {r['rate']} CPS held {r['hold_s']} s, a grant every "
+        f"{r['advance_s']} s; callcore {r['children']} workers; postpaid, then the same calls prepaid)")  # fmt: skip
+    add("=" * 118)
+    for name, phase in (("postpaid", post), ("prepaid", pre)):
+        cpu = phase["cpu_pct"]
+        add(f"{name:<9} placed {phase['placed']} ok {phase['successful']} failed {phase['failed']}; "
+            f"switch {cpu['switch_cpu_s']:.2f} s CPU, Redis {fmt(cpu.get('redis_cpu_s'), 2)} s "
+            f"over {cpu['wall_s']:.0f} s; "
+            f"scripts {phase['scripts']} ({phase['unexplained_scripts']} besides the calls' and timers'); "
+            f"CDRs {phase['cdrs']}+{phase['cdrs_spooled']} of {phase['placed']}; cut {phase['cut']}; "
+            f"live calls left {phase['live_calls_left']}, grants left {phase['grants_left']}")  # fmt: skip
+    add(
+        f"renewals done (prepaid scripts less {SCRIPTS_PER_CALL['prepaid']} a call and the timers' "
+        f"{fmt(r['background_scripts_per_s'], 2)}/s): {r['renewals']} = {fmt(r['renewals_per_call'], 2)} per call"
+    )
+    w = r["whole"]
+    add(f"whole phases: CPU per renewal (prepaid - postpaid) / renewals: "
+        f"switch {fmt(w['switch_us_per_renewal'], 1)} us, "
+        f"Redis {fmt(w['redis_us_per_renewal'], 1)} us; prepaid/postpaid CPU: switch {fmt(w['switch_ratio'], 3)}, "
+        f"Redis {fmt(w['redis_ratio'], 3)}")  # fmt: skip
+    p = r.get("plateau")
+    if p:
+        add(f"plateau (every call up, none ending; {p['wall_s'][1]:.0f} s): {p['renewals']} renewals read off the "
+            f"grants ({p['renewals_by_scripts']} by the scripts); per renewal: switch "
+            f"{fmt(p['switch_us_per_renewal'], 1)} us, Redis {fmt(p['redis_us_per_renewal'], 1)} us, the scripts' own "
+            f"time {fmt(p['script_usec_per_renewal'], 1)} us; "
+            f"prepaid/postpaid CPU: switch {fmt(p['switch_ratio'], 2)}, "
+            f"Redis {fmt(p['redis_ratio'], 2)}")  # fmt: skip
+        add(
+            f"the rest of the whole phases' difference, per prepaid call (its set-up and grant): switch "
+            f"{fmt(p['switch_us_per_call_besides'], 1)} us, Redis {fmt(p['redis_us_per_call_besides'], 1)} us"
+        )
+    failed = [name for name, ok in r["checks"].items() if not ok]
+    add("checks: " + ("all passed (" + ", ".join(r["checks"]) + ")" if not failed else "FAILED: " + ", ".join(failed)))
+    return lines
+
+
+# ---------------------------------------------------------------------------
 # The Python half of a call, outside Kamailio
 
 
@@ -1775,6 +2062,8 @@ def summary(results) -> list[str]:
             f"  {'all entries':<28}{'':>15}{breakdown['entries_us_per_call']:>8.1f} us per call of the switch's "
             f"{breakdown['switch_us_per_call']:.0f} (the rest: Kamailio outside Python, timers, other processes)"
         )
+    if results.get("renewals"):
+        lines += renewal_summary(results["renewals"])
     prof = results.get("profile")
     if prof and "error" not in prof:
         add("")
@@ -1853,6 +2142,20 @@ def main():
     parser.add_argument("--concurrency-rate", type=int)
     parser.add_argument("--concurrency-seconds", type=int)
     parser.add_argument("--concurrency-hold", type=int)
+    parser.add_argument("--renewals", type=int, nargs="?", const=2000, default=0, metavar="CALLS",
+                        help="quota-grant renewals at scale: a fresh callcore holds CALLS (2000) long calls postpaid, "
+                        "then the same calls on the anti-overdraft account, whose grants renew every "
+                        "--renewal-advance s; prints the renewals, the calls cut and the switch's and Redis's CPU "
+                        "per renewal (prepaid - postpaid) / renewals. Use --redis-socket: Redis's CPU and script "
+                        "counts are the whole server's")  # fmt: skip
+    parser.add_argument("--renewal-advance", type=int, default=60,
+                        help="SERVER_BILLING_PREVENT_OVERDRAFT_ADVANCE_TIME for the renewals run (s)")  # fmt: skip
+    parser.add_argument(
+        "--renewal-hold",
+        type=int,
+        help="each call's hold (s); by default 2 x the advance + 10, so every call renews twice",
+    )
+    parser.add_argument("--renewal-rate", type=int, default=100, help="CPS the renewals run places its calls at")
     args = parser.parse_args()
     global CALLCORE_PORT, BARE_PORT, FLOOR_PORT, VENDOR_PORT, SHM_MB
     SHM_MB = args.shm_mb
@@ -1867,6 +2170,10 @@ def main():
     c_rate = args.concurrency_rate or (50 if args.quick else 100)
     c_seconds = args.concurrency_seconds or (10 if args.quick else 25)
     c_hold = args.concurrency_hold or (20 if args.quick else 60)
+    r_hold = args.renewal_hold or 2 * args.renewal_advance + 10
+    if args.renewals and r_hold < args.renewals / args.renewal_rate + 12:
+        raise SystemExit(f"--renewal-hold {r_hold} s leaves no plateau: the calls take "
+                         f"{args.renewals / args.renewal_rate:.0f} s to place")  # fmt: skip
 
     for tool in ("sipp", "kamcmd"):
         if not shutil.which(tool):
@@ -1986,6 +2293,16 @@ def main():
             results["concurrency"] = concurrency_run(
                 settings.REDIS_URL, redis_probe, out, args.children, c_rate, c_seconds, c_hold
             )
+            json_path.write_text(json.dumps(results, indent=1, default=str))
+
+        if args.renewals:
+            log(f"\nrenewals: {args.renewals} calls held {r_hold} s, grants of {args.renewal_advance} s, "
+                f"callcore {args.children} workers")  # fmt: skip
+            results.setdefault("callcore_source", {})["renewals"] = callcore_fingerprint()
+            results["renewals"] = renewals_run(
+                settings.REDIS_URL, redis_probe, out, args.children, args.renewals, args.renewal_rate,
+                args.renewal_advance, r_hold,
+            )  # fmt: skip
             json_path.write_text(json.dumps(results, indent=1, default=str))
 
         log("\nprofiling the Python half of a call ...")
