@@ -3,7 +3,7 @@
 Run: .venv/bin/python bench/callcore_cps.py [--quick] [--also-children 2] [--renice-redis]
      [--kamailio-args "-x tlsf"]      (a full run takes 10-20 minutes; --quick about 4)
      .venv/bin/python bench/callcore_cps.py --redis-socket --skip-callcore --skip-bare --skip-concurrency \
-     --renewals [--renewal-advance 10 --renewal-hold 35]     (about 10 minutes; 2 with the short grants)
+     --renewals [--renewal-advance 10 --renewal-hold 35]     (about 8 minutes; 3 with the short grants)
 
 1. Call-rate ramps, one system at a time on loopback: (a) callcore (`python -m
    callcore`, Kamailio + our KEMI Python) with full policy: a customer trunk
