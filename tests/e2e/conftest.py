@@ -30,6 +30,7 @@ SCENARIOS = Path(__file__).resolve().parent / "scenarios"
 SWITCH_PORT = int(os.environ.get("E2E_PORT_BASE", "15060"))
 VENDOR_A = SWITCH_PORT + 10
 VENDOR_B = SWITCH_PORT + 11
+SECOND_SWITCH_PORT = SWITCH_PORT + 1  # the second_callcore fixture's node
 
 pytestmark = pytest.mark.sip
 
@@ -75,27 +76,37 @@ def options_ping(port=SWITCH_PORT, source="127.0.0.1", timeout=0.5):
         sock.close()
 
 
-@pytest.fixture(scope="session")
-def callcore(tmp_path_factory):
-    """A running call core for the whole session, on SWITCH_PORT, sharing the tests' Redis prefix."""
-    state = tmp_path_factory.mktemp("callcore")
+def group_alive(pgid: int) -> bool:
+    """Whether any process of the group still runs (zombies left to an init that does not reap them count as gone)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+    return False
+
+
+@contextlib.contextmanager
+def callcore_node(state: Path, port: int, node: str):
+    """One call-core process (Kamailio + KEMI) on ``port`` as node ``node``, sharing the tests' Redis and prefix;
+    its pid file, control socket and spool live in ``state``. Stopped with every Kamailio process it forked."""
     env = dict(os.environ)
     env.update(
-        SS_SIP_PORT=str(SWITCH_PORT),
+        SS_SIP_PORT=str(port),
         SS_SIP_LISTEN="127.0.0.1",
         SS_CHILDREN="4",
         SS_TCP_CHILDREN="1",
         REDIS_URL=settings.REDIS_URL,
         REDIS_PREFIX=settings.REDIS_PREFIX,
         CALLCORE_STATE_DIR=str(state),
-        SS_NODE="e2e",
+        SS_NODE=node,
         SS_DEFAULT_INVITE_TIMEOUT="3",
         SS_FLOOD_REQUESTS_PER_2S="1000",
         # The keep-alive test waits for the first failed OPTIONS, not the second.
         SS_DIALOG_KEEPALIVE_FAILURES="1",
     )
     log = open(state / "kamailio.log", "w")  # noqa: SIM115 - closed at teardown
-    running = {"state": state, "log": state / "kamailio.log"}
+    running = {"state": state, "log": state / "kamailio.log", "port": port, "node": node}
 
     def start():
         running["process"] = process = subprocess.Popen(
@@ -103,14 +114,14 @@ def callcore(tmp_path_factory):
             start_new_session=True,
         )  # fmt: skip
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and options_ping() is None:
+        while time.monotonic() < deadline and options_ping(port) is None:
             if process.poll() is not None:
                 break
             time.sleep(0.2)
-        if options_ping() is None:
+        if options_ping(port) is None:
             process.kill()
             log.flush()
-            pytest.fail("callcore did not start:\n" + (state / "kamailio.log").read_text()[-3000:])
+            pytest.fail(f"callcore {node} did not start:\n" + (state / "kamailio.log").read_text()[-3000:])
 
     def crash():
         """Kill every Kamailio process at once, as a crash would (or a host gone)."""
@@ -128,15 +139,40 @@ def callcore(tmp_path_factory):
 
     running["crash"], running["start"], running["crash_and_restart"] = crash, start, crash_and_restart
     start()
-    yield running
-    process = running["process"]
-    with contextlib.suppress(ProcessLookupError):  # a restart that failed left nothing running
-        os.killpg(process.pid, signal.SIGTERM)
     try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-    log.close()
+        yield running
+    finally:
+        process = running["process"]
+        with contextlib.suppress(ProcessLookupError):  # a restart that failed left nothing running
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        # Kamailio's workers outlive the launcher by a moment: none may be left holding the port.
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and group_alive(process.pid):
+            time.sleep(0.1)
+        if group_alive(process.pid):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(process.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def callcore(tmp_path_factory):
+    """A running call core for the whole session, on SWITCH_PORT, node "e2e", sharing the tests' Redis prefix."""
+    with callcore_node(tmp_path_factory.mktemp("callcore"), SWITCH_PORT, "e2e") as running:
+        yield running
+
+
+@pytest.fixture(scope="session")
+def second_callcore(tmp_path_factory):
+    """A second node beside ``callcore``: its own SIP port (SECOND_SWITCH_PORT), node name, state and control
+    socket, the same Redis and prefix, so both see one snapshot, one set of balances and each other's calls."""
+    with callcore_node(tmp_path_factory.mktemp("callcore2"), SECOND_SWITCH_PORT, "e2e-2") as running:
+        yield running
 
 
 def keys() -> Keys:
@@ -219,7 +255,7 @@ class Sipp:
         return process
 
     def customer(self, scenario, callee, caller="15551230001", source="127.0.0.1", calls=1, rate=10, hold_ms=0,
-                 timeout=30, extra=(), background=False, **values):  # fmt: skip
+                 timeout=30, extra=(), background=False, port=SWITCH_PORT, **values):  # fmt: skip
         values.setdefault("CODE", 200)
         values.setdefault("UA", "customer-pbx")
         values.setdefault("ANSWER_EXPECT", ".")
@@ -227,7 +263,7 @@ class Sipp:
         path = render(scenario, self.tmp_path, **values)
         log = self.tmp_path / f"customer-{uuid.uuid4().hex[:6]}.log"
         command = [
-            "sipp", f"127.0.0.1:{SWITCH_PORT}", "-sf", str(path), "-i", source, "-p", str(free_port(source)),
+            "sipp", f"127.0.0.1:{port}", "-sf", str(path), "-i", source, "-p", str(free_port(source)),
             "-s", callee, "-key", "caller", caller, "-m", str(calls), "-r", str(rate), "-d", str(hold_ms),
             "-nostdin", "-timeout", f"{timeout}s", "-timeout_error", "-trace_msg", "-message_file", str(log),
             "-trace_err", "-error_file", str(log) + ".err", *extra,

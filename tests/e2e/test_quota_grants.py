@@ -10,7 +10,7 @@ from billing import ingest
 from billing.models import CDR, Account, Rate
 from callcore.contract import EndDirection
 
-from .conftest import VENDOR_A, VENDOR_B, keys, needs_sip, wait_for_cdrs
+from .conftest import SECOND_SWITCH_PORT, SWITCH_PORT, VENDOR_A, VENDOR_B, keys, needs_sip, wait_for_cdrs
 
 pytestmark = [pytest.mark.sip, needs_sip, pytest.mark.django_db(transaction=True)]
 
@@ -75,6 +75,34 @@ def test_ten_concurrent_calls_never_overdraw_a_small_prepaid_balance(callcore, s
     assert balance >= -PER_SECOND * len(answered), (balance, len(answered))
     # Without grants each call would have talked its 25 s: 25.00 between them.
     assert charged <= Decimal("2.00") + PER_SECOND * len(answered)
+
+
+def test_ten_concurrent_calls_on_two_nodes_never_overdraw_a_small_prepaid_balance(
+    callcore, second_callcore, switch_config, sipp, live_redis
+):
+    prepaid(switch_config, live_redis, "5.00")
+    sipp.vendor("uas_answer.xml", VENDOR_A, calls=10, timeout=40)
+    # Five calls on each node, held 25 s: 5.00 pays 50 s of talk between all ten. A node that renewed from
+    # its own calls' reservations alone would let its five talk 50 s too, the account about 5.00 in debt.
+    for port in (SWITCH_PORT, SECOND_SWITCH_PORT):
+        sipp.customer("uac_call.xml", "12125550100", calls=5, rate=50, hold_ms=25_000, timeout=40, port=port,
+                      background=True)  # fmt: skip
+    sipp.wait_vendors(timeout=45)
+    records = wait_for_cdrs(live_redis, 10, timeout=15)
+    assert len(records) == 10
+    answered = [r for r in records if r["answer_ms"]]
+    assert {r["node"] for r in answered} == {"e2e", "e2e-2"}  # both nodes had calls live on the one balance
+    assert any(r["end_reason"] == "balance_exhausted" for r in answered)
+    assert all(r["end_direction"] == EndDirection.SERVER for r in answered if r["end_reason"] == "balance_exhausted")
+    assert [live_redis.zcard(keys().grants(node)) for node in ("e2e", "e2e-2")] == [0, 0]
+
+    ingest_the_stream()
+    balance = Account.objects.get(pk=switch_config.customer.pk).balance
+    charged = sum(cdr.fee for cdr in CDR.objects.filter(account_id=switch_config.customer.pk))
+    assert balance == Decimal("5.00") - charged
+    # DOMAIN.md's guarantee across nodes: at most one next period per call that was live below -credit limit (0).
+    assert balance >= -PER_SECOND * len(answered), (balance, len(answered))
+    assert charged <= Decimal("5.00") + PER_SECOND * len(answered)
 
 
 def test_the_vendor_answering_after_failover_gets_its_own_conversation_limit(callcore, switch_config, sipp, live_redis):
