@@ -1182,21 +1182,25 @@ def fmt(value, digits=0):
 # The concurrency run
 
 
+def warm_up_workers(warm_dir, redis_probe) -> None:
+    """300 calls at 100 CPS, so every worker has its interpreter, snapshot and Redis connections before a
+    measured phase (a cold worker's first calls would be counted in it)."""
+    warm_dir.mkdir(parents=True, exist_ok=True)
+    redis_probe.reset_calls()
+    vendor = start_vendor(warm_dir, VENDOR_PORT, timeout_s=60)
+    caller = start_caller(warm_dir, CALLCORE_PORT, 100, 300, 0, 1000, 40)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        caller.wait(timeout=50)
+    CHILDREN.stop(caller)
+    time.sleep(1.0)
+    CHILDREN.stop(vendor)
+    time.sleep(7.0)  # tm's wait timer lets the warm-up transactions go
+
+
 def concurrency_run(redis_url, redis_probe, out, children, rate, seconds, hold_s) -> dict:
     switch = Callcore(out / f"callcore-{children}w-concurrency", CALLCORE_PORT, children, redis_url).start()
     try:
-        warm_dir = out / "concurrency-warmup"
-        warm_dir.mkdir(parents=True, exist_ok=True)
-        redis_probe.reset_calls()
-        # Warm every worker (interpreter, snapshot, Redis connections) so the baseline holds them.
-        vendor = start_vendor(warm_dir, VENDOR_PORT, timeout_s=60)
-        caller = start_caller(warm_dir, CALLCORE_PORT, 100, 300, 0, 1000, 40)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            caller.wait(timeout=50)
-        CHILDREN.stop(caller)
-        time.sleep(1.0)
-        CHILDREN.stop(vendor)
-        time.sleep(7.0)  # tm's wait timer lets the warm-up transactions go
+        warm_up_workers(out / "concurrency-warmup", redis_probe)
         redis_probe.reset_calls()
         pids = switch.pids()
         base_rss, base_pss = smaps_rollup(pids)
@@ -1415,18 +1419,7 @@ def renewals_run(redis_url, redis_probe, out, children, calls, rate, advance_s, 
     switch = Callcore(out / f"callcore-{children}w-renewals", CALLCORE_PORT, children, redis_url).start()
     phases = {}
     try:
-        warm_dir = out / "renewals-warmup"
-        warm_dir.mkdir(parents=True, exist_ok=True)
-        redis_probe.reset_calls()
-        # Every worker loads the snapshot and opens its connections before either phase is measured.
-        vendor = start_vendor(warm_dir, VENDOR_PORT, timeout_s=60)
-        caller = start_caller(warm_dir, CALLCORE_PORT, 100, 300, 0, 1000, 40)
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            caller.wait(timeout=50)
-        CHILDREN.stop(caller)
-        time.sleep(1.0)
-        CHILDREN.stop(vendor)
-        time.sleep(7.0)  # tm's wait timer lets the warm-up transactions go
+        warm_up_workers(out / "renewals-warmup", redis_probe)
         for label, prepaid in (("postpaid", False), ("prepaid", True)):
             set_customer_prepaid(prepaid)
             log(f"  {label}: {calls} calls at {rate} CPS held {hold_s} s ...")

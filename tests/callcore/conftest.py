@@ -7,6 +7,7 @@ import redis
 from django.conf import settings
 
 from callcore import contract
+from callcore.live import LiveState
 
 JAN_2030_MS = 1_893_456_000_000  # 2030-01-01T00:00:00Z
 FEB_2030_MS = 1_896_134_400_000  # 2030-02-01T00:00:00Z
@@ -196,3 +197,19 @@ def redis_prefix(snapshot_redis):
     yield prefix
     for key in snapshot_redis.scan_iter(f"{prefix}:*", count=1000):
         snapshot_redis.delete(key)
+
+
+# The names the live-state, grant and CDR-sink tests use for the two above, and a LiveState on that prefix.
+@pytest.fixture
+def client(snapshot_redis):
+    return snapshot_redis
+
+
+@pytest.fixture
+def prefix(redis_prefix):
+    return redis_prefix
+
+
+@pytest.fixture
+def live(prefix):
+    return LiveState(settings.REDIS_URL, prefix)

@@ -8,7 +8,6 @@ import multiprocessing
 import os
 import threading
 import time
-import uuid
 
 import msgspec
 import pytest
@@ -35,21 +34,6 @@ from callcore.setup_types import LiveStatus, SetupResult
 from . import factories as F
 
 UNREACHABLE = "redis://127.0.0.1:1"
-
-
-@pytest.fixture
-def client():
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def prefix(client):
-    prefix = f"sstest-cdr-{uuid.uuid4().hex[:12]}"
-    yield prefix
-    for key in client.scan_iter(f"{prefix}:*", count=1000):
-        client.delete(key)
 
 
 @pytest.fixture

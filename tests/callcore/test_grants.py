@@ -3,17 +3,14 @@ reservation against the real Redis (callcore.live), across calls of one account 
 
 from __future__ import annotations
 
-import uuid
 from decimal import Decimal
 
 import pytest
-import redis
-from django.conf import settings
 
 from callcore import contract
 from callcore import decide as dec
 from callcore.contract import EndDirection, EndReason
-from callcore.live import EXHAUSTED, GONE, RENEWED, LiveState, RouteLimit, SetupRequest
+from callcore.live import EXHAUSTED, GONE, RENEWED, RouteLimit, SetupRequest
 
 from . import factories as F
 from .test_call_state import routed
@@ -118,26 +115,6 @@ def test_the_plan_reserves_a_first_grant_rounded_up_to_the_fee_precision():
 
 # ---------------------------------------------------------------------------
 # The Lua, against the real Redis
-
-
-@pytest.fixture
-def client():
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def prefix(client):
-    prefix = f"sstest-grants-{uuid.uuid4().hex[:12]}"
-    yield prefix
-    for key in client.scan_iter(f"{prefix}:*", count=1000):
-        client.delete(key)
-
-
-@pytest.fixture
-def live(prefix):
-    return LiveState(settings.REDIS_URL, prefix)
 
 
 def _set_up(live, call_id, reservation, balance="1.00", credit="0"):

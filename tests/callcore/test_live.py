@@ -12,8 +12,6 @@ import uuid
 from decimal import Decimal
 
 import pytest
-import redis
-from django.conf import settings
 
 from callcore.contract import (
     RELEASE_LOST_LUA,
@@ -33,26 +31,6 @@ D = Decimal
 NOW = 1_900_000_000_000  # ms; a whole second, so NOW + 999 is the same second and NOW + 1000 the next
 EXPIRY = NOW + 3_600_000
 CALL = "call-1"
-
-
-@pytest.fixture
-def client():
-    client = redis.Redis.from_url(settings.REDIS_URL)
-    yield client
-    client.close()
-
-
-@pytest.fixture
-def prefix(client):
-    prefix = f"sstest-live-{uuid.uuid4().hex[:12]}"
-    yield prefix
-    for key in client.scan_iter(f"{prefix}:*", count=1000):
-        client.delete(key)
-
-
-@pytest.fixture
-def live(prefix):
-    return LiveState(settings.REDIS_URL, prefix)
 
 
 def request(call_id=CALL, **changes) -> SetupRequest:
