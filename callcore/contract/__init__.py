@@ -2,6 +2,7 @@
 
 * ``params``: the system parameters (name, type, default, range, description);
 * ``codes``: billing modes, end directions, end reasons, failover codes;
+* ``fraud``: the anti-fraud rules, the dynamic blacklist's subjects, the fraud event;
 * ``keys``: every Redis key either side uses; ``money``: money units and billed time;
 * ``snapshot``: the configuration snapshot's schema and codec;
 * ``cdr``: the CDR record the call core writes and the ingest decodes;
@@ -15,6 +16,7 @@ It must stay importable without Django. Names are re-exported here, so
 
 from .cdr import *  # noqa: F403
 from .codes import *  # noqa: F403
+from .fraud import *  # noqa: F403
 from .ipcountry import *  # noqa: F403
 from .jsontext import *  # noqa: F403
 from .keys import *  # noqa: F403

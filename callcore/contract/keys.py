@@ -95,6 +95,21 @@ class Keys:
             return f"{self.prefix}:dynbl:central"
         return f"{self.prefix}:dynbl:gw:{mapping_gateway_id}"
 
+    @property
+    def fraud_exempt(self) -> str:
+        """Sorted set of exempt blacklist subjects (contract.fraud), score = exemption expiry epoch ms: a subject
+        with a future score is never added to the dynamic blacklist by a rule (an admin released it)."""
+        return f"{self.prefix}:fraud:exempt"
+
+    def fraud_window(self, rule: str, subject: str) -> str:
+        """A fraud rule's sliding window for one subject (sorted set, member = call id, score = epoch ms)."""
+        return f"{self.prefix}:fraud:win:{rule}:{subject}"
+
+    def disconnects(self, node: str) -> str:
+        """List of requests to end live calls held by ``node`` (JSON ``{"call_id", "end_reason", "by"}``);
+        the node's own timer pops them and ends each call with BYE both ways."""
+        return f"{self.prefix}:live:disconnects:{node}"
+
     def route_stats_minute(self, minute: int) -> str:
         """Hash of one minute's vendor attempts (field ``a:{gateway id}``) and connected calls (``c:{id}``),
         by the calls' start (``epoch ms // 60000``); the CDR ingest counts them."""
@@ -112,6 +127,12 @@ class Keys:
     def cdr_stream(self) -> str:
         """The CDR stream (field ``cdr``: one ``CdrRecord``), read by the ingest's consumer group."""
         return f"{self.prefix}:cdr"
+
+    @property
+    def fraud_events(self) -> str:
+        """Stream of fraud detections (field ``e``: ``contract.fraud.encode_event``), XADDed by whoever detects
+        (call core or ingest, MAXLEN ~ FRAUD_EVENTS_MAXLEN), read by the worker's consumer group."""
+        return f"{self.prefix}:fraud:events"
 
     @property
     def cdr_dead_letters(self) -> str:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .fraud import RULE_PARAMS, FraudRule
+
 __all__ = [
     "Parameter",
     "ROUTE_STATS_MAX_MINUTES",
@@ -199,6 +201,179 @@ PARAMETERS: tuple[Parameter, ...] = (
         max_value=1_000_000,
     ),
 )
+
+
+def _fraud_rule(
+    rule: str,
+    what: str,
+    unit: str,
+    *,
+    warning: int,
+    critical: int,
+    window: int | None,
+    expire: int,
+    max_level: int = 1_000_000,
+) -> tuple[Parameter, ...]:
+    """One anti-fraud rule's switches and levels, named by contract.fraud.RULE_PARAMS."""
+    names = RULE_PARAMS[FraudRule(rule)]
+    params = [
+        Parameter(names.enabled, bool, True, f"Evaluate the {what} rule."),
+        Parameter(
+            names.report_only,
+            bool,
+            False,
+            f"The {what} rule counts and raises alarms but never blocks (run a new setting this way first).",
+        ),
+        Parameter(
+            names.warning,
+            int,
+            warning,
+            f"{what.capitalize()}: {unit} at which a warning alarm is raised (0 = none).",
+            min_value=0,
+            max_value=max_level,
+        ),
+        Parameter(
+            names.critical,
+            int,
+            critical,
+            f"{what.capitalize()}: {unit} at which the subject is added to the dynamic blacklist and its live "
+            f"calls are ended (0 = never).",
+            min_value=0,
+            max_value=max_level,
+        ),
+    ]
+    if names.window is not None:
+        params.append(
+            Parameter(
+                names.window,
+                int,
+                window,
+                f"{what.capitalize()}: seconds of the sliding window the rule counts over.",
+                min_value=1,
+                max_value=7 * 86400,
+            )
+        )
+    params.append(
+        Parameter(
+            names.expire,
+            int,
+            expire,
+            f"{what.capitalize()}: seconds a dynamic blacklist entry added by the rule blocks (0 = until an admin "
+            f"releases it).",
+            min_value=0,
+            max_value=365 * 86400,
+        )
+    )
+    return tuple(params)
+
+
+# Anti-fraud defaults: each critical level stops an attack within its first few calls (under one currency
+# unit lost with the high-risk and malicious-caller rules, which act at set-up), while sitting well above what
+# one legitimate caller, callee or account does in the same window.
+PARAMETERS += (
+    Parameter(
+        "SS_BLACK_LIST_DYNAMIC_RUN_MODE",
+        int,
+        0,
+        "0: central, one dynamic blacklist for every gateway; 1: standalone, a mapping gateway with the standalone "
+        "flag keeps its own list (entries its calls trip block only its calls), the others share the central one.",
+        min_value=0,
+        max_value=1,
+    ),
+    # One caller calling one callee again and again (VOS3000: 6 calls in 600 s).
+    *_fraud_rule(
+        "malicious_caller", "malicious caller", "calls from one caller to one callee in the window",
+        warning=4, critical=6, window=600, expire=3600,
+    ),
+    # One caller number on many calls at once (VOS3000's concurrent limit); counted on live calls, no window.
+    *_fraud_rule(
+        "concurrent_caller", "concurrent caller", "live calls of one caller number",
+        warning=3, critical=5, window=None, expire=3600,
+    ),
+    # An account pumping calls to high-risk destinations (IRSF): 5 a minute is a burst no retail or wholesale
+    # customer of premium or satellite numbers sends; the block is on the account's high-risk calls only.
+    *_fraud_rule(
+        "high_risk_rate", "high-risk destination rate", "calls from one account to high-risk destinations",
+        warning=3, critical=5, window=60, expire=3600,
+    ),
+    Parameter(
+        "SS_FRAUD_HIGH_RISK_COST_PER_MINUTE",
+        int,
+        10000,
+        "A destination whose vendor cost per minute is at or above this (money units, 10000 = 1.00) counts as "
+        "high risk, listed or not (0 = only the high-risk list groups).",
+        min_value=0,
+        max_value=10**9,
+    ),
+    # Money reserved at set-up by one account, against its own average daily vendor cost: 5% of a day in
+    # 5 minutes is 14 times its average rate; the floor is the limit of an account without history.
+    *_fraud_rule(
+        "spend_velocity", "spend velocity (reserved)",
+        "percent of the account's average daily vendor cost reserved in the window",
+        warning=2, critical=5, window=300, expire=3600, max_level=100_000,
+    ),
+    Parameter(
+        "SS_FRAUD_SPEND_VELOCITY_FLOOR",
+        int,
+        200000,
+        "Spend velocity (reserved): money units (10000 = 1.00) in the window below which the rule never trips, "
+        "whatever the account's history; the limit of an account without one.",
+        min_value=0,
+        max_value=10**12,
+    ),
+    # The first calls of an account to a country it never called: counted for that country's first window.
+    *_fraud_rule(
+        "new_destination", "new destination", "calls from one account to a country new to it",
+        warning=10, critical=20, window=3600, expire=3600,
+    ),
+    # A callee that never answers: test numbers, Wangiri (VOS3000: 10 unanswered calls in 3600 s).
+    *_fraud_rule(
+        "no_answer_callee", "no-answer callee", "unanswered calls to one callee in the window",
+        warning=6, critical=10, window=3600, expire=3600,
+    ),
+    # Connected calls under SS_FRAUD_SHORT_CALL_BURST_SECONDS from one account to one prefix: test calls
+    # before a pump, and call-back bait.
+    *_fraud_rule(
+        "short_call_burst", "short-call burst", "short connected calls from one account to one prefix",
+        warning=5, critical=20, window=600, expire=3600,
+    ),
+    Parameter(
+        "SS_FRAUD_SHORT_CALL_BURST_SECONDS",
+        int,
+        10,
+        "Short-call burst: a connected call shorter than this many seconds counts.",
+        min_value=1,
+        max_value=3600,
+    ),
+    Parameter(
+        "SS_FRAUD_SHORT_CALL_BURST_PREFIX_DIGITS",
+        int,
+        6,
+        "Short-call burst: calls are counted per account and callee prefix of this many digits.",
+        min_value=1,
+        max_value=32,
+    ),
+    # Vendor cost actually charged (rated CDRs) by one account in an hour, against its average daily cost.
+    *_fraud_rule(
+        "spend_velocity_actual", "spend velocity (actual)",
+        "percent of the account's average daily vendor cost charged in the window",
+        warning=10, critical=25, window=3600, expire=3600, max_level=100_000,
+    ),
+    Parameter(
+        "SS_FRAUD_SPEND_VELOCITY_ACTUAL_FLOOR",
+        int,
+        1000000,
+        "Spend velocity (actual): money units (10000 = 1.00) in the window below which the rule never trips, "
+        "whatever the account's history; the limit of an account without one.",
+        min_value=0,
+        max_value=10**12,
+    ),
+    # One call's length in seconds; the conversation limit cuts a call, so critical is off by default.
+    *_fraud_rule(
+        "long_call", "long call", "seconds of one call's talk time",
+        warning=7200, critical=0, window=None, expire=3600, max_level=7 * 86400,
+    ),
+)  # fmt: skip
 
 PARAMETERS_BY_NAME: dict[str, Parameter] = {p.name: p for p in PARAMETERS}
 for _p in PARAMETERS:
