@@ -6,7 +6,9 @@ from django import forms
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from softswitch_portal.generic.forms import BaseModelForm, style_widgets
+from softswitch_portal.core import roles
+from softswitch_portal.core.models import SystemParameter
+from softswitch_portal.generic.forms import BaseModelForm, refuse_without_permission, style_widgets
 from softswitch_portal.generic.lookups import LookupField
 
 from . import reports
@@ -36,6 +38,13 @@ class AccountForm(BaseModelForm):
             "low_balance_threshold",
         )
 
+    def clean(self):
+        cleaned = super().clean()
+        refuse_without_permission(
+            self, "credit_limit", roles.CREDIT_LIMIT, "Changing a credit limit needs the credit-limit permission."
+        )
+        return cleaned
+
 
 class PaymentForm(BaseModelForm):
     """Validated here for the page; billing.services.apply_payment does the move and checks again."""
@@ -44,6 +53,16 @@ class PaymentForm(BaseModelForm):
         model = Payment
         fields = ("account", "kind", "amount", "memo")
         help_texts = {"amount": "Always positive: choose Deduct to take money off."}
+
+    def clean_amount(self):
+        amount = self.cleaned_data["amount"]
+        ceiling = SystemParameter.current("SS_PAYMENT_APPROVAL_AMOUNT")
+        user = getattr(self, "user", None)
+        if user is not None and amount is not None and amount > ceiling and not user.has_perm(roles.LARGE_PAYMENT):
+            raise ValidationError(
+                f"A payment above {ceiling} (SS_PAYMENT_APPROVAL_AMOUNT) needs the large-payment permission."
+            )
+        return amount
 
 
 class RateTableForm(BaseModelForm):

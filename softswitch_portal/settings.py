@@ -37,9 +37,39 @@ def envbool(name, default):
     raise ImproperlyConfigured(f"{name} must be a boolean (1/0/true/false), got {raw!r}")
 
 
-SECRET_KEY = envstr("SECRET_KEY", "dev-only-insecure-key-change-me-in-production-0123456789")
-DEBUG = envbool("DEBUG", True)
-ALLOWED_HOSTS = [h for h in envstr("ALLOWED_HOSTS", "127.0.0.1,localhost").split(",") if h]
+def envlist(name, default):
+    return [item.strip() for item in envstr(name, default).split(",") if item.strip()]
+
+
+# Off unless asked for: a production process started with nothing set must not show tracebacks.
+DEBUG = envbool("DEBUG", False)
+# Published in the repository, so it signs nothing outside a developer machine.
+DEVELOPMENT_SECRET_KEY = "dev-only-insecure-key-change-me-in-production-0123456789"
+SECRET_KEY = envstr("SECRET_KEY", DEVELOPMENT_SECRET_KEY)
+if not DEBUG and SECRET_KEY in ("", DEVELOPMENT_SECRET_KEY):
+    raise ImproperlyConfigured(
+        "SECRET_KEY is unset or the development key published in the repository: set SECRET_KEY to a long "
+        "random value (production), or DEBUG=1 (a developer machine)"
+    )
+ALLOWED_HOSTS = envlist("ALLOWED_HOSTS", "127.0.0.1,localhost")
+# Origins (scheme://host[:port]) allowed to POST forms; needed when the portal is reached by another name or port.
+CSRF_TRUSTED_ORIGINS = envlist("CSRF_TRUSTED_ORIGINS", "")
+
+# Secure by default whenever DEBUG is off; an operator whose TLS proxy redirects turns SECURE_SSL_REDIRECT off.
+SECURE_SSL_REDIRECT = envbool("SECURE_SSL_REDIRECT", not DEBUG)
+SESSION_COOKIE_SECURE = envbool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = envbool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = envint("SECURE_HSTS_SECONDS", 0 if DEBUG else 365 * 24 * 3600)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = envbool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = envbool("SECURE_HSTS_PRELOAD", not DEBUG)
+# Behind a TLS-terminating proxy: the header it sets and the value meaning HTTPS, e.g. "HTTP_X_FORWARDED_PROTO,https".
+_proxy_ssl_header = envlist("SECURE_PROXY_SSL_HEADER", "")
+if _proxy_ssl_header and len(_proxy_ssl_header) != 2:
+    raise ImproperlyConfigured("SECURE_PROXY_SSL_HEADER must be HEADER,VALUE, e.g. HTTP_X_FORWARDED_PROTO,https")
+SECURE_PROXY_SSL_HEADER = tuple(_proxy_ssl_header) or None
+# A working day; an operator's forgotten browser does not stay logged in for Django's default two weeks.
+SESSION_COOKIE_AGE = envint("SESSION_COOKIE_AGE", 8 * 3600)
+SESSION_EXPIRE_AT_BROWSER_CLOSE = envbool("SESSION_EXPIRE_AT_BROWSER_CLOSE", False)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -53,6 +83,8 @@ INSTALLED_APPS = [
     "rest_framework.authtoken",
     "django_filters",
     "django_tables2",
+    "axes",
+    "auditlog",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "softswitch_portal.generic",
@@ -69,11 +101,49 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Records who made each audited change (django-auditlog reads the request's user).
+    "auditlog.middleware.AuditlogMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     # Every request to the REST and VOS APIs leaves a row: client, source IP, endpoint, status.
     "softswitch_portal.api.middleware.APIRequestLogMiddleware",
 ]
+
+# Last, as django-axes asks: it turns a locked-out login into the lockout page.
+MIDDLEWARE.append("axes.middleware.AxesMiddleware")
+
+# django-axes counts failed logins (portal and admin alike) before the usual check of the password.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# SS_MAX_LOGIN_FAILED and SS_LOGIN_LOCK_TIME, read from the system parameters at each login attempt.
+AXES_FAILURE_LIMIT = "softswitch_portal.core.lockout.failure_limit"
+AXES_COOLOFF_TIME = "softswitch_portal.core.lockout.cooloff_time"
+# A username is locked wherever the guesses come from, and an address guessing many usernames is locked too.
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+# Behind a proxy: how many proxies in front of the portal append to X-Forwarded-For (0: use the peer's address).
+AXES_IPWARE_PROXY_COUNT = envint("AXES_PROXY_COUNT", 0) or None
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
+if AXES_IPWARE_PROXY_COUNT:
+    AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
+
+# The portal loads scripts and styles from its own static files only, so an injected <script> never runs.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 ROOT_URLCONF = "softswitch_portal.urls"
 
@@ -110,10 +180,17 @@ DATABASES = {
 REDIS_URL = envstr("REDIS_URL", "redis://127.0.0.1:6379/0")
 # Key prefix for everything the switch keeps in Redis; tests give each run its own.
 REDIS_PREFIX = envstr("REDIS_PREFIX", "ss")
+# The HMAC key of the configuration snapshot, shared with the call core (callcore.contract.signing); no
+# default: without it nothing is published, as the call cores refuse an unsigned snapshot.
+SNAPSHOT_SIGNING_KEY = envstr("SNAPSHOT_SIGNING_KEY", "")
 
+# Checked wherever a password is set (the admin, createsuperuser, changepassword, seed_demo's SS_ADMIN_PASSWORD);
+# only the demo's own admin/admin is exempt.
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 12}},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 
 LANGUAGE_CODE = "en-us"
@@ -167,6 +244,12 @@ SPECTACULAR_SETTINGS = {
 
 EMAIL_BACKEND = envstr("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
 DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "softswitch@localhost")
+# Where alarms are mailed when they concern no account with an alarm address (comma-separated; empty: every
+# active staff user's e-mail), and where each mailed alarm is also POSTed as JSON (VOS3000's OUT_POST_URL; empty:
+# off). security.alarms.
+ALARM_EMAIL_TO = [address.strip() for address in envstr("ALARM_EMAIL_TO", "").split(",") if address.strip()]
+ALARM_POST_URL = envstr("ALARM_POST_URL", "")
+ALARM_POST_TIMEOUT = envint("ALARM_POST_TIMEOUT", 5)
 
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = envstr("CELERY_RESULT_BACKEND", REDIS_URL)
@@ -184,6 +267,17 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": envint("BEAT_DYNBL_SECONDS", 300),
         "options": {"expires": envint("BEAT_DYNBL_SECONDS", 300) - 30},
     },
+    # A detection is already enforced in Redis; this records it for the review queue and the alarms.
+    "persist-fraud-events": {
+        "task": "security.tasks.persist_fraud_events",
+        "schedule": envint("BEAT_FRAUD_EVENTS_SECONDS", 5),
+        "options": {"expires": envint("BEAT_FRAUD_EVENTS_SECONDS", 5)},
+    },
+    "expire-dynamic-blacklist": {
+        "task": "security.tasks.expire_dynamic_blacklist",
+        "schedule": envint("BEAT_DYNBL_EXPIRE_SECONDS", 60),
+        "options": {"expires": envint("BEAT_DYNBL_EXPIRE_SECONDS", 60) // 2},
+    },
     "republish-snapshot": {
         "task": "softswitch_portal.switching.tasks.republish_snapshot",
         "schedule": envint("BEAT_SNAPSHOT_SECONDS", 300),
@@ -200,6 +294,23 @@ CELERY_BEAT_SCHEDULE = {
         "task": "billing.tasks.release_lost_calls",
         "schedule": envint("BEAT_LOST_CALLS_SECONDS", 15),
         "options": {"expires": envint("BEAT_LOST_CALLS_SECONDS", 15) // 2},
+    },
+    # Alarms (security.alarms): the live state's detectors often, as a node's silence is urgent; the CDR
+    # detectors every minute; the hour-against-the-week comparisons, which read eight hours of CDRs, less often.
+    "detect-live-alarms": {
+        "task": "security.tasks.detect_live_alarms",
+        "schedule": envint("BEAT_LIVE_ALARMS_SECONDS", 15),
+        "options": {"expires": envint("BEAT_LIVE_ALARMS_SECONDS", 15) // 2},
+    },
+    "detect-cdr-alarms": {
+        "task": "security.tasks.detect_cdr_alarms",
+        "schedule": envint("BEAT_CDR_ALARMS_SECONDS", 60),
+        "options": {"expires": envint("BEAT_CDR_ALARMS_SECONDS", 60) // 2},
+    },
+    "detect-baseline-alarms": {
+        "task": "security.tasks.detect_baseline_alarms",
+        "schedule": envint("BEAT_BASELINE_ALARMS_SECONDS", 300),
+        "options": {"expires": envint("BEAT_BASELINE_ALARMS_SECONDS", 300) - 30},
     },
 }
 

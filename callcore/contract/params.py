@@ -170,6 +170,14 @@ PARAMETERS: tuple[Parameter, ...] = (
         max_value=10080,
     ),
     Parameter(
+        "SS_PAYMENT_APPROVAL_AMOUNT",
+        int,
+        1000,
+        "Payments above this amount need the large-payment permission (0: every payment needs it).",
+        min_value=0,
+        max_value=10**9,
+    ),
+    Parameter(
         "SS_CLIENT_LOW_BALANCE_ALARM",
         int,
         0,

@@ -7,6 +7,7 @@ class CoreConfig(AppConfig):
     verbose_name = "Core"
 
     def ready(self):
-        from . import publisher
+        from . import audit, publisher
 
         publisher.watch(*(apps.get_model(label) for label in publisher.CONFIGURATION_MODELS))
+        audit.register_models()

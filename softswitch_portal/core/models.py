@@ -1,5 +1,6 @@
-"""The models every app reads and none owns: the system parameters."""
+"""The models every app reads and none owns: the system parameters and the record of logins."""
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.urls import reverse
@@ -60,3 +61,29 @@ class SystemParameter(models.Model):
     @property
     def description(self):
         return self.declaration.description if self.declaration else ""
+
+
+class LoginEvent(models.Model):
+    """One login to the portal or the admin: who, from where, and whether it was let in."""
+
+    class Outcome(models.TextChoices):
+        SUCCESS = "success", "Logged in"
+        FAILED = "failed", "Wrong credentials"
+        LOCKED_OUT = "locked_out", "Locked out"
+        LOGOUT = "logout", "Logged out"
+
+    time = models.DateTimeField(auto_now_add=True, db_index=True)
+    # As typed: a failed login may name no user at all, and a user may be deleted later.
+    username = models.CharField(max_length=150, db_index=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    outcome = models.CharField(max_length=12, choices=Outcome.choices)
+    ip_address = models.GenericIPAddressField(null=True, blank=True, verbose_name="IP address")
+    user_agent = models.CharField(max_length=255, blank=True)
+    path = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["-time"]
+        verbose_name = "login"
+
+    def __str__(self):
+        return f"{self.username} {self.get_outcome_display()} {self.time:%Y-%m-%d %H:%M:%S}"

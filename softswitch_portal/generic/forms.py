@@ -99,6 +99,16 @@ def style_widgets(fields, checkbox_lists=False):
             widget.attrs.setdefault("class", "num")
 
 
+def refuse_without_permission(form, field, permission, message):
+    """A form error on ``field`` when it changed and the form's user (set by the edit view) lacks ``permission``.
+
+    Forms built without a user (the admin, scripts) are not checked here: the admin is for administrators.
+    """
+    user = getattr(form, "user", None)
+    if user is not None and field in form.changed_data and not user.has_perm(permission):
+        form.add_error(field, message)
+
+
 class BaseModelForm(forms.ModelForm):
     """A ModelForm with operator-friendly widgets and optional fieldsets.
 

@@ -268,14 +268,20 @@ class ObjectEditView(BaseObjectView):
         """Save and return the object; may raise ValidationError, which the form then shows."""
         return form.save()
 
+    def build_form(self, request, **kwargs):
+        form = self.form(**kwargs)
+        # What moves money or trust (a credit limit, a large payment, a wide network) is checked in the form's clean().
+        form.user = request.user
+        return form
+
     def get(self, request, pk=None):
         obj = self.get_object(request, pk)
-        form = self.form(instance=obj, initial=self.get_initial(request) if pk is None else None)
+        form = self.build_form(request, instance=obj, initial=self.get_initial(request) if pk is None else None)
         return self.render_form(request, obj, form)
 
     def post(self, request, pk=None):
         obj = self.get_object(request, pk)
-        form = self.form(data=request.POST, files=request.FILES, instance=obj)
+        form = self.build_form(request, data=request.POST, files=request.FILES, instance=obj)
         if form.is_valid():
             try:
                 with transaction.atomic():

@@ -1,11 +1,14 @@
 """Switching forms. List fields are typed as text and checked entry by entry."""
 
+import ipaddress
+
 from django import forms
 
 from billing.choices import AccountType
 from billing.models import Account
 from callcore.contract import PARAMETERS, PARAMETERS_BY_NAME
 from security import ip_countries
+from softswitch_portal.core import roles
 from softswitch_portal.core.models import SystemParameter
 from softswitch_portal.generic.forms import ArrayTextField, BaseModelForm
 from softswitch_portal.validators import validate_ip_or_cidr, validate_number, validate_prefix
@@ -87,6 +90,34 @@ class MappingGatewayForm(BaseModelForm):
             "dynamic_blacklist_standalone",
             "route_policy",
         )
+
+    def clean_remote_ips(self):
+        remote_ips = self.cleaned_data["remote_ips"]
+        user = getattr(self, "user", None)
+        if user is None or user.has_perm(roles.WIDE_NETWORK):
+            return remote_ips
+        # Only networks this edit adds: a gateway an administrator opened wide stays editable by its engineers.
+        before = set(self.instance.remote_ips or ()) if self.instance.pk else set()
+        wide = [value for value in remote_ips if value not in before and is_wide_network(value)]
+        if wide:
+            raise forms.ValidationError(
+                f"{', '.join(wide)}: a network wider than /{WIDE_IPV4} (IPv4) or /{WIDE_IPV6} (IPv6) lets in "
+                "strangers' calls billed to this customer, and needs the wide-network permission."
+            )
+        return remote_ips
+
+
+# The widest networks a mapping gateway may claim without the wide-network permission.
+WIDE_IPV4 = 24
+WIDE_IPV6 = 48
+
+
+def is_wide_network(value):
+    try:
+        network = ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        return False
+    return network.prefixlen < (WIDE_IPV4 if network.version == 4 else WIDE_IPV6)
 
 
 class RoutingGatewayForm(BaseModelForm):

@@ -28,6 +28,8 @@ DOMAIN_TABLE = {
 PROJECT_TABLE = {
     "SS_ROUTE_ASR_WINDOW_MINUTES": 60,
     "SS_ROUTE_ASR_MIN_ATTEMPTS": 20,
+    # Payments above it need the large-payment permission (softswitch_portal.core.roles).
+    "SS_PAYMENT_APPROVAL_AMOUNT": 1000,
 }
 
 
