@@ -9,6 +9,8 @@ from django.utils import timezone
 
 from softswitch_portal.validators import validate_number, validate_prefix
 
+# The API clients and their request log live in a module of their own; imported so the app registers them.
+from .api_clients import APIClient, APIRequestLog  # noqa: F401
 from .choices import BlacklistScope, BlacklistStatus, ListKind, MatchKind
 
 

@@ -3,7 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from . import views
-from .generic.lookups import lookup_view
+from .api.views import APIRootView
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -12,6 +12,13 @@ urlpatterns = [
     path("billing/", include("billing.urls")),
     path("switching/", include("softswitch_portal.switching.urls")),
     path("security/", include("security.urls")),
-    path("lookup/<slug:kind>/", lookup_view, name="lookup"),
+    # The REST API: the apps' routers, and the schema, docs and lookups (softswitch_portal.api.urls).
+    path("api/", APIRootView.as_view(areas=("billing", "switching", "security")), name="api-root"),
+    path("api/billing/", include("billing.api.urls")),
+    path("api/switching/", include("softswitch_portal.switching.api.urls")),
+    path("api/security/", include("security.api.urls")),
+    path("api/", include("softswitch_portal.api.urls")),
+    # The VOS3000-compatible API: POST /external/server/<Action>.
+    path("external/", include("softswitch_portal.vos.urls")),
     path("admin/", admin.site.urls),
 ]

@@ -6,8 +6,9 @@ Instead an app registers a *lookup kind* in its ``lookups`` module (found
 like ``admin.py``, on first use): the rows it offers and how to search them.
 Then:
 
-- ``GET /lookup/<kind>/?q=acm`` answers the best ``LIMIT`` matches as JSON,
-  for ``static/js/lookup.js``;
+- ``GET /api/lookup/<kind>/?q=acm`` (softswitch_portal.api.views.LookupView)
+  answers the best ``LIMIT`` matches as JSON, for ``static/js/lookup.js`` and
+  scripts alike;
 - ``LookupField`` (a form field) and ``LookupFilter`` (a filterset filter)
   still take the row's id (``?account=42``, so bookmarks and drill-down links
   keep working), validate it against the same rows the endpoint offers, and
@@ -20,18 +21,13 @@ kind into a ``LookupFilter`` by itself.
 from dataclasses import dataclass, field
 
 from django import forms
-from django.core.exceptions import PermissionDenied
 from django.db.models import Case, Q, Value, When
 from django.forms.utils import flatatt
-from django.http import Http404, JsonResponse
 from django.urls import reverse
 from django.utils.html import format_html
 from django.utils.module_loading import autodiscover_modules
-from django.views.decorators.http import require_GET
 from django_filters import ModelChoiceFilter
 from django_filters.fields import ModelChoiceField
-
-from .utils import user_can
 
 # Matches the endpoint answers at most: enough to pick from, small enough to stay instant.
 LIMIT = 20
@@ -68,7 +64,7 @@ class Lookup:
 
     @property
     def url(self):
-        return reverse("lookup", args=[self.kind])
+        return reverse("api:lookup", args=[self.kind])
 
     def label(self, obj):
         return str(obj)
@@ -125,27 +121,6 @@ def default_kind(model):
         if lookup.default and lookup.model is model:
             return lookup.kind
     return None
-
-
-@require_GET
-def lookup_view(request, kind):
-    """``{"results": [{"id", "text", "hint"}], "more": bool}``: at most LIMIT rows matching ``q``.
-
-    Answers 403 rather than the login page's redirect: the caller is a script,
-    which would otherwise read the login form as JSON.
-    """
-    if not request.user.is_authenticated:
-        return JsonResponse({"error": "Your session has ended: log in again."}, status=403)
-    lookup = registry().get(kind)
-    if lookup is None:
-        raise Http404(f"No lookup {kind!r}.")
-    if not user_can(request.user, lookup.model, "list"):
-        raise PermissionDenied(f"You may not list {lookup.model._meta.verbose_name_plural}.")
-    text = request.GET.get("q", "").strip()
-    if len(text) > MAX_QUERY or "\x00" in text:
-        return JsonResponse({"error": f"Type at most {MAX_QUERY} characters."}, status=400)
-    rows = list(lookup.search(text)[: LIMIT + 1])
-    return JsonResponse({"results": [lookup.as_json(obj) for obj in rows[:LIMIT]], "more": len(rows) > LIMIT})
 
 
 class LookupWidget(forms.Widget):

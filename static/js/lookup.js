@@ -111,7 +111,7 @@
               return {};
             })
             .then(function (data) {
-              throw new Error(data.error || "the portal answered " + response.status);
+              throw new Error(data.detail || (data.q && data.q[0]) || "the portal answered " + response.status);
             });
         })
         .then(function (data) {

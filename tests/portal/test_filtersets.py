@@ -11,7 +11,10 @@ from django.utils import timezone
 from billing.filtersets import AccountFilterSet, CDRFilterSet, PaymentFilterSet, RateFilterSet, RateTableFilterSet
 from billing.models import CDR, Account, Rate, RateTable
 from billing.rerating_filtersets import RerateChangeFilterSet, RerateJobFilterSet
+from security.api_client_filtersets import APIClientFilterSet, APIRequestLogFilterSet
 from security.filtersets import (
+    AlarmFilterSet,
+    BlacklistExemptionFilterSet,
     BlackWhiteListGroupFilterSet,
     DynamicBlacklistEntryFilterSet,
     IpCountryTableFilterSet,
@@ -45,9 +48,13 @@ FILTERSETS = [
     BlackWhiteListGroupFilterSet,
     ListEntryFilterSet,
     DynamicBlacklistEntryFilterSet,
+    BlacklistExemptionFilterSet,
     IpCountryTableFilterSet,
     RerateJobFilterSet,
     RerateChangeFilterSet,
+    APIClientFilterSet,
+    APIRequestLogFilterSet,
+    AlarmFilterSet,
 ]
 
 

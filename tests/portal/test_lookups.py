@@ -14,7 +14,7 @@ from softswitch_portal.switching.models import MappingGateway, Phone, RoutingGat
 
 
 def lookup(client, kind, **params):
-    return client.get(reverse("lookup", args=[kind]), params)
+    return client.get(reverse("api:lookup", args=[kind]), params)
 
 
 def found(client, kind, q=""):
@@ -34,7 +34,7 @@ def accounts(db):
 def test_it_needs_a_logged_in_user(client, accounts):
     response = lookup(client, "account", q="acme")
     assert response.status_code == 403
-    assert "log in" in response.json()["error"]
+    assert "log in" in response.json()["detail"]
 
 
 def test_it_needs_the_permission_to_list_the_rows(client, django_user_model, accounts):
@@ -108,7 +108,7 @@ def test_bad_input_is_refused_or_finds_nothing(operator_client, accounts, q, sta
 
 def test_an_unknown_kind_is_not_found_and_only_get_is_answered(operator_client, accounts):
     assert lookup(operator_client, "password").status_code == 404
-    assert operator_client.post(reverse("lookup", args=["account"]), {"q": "a"}).status_code == 405
+    assert operator_client.post(reverse("api:lookup", args=["account"]), {"q": "a"}).status_code == 405
 
 
 def test_foreign_key_filters_onto_big_tables_become_lookups_by_themselves():
@@ -137,7 +137,7 @@ def test_the_field_takes_an_id_and_shows_the_name_with_one_query(accounts, djang
         assert filterset.is_valid()
         html = str(filterset.form["account"])
     assert f'name="account" value="{acme.pk}"' in html and 'value="Acme Telecom"' in html
-    assert "<option" not in html and 'data-lookup-url="/lookup/account/"' in html
+    assert "<option" not in html and 'data-lookup-url="/api/lookup/account/"' in html
     assert 'placeholder="Any"' in html
 
 

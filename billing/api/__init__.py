@@ -1,0 +1,1 @@
+"""Billing's REST endpoints: accounts, payments (the only way money moves), rate tables, rates, CDRs."""

@@ -1,0 +1,13 @@
+from softswitch_portal.api.routers import PortalRouter
+
+from . import views
+
+app_name = "security-api"
+
+router = PortalRouter()
+router.register("list-groups", views.BlackWhiteListGroupViewSet)
+router.register("list-entries", views.ListEntryViewSet)
+router.register("dynamic-blacklist", views.DynamicBlacklistEntryViewSet)
+router.register("api-requests", views.APIRequestLogViewSet)
+
+urlpatterns = router.urls

@@ -1,0 +1,57 @@
+"""The base of every API viewset: a model's queryset, its list page's FilterSet, ordering, and safe deletes."""
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import transaction
+from django.db.models.deletion import ProtectedError, RestrictedError
+from rest_framework import status, viewsets
+from rest_framework.response import Response
+
+from .serializers import as_drf_error
+
+
+class BaseModelViewSet(viewsets.ModelViewSet):
+    """List (filtered by ``filterset_class``, ordered by ``?ordering=``), detail, create, update, delete.
+
+    ``filterset_class`` is the list page's own FilterSet: one definition of
+    each filter for the page and the API. Writes run in one transaction, so a
+    service's ValidationError (raised while saving) leaves nothing behind and
+    answers 400 naming the field.
+    """
+
+    filterset_class = None
+    ordering_fields = "__all__"
+    # A PUT that forgets a field must not blank it: changes go by PATCH; PUT stays for full replacement.
+    http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
+
+    def perform_create(self, serializer):
+        self._save(serializer)
+
+    def perform_update(self, serializer):
+        self._save(serializer)
+
+    def _save(self, serializer):
+        try:
+            with transaction.atomic():
+                serializer.save()
+        except DjangoValidationError as exc:
+            raise as_drf_error(exc) from None
+
+    def destroy(self, request, *args, **kwargs):
+        instance = self.get_object()
+        try:
+            with transaction.atomic():
+                instance.delete()
+        except (ProtectedError, RestrictedError) as exc:
+            blockers = exc.protected_objects if isinstance(exc, ProtectedError) else exc.restricted_objects
+            shown = [f"{obj._meta.verbose_name} {obj}" for obj in list(blockers)[:20]]
+            return Response(
+                {"detail": f"{instance} is still used by: {', '.join(shown)}.", "blocked_by": shown},
+                status=status.HTTP_409_CONFLICT,
+            )
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ReadOnlyModelViewSet(BaseModelViewSet):
+    """Records the switch writes (CDRs, request logs): list and read only."""
+
+    http_method_names = ["get", "head", "options"]
