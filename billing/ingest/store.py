@@ -21,7 +21,9 @@ from functools import partial
 import psycopg
 from django.db import DataError, IntegrityError, connection, transaction
 
-from .. import balances
+from softswitch_portal.core.redis import prefix
+
+from .. import balances, fraud
 from .records import Record
 
 log = logging.getLogger("billing.ingest")
@@ -91,7 +93,7 @@ INSERT INTO billing_cdr ({targets})
 SELECT {expressions} FROM {stage} AS r
 ORDER BY r.call_uuid, r.start_ms
 ON CONFLICT (call_uuid, start_time) DO NOTHING
-RETURNING account_id, fee, vendor_account_id, vendor_cost
+RETURNING call_uuid, account_id, fee, vendor_account_id, vendor_cost
 """.format(
     targets=", ".join(_TIMES.get(name, name) for name in COLUMN_NAMES),
     # Epoch ms to timestamp in integer arithmetic: the unique key must come out the same on every redelivery.
@@ -134,8 +136,12 @@ moved AS (
     FROM locked AS l WHERE a.id = l.id
     RETURNING a.id, a.balance, l.amount, a.account_type, a.low_balance_threshold, a.alarm_email
 )
-SELECT c.inserted, m.id, m.balance, m.amount, m.account_type, m.low_balance_threshold, m.alarm_email
-FROM (SELECT count(*) AS inserted FROM inserted) AS c LEFT JOIN moved AS m ON true
+SELECT c.inserted, c.keys, m.id, m.balance, m.amount, m.account_type, m.low_balance_threshold, m.alarm_email
+FROM (
+    -- Which rows were inserted, for the post-call fraud rules, only when not all of them were.
+    SELECT count(*) AS inserted, CASE WHEN count(*) < (SELECT count(*) FROM {STAGE}) THEN array_agg(call_uuid) END
+    FROM inserted
+) AS c (inserted, keys) LEFT JOIN moved AS m ON true
 """
 STORE_STATEMENT = "billing_ingest_store"
 EXECUTE_STORE_SQL = f"EXECUTE {STORE_STATEMENT}"
@@ -149,6 +155,7 @@ class Stored:
 
     inserted: int = 0
     duplicates: int = 0
+    inserted_records: list[Record] = dataclasses.field(default_factory=list)
     balances: dict[int, Decimal] = dataclasses.field(default_factory=dict)
     alarms: list[tuple[int, Decimal, Decimal]] = dataclasses.field(default_factory=list)
 
@@ -175,9 +182,14 @@ def store(conn: psycopg.Connection, records: list[Record], low_balance_alarm: in
     else:
         cursor.execute(EXECUTE_STORE_SQL)
     rows = cursor.fetchall()
-    result.inserted = rows[0][0]
+    result.inserted, keys = rows[0][0], rows[0][1]
     result.duplicates = len(records) - result.inserted
-    for _inserted, account_id, balance, delta, account_type, threshold, alarm_email in rows:
+    if keys is None:
+        result.inserted_records = records if result.inserted else []
+    else:
+        inserted = set(keys)
+        result.inserted_records = [r for r in records if r.values["call_uuid"] in inserted]
+    for _inserted, _keys, account_id, balance, delta, account_type, threshold, alarm_email in rows:
         if account_id is None:
             continue  # no money moved: the row only carries the insert count
         result.balances[account_id] = balance
@@ -242,6 +254,7 @@ def _store_atomically(records, low_balance_alarm) -> Stored:
             stored = store(conn, records, low_balance_alarm, commit=False)
             for alarm in stored.alarms:
                 transaction.on_commit(partial(balances.queue_alarm, *alarm), robust=True)
+            transaction.on_commit(partial(judge, stored), robust=True)
         return stored
     # Django's connection is in autocommit: the transaction is ours, opened and closed by hand so that
     # its COMMIT can share the statement's round trip (transaction.atomic() would spend one on each).
@@ -259,7 +272,19 @@ def _store_atomically(records, low_balance_alarm) -> Stored:
             # As transaction.on_commit(robust=True) would: the CDRs are stored, and an e-mail
             # that could not be queued is no reason to store them again.
             log.exception("low-balance alarm of account %s not queued", alarm[0])
+    judge(stored)
     return stored
+
+
+def judge(stored: Stored) -> None:
+    """The post-call fraud rules on the rows the committed batch inserted (billing.fraud), never twice on one row.
+
+    A failure is logged, not raised: the rows are stored, and storing them again would count nothing.
+    """
+    try:
+        fraud.rules.after_store([r.values for r in stored.inserted_records], prefix())
+    except Exception:
+        log.exception("post-call fraud rules not evaluated on a batch of %d", len(stored.inserted_records))
 
 
 def _rollback(conn: psycopg.Connection) -> None:
