@@ -1,6 +1,6 @@
 from softswitch_portal.generic.urls import model_urls
 
-from . import views
+from . import api_client_pages, views
 
 app_name = "security"
 
@@ -26,5 +26,17 @@ urlpatterns = [
         detail_view=views.DynamicBlacklistEntryView,
         edit_view=views.DynamicBlacklistEntryEditView,
         add_view=None,
+    ),
+    # API clients: adding one or asking for a new token shows the token once (api_client_pages.show_token).
+    *model_urls(
+        "api-clients",
+        list_view=api_client_pages.APIClientListView,
+        detail_view=api_client_pages.APIClientView,
+        edit_view=api_client_pages.APIClientEditView,
+        delete_view=api_client_pages.APIClientDeleteView,
+        extra=(("token", api_client_pages.APIClientTokenView),),
+    ),
+    *model_urls(
+        "api-requests", list_view=api_client_pages.APIRequestLogListView, detail_view=api_client_pages.APIRequestLogView
     ),
 ]

@@ -41,6 +41,8 @@ MENU = (
             ("Black/white lists", "security:blackwhitelistgroup_list"),
             ("List entries", "security:listentry_list"),
             ("Dynamic blacklist", "security:dynamicblacklistentry_list"),
+            ("API clients", "security:apiclient_list"),
+            ("API requests", "security:apirequestlog_list"),
         ),
     ),
 )
