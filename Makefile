@@ -2,7 +2,7 @@
 .PHONY: run test lint setup
 
 run:
-	scripts/run.sh
+	scripts/run.sh --demo
 
 test:
 	scripts/test.sh

@@ -3,6 +3,7 @@
 import datetime as dt
 
 from django import forms
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
@@ -106,6 +107,15 @@ class RateImportForm(forms.Form):
         help_text="UTF-8, comma-separated, with a header row.",
         widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
     )
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        limit = settings.RATE_IMPORT_MAX_BYTES
+        if upload.size > limit:
+            raise ValidationError(
+                f"The file has {upload.size:,} bytes; the limit is {limit:,} (RATE_IMPORT_MAX_BYTES)."
+            )
+        return upload
 
 
 # Report filters. Always bound: an empty query string means the defaults, so a report shows at once.

@@ -17,6 +17,7 @@ import datetime as dt
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -174,9 +175,37 @@ def read_rate(rate_table, columns, cells, row, result):
 
 
 def import_rates(rate_table: RateTable, stream) -> ImportResult:
-    """Validate every row of the CSV text ``stream``; import them all in one transaction, or none."""
+    """Validate every row of the CSV text ``stream``; import them all in one transaction, or none.
+
+    Raises ValidationError, for the upload form to show, when the file is not readable as CSV or has more than
+    RATE_IMPORT_MAX_ROWS rows.
+    """
+    try:
+        return _import_rates(rate_table, stream)
+    except _CSVError as exc:
+        raise ValidationError(f"Not readable as CSV (line {exc.line_num}): {exc}") from None
+
+
+class _CSVError(csv.Error):
+    def __init__(self, exc, line_num):
+        super().__init__(str(exc))
+        self.line_num = line_num
+
+
+def _rows(reader):
+    """The reader's rows, with the line of a row the csv module cannot read."""
+    while True:
+        try:
+            yield next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            raise _CSVError(exc, reader.line_num) from None
+
+
+def _import_rates(rate_table, stream):
     result = ImportResult()
-    reader = csv.reader(stream)
+    reader = _rows(csv.reader(stream))
     columns = read_header(reader, result)
     if columns is None:
         return result
@@ -185,7 +214,12 @@ def import_rates(rate_table: RateTable, stream) -> ImportResult:
     first_row_of_key = {}
     # Rows are counted as a spreadsheet shows them (header = 1, blank rows included), not
     # as text lines: a quoted cell may span lines.
+    max_rows = settings.RATE_IMPORT_MAX_ROWS
     for row, cells in enumerate(reader, start=HEADER_ROW + 1):
+        if row - HEADER_ROW > max_rows:
+            raise ValidationError(
+                f"More than {max_rows} rows (RATE_IMPORT_MAX_ROWS): split the deck into several files."
+            )
         if not any(cell.strip() for cell in cells):
             continue
         rate = read_rate(rate_table, columns, cells, row, result)

@@ -3,10 +3,10 @@
 # Extra arguments go to pytest, e.g. scripts/test.sh tests/portal -x
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh --test
 # The checks and the tests run on a developer machine's settings (the development SECRET_KEY, plain HTTP);
 # tests/portal/test_hardening.py checks the production defaults in a process of its own.
 export DEBUG="${DEBUG:-1}"
+scripts/setup.sh --test
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 # The import boundaries (pyproject.toml): callcore without Django, the apps through callcore.contract, no cycles.

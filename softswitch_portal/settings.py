@@ -209,6 +209,9 @@ LOGOUT_REDIRECT_URL = "login"
 
 DJANGO_TABLES2_TEMPLATE = "generic/table.html"
 PAGINATE_BY = envint("PAGINATE_BY", 50)
+# A rate-deck upload is read whole and every row checked in memory: these bound what one upload may cost.
+RATE_IMPORT_MAX_BYTES = envint("RATE_IMPORT_MAX_BYTES", 20 * 1024 * 1024)
+RATE_IMPORT_MAX_ROWS = envint("RATE_IMPORT_MAX_ROWS", 200_000)
 
 REST_FRAMEWORK = {
     # API clients' hashed tokens (security.APIClient), and the portal's own session for its pages' scripts.

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
+from django.contrib.staticfiles.urls import staticfiles_urlpatterns
 from django.urls import include, path
 
 from . import views
@@ -12,6 +13,8 @@ urlpatterns = [
     path("billing/", include("billing.urls")),
     path("switching/", include("softswitch_portal.switching.urls")),
     path("security/", include("security.urls")),
+    # The change log, each object's history, the logins and the login lockouts.
+    path("audit/", include("softswitch_portal.core.urls")),
     # The REST API: the apps' routers, and the schema, docs and lookups (softswitch_portal.api.urls).
     path("api/", APIRootView.as_view(areas=("billing", "switching", "security")), name="api-root"),
     path("api/billing/", include("billing.api.urls")),
@@ -22,3 +25,5 @@ urlpatterns = [
     path("external/", include("softswitch_portal.vos.urls")),
     path("admin/", admin.site.urls),
 ]
+# The demo's gunicorn serves the static files itself when DEBUG is on; in production the TLS proxy serves them.
+urlpatterns += staticfiles_urlpatterns()

@@ -4,7 +4,7 @@ The record's type and its field limits are the contract's (``CdrRecord``,
 ``decode_cdr``): a wrong type, an integer out of range, an unknown code or a
 missing field makes it a dead letter with the reason. What the columns need
 beyond that is done here: texts cut to their column (``TEXT_WIDTHS``) and rid
-of NULs, the call's key fitted to its column, the caller's address checked.
+of NULs and of control and bidirectional characters, the call's key fitted to its column, the caller's address checked.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import logging
+import re
 import socket
 
 import msgspec
@@ -21,6 +22,11 @@ from callcore.contract import CALL_UUID_LENGTH, TEXT_WIDTHS, CdrError, decode_cd
 from ..catalogue import Catalog
 
 log = logging.getLogger("billing.ingest")
+
+# What a SIP peer may hide in a User-Agent or a display name to garble a page or a CSV line, or to make text read
+# differently from what it is: C0/C1 controls (NUL, escape sequences, new lines), bidirectional overrides and
+# isolates, zero-width characters, line and paragraph separators, the byte-order mark.
+UNSAFE_TEXT = re.compile("[\x00-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]")
 
 
 class InvalidRecord(ValueError):
@@ -99,6 +105,8 @@ def parse(entry_id: str, raw: bytes | str | None) -> Record:
         value = values[name]
         if has_nul:
             value = value.replace("\x00", "")
+        if not value.isprintable():
+            value = UNSAFE_TEXT.sub("", value)
         if len(value) > width:
             value = value[:width]
         values[name] = value

@@ -3,7 +3,7 @@
 import io
 
 from django.contrib import messages
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -90,8 +90,11 @@ class RateTableImportView(generic.BaseObjectView):
             except UnicodeDecodeError as exc:
                 form.add_error("file", f"The file is not UTF-8 text (byte {exc.start}): save it as CSV UTF-8.")
             else:
-                result = import_rates(rate_table, io.StringIO(text, newline=""))
-                if result.ok:
+                try:
+                    result = import_rates(rate_table, io.StringIO(text, newline=""))
+                except ValidationError as exc:
+                    form.add_error("file", exc)
+                if result is not None and result.ok:
                     messages.success(
                         request,
                         f"Imported {result.created + result.updated} rates into {rate_table}: "

@@ -113,13 +113,19 @@ class ModelColumns:
 
 
 def stream_csv(filename, header, rows):
-    """A streamed CSV download: ``rows`` is any iterable of lists of already formatted cells."""
+    """A streamed CSV download: ``rows`` is any iterable of lists of already formatted cells.
+
+    Every text cell is made formula-safe here too, whoever formatted it: one writer, one place to get it right.
+    """
     writer = csv.writer(_Echo())
 
+    def safe(row):
+        return [csv_safe(cell) if isinstance(cell, str) else cell for cell in row]
+
     def lines():
-        yield writer.writerow(header)
+        yield writer.writerow(safe(header))
         for row in rows:
-            yield writer.writerow(row)
+            yield writer.writerow(safe(row))
 
     response = StreamingHttpResponse(lines(), content_type="text/csv; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'

@@ -4,6 +4,7 @@ Every view needs a logged-in user and the model permission of its action
 (view, add, change, delete), as NetBox does; a superuser has them all.
 """
 
+from auditlog.registry import auditlog
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
@@ -213,9 +214,18 @@ class ObjectView(BaseObjectView):
             "panels": self.render_fieldsets(obj),
             "edit_url": object_url(self.model, "edit", obj.pk) if user_can(user, self.model, "edit") else None,
             "delete_url": object_url(self.model, "delete", obj.pk) if user_can(user, self.model, "delete") else None,
+            "history_url": history_url(user, self.model, obj.pk),
         }
         context.update(self.get_extra_context(request, obj))
         return render(request, self.template_name, context)
+
+
+def history_url(user, model, pk):
+    """The object's History tab (the audit trail's entries for it), for a user who may read the audit trail."""
+    if not auditlog.contains(model) or not user.has_perm("auditlog.view_logentry"):
+        return None
+    meta = model._meta
+    return reverse("auditlog:object_history", args=[meta.app_label, meta.model_name, pk])
 
 
 def related_table(title, table_class, queryset, list_name=None, *, shown=10, **filters):

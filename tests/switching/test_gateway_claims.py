@@ -134,7 +134,7 @@ def test_every_gateway_a_claim_overlaps_is_named(customer, claim):
 
 
 def test_the_demo_data_claims_no_address_twice():
-    call_command("seed_demo", stdout=io.StringIO())
+    call_command("seed_demo", "--demo", stdout=io.StringIO())
     gateways = list(MappingGateway.objects.all())
     assert gateways
     for gateway in gateways:

@@ -1,10 +1,16 @@
-"""Demo data for a first look at the switch; safe to run any number of times."""
+"""Demo data for a first look at the switch; safe to run any number of times.
+
+It creates a superuser with a known password (admin / admin unless
+SS_ADMIN_USER / SS_ADMIN_PASSWORD say otherwise), so it refuses to run
+without ``--demo``: `make run` passes it, a production setup never does.
+"""
 
 import os
 from decimal import Decimal
 
-from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand
+from django.contrib.auth import get_user_model, password_validation
+from django.core.exceptions import ValidationError
+from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from billing.choices import AccountType, PaymentKind
@@ -31,11 +37,30 @@ VENDOR_RATES = {
 
 
 class Command(BaseCommand):
-    help = "Create the demo admin, accounts, rate tables, gateways and list groups (idempotent)."
+    help = "Create the demo admin, accounts, rate tables, gateways and list groups (idempotent); needs --demo."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--demo",
+            action="store_true",
+            help="Confirm this is a demo machine: the data includes a superuser with a known password.",
+        )
 
     def handle(self, *args, **options):
+        if not options["demo"]:
+            raise CommandError(
+                "seed_demo creates a superuser with a known password; run it with --demo, on a demo machine only"
+            )
         username = os.environ.get("SS_ADMIN_USER", "admin")
-        password = os.environ.get("SS_ADMIN_PASSWORD", "admin")
+        password = os.environ.get("SS_ADMIN_PASSWORD")
+        if password is None:
+            # The one default password the project has, and only here.
+            password = "admin"
+        else:
+            try:
+                password_validation.validate_password(password, get_user_model()(username=username))
+            except ValidationError as exc:
+                raise CommandError(f"SS_ADMIN_PASSWORD: {' '.join(exc.messages)}") from None
         with transaction.atomic():
             admin = self.seed_admin(username, password)
             self.seed_switch(admin)

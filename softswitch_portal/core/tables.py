@@ -1,0 +1,127 @@
+"""Tables of the audit pages."""
+
+import django_tables2 as tables
+from auditlog.models import LogEntry
+from axes.models import AccessAttempt
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html, format_html_join
+
+from softswitch_portal.generic.tables import BaseTable, ChoiceColumn, DateTimeColumn, NumberColumn
+from softswitch_portal.generic.utils import object_url
+
+from .lockout import cooloff_time, failure_limit
+from .models import LoginEvent
+
+ACTION_BADGES = {LogEntry.Action.CREATE: "yes", LogEntry.Action.DELETE: "no"}
+
+
+class ChangesColumn(tables.Column):
+    """Each changed field as ``field: before → after``; a creation shows only the values set."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.update(empty_values=(), orderable=False, attrs={"td": {"class": "wrap"}})
+        super().__init__(*args, **kwargs)
+
+    def render(self, record):
+        rows = []
+        for field, (before, after) in sorted(record.changes_display_dict.items()):
+            rows.append((field, before, after))
+        if not rows:
+            return "—"
+        return format_html_join(
+            "",
+            '<div class="change"><span class="change-field">{}</span>: '
+            '<span class="change-before">{}</span> → <span class="change-after">{}</span></div>',
+            rows,
+        )
+
+    def value(self, record):
+        return "; ".join(f"{field}: {before} → {after}" for field, (before, after) in record.changes_dict.items())
+
+
+class AuditObjectColumn(tables.Column):
+    """The changed object, linked to its page while it exists."""
+
+    def render(self, value, record):
+        model = record.content_type.model_class() if record.content_type_id else None
+        if model is None or record.action == LogEntry.Action.DELETE:
+            return value
+        url = object_url(model, "detail", record.object_pk)
+        return format_html('<a href="{}">{}</a>', url, value) if url else value
+
+
+class LogEntryTable(BaseTable):
+    timestamp = DateTimeColumn(verbose_name="Time")
+    actor = tables.Column(verbose_name="User", default="(system)")
+    action = ChoiceColumn(badges=ACTION_BADGES)
+    content_type = tables.Column(verbose_name="Model", order_by=("content_type__model",))
+    object_repr = AuditObjectColumn(verbose_name="Object")
+    changes = ChangesColumn(verbose_name="Before → after")
+    remote_addr = tables.Column(verbose_name="From")
+
+    class Meta(BaseTable.Meta):
+        model = LogEntry
+        fields = ("timestamp", "actor", "action", "content_type", "object_repr", "changes", "remote_addr")
+        exclude = ("actions",)
+        order_by = ("-timestamp",)
+
+
+class LoginEventTable(BaseTable):
+    time = DateTimeColumn()
+    outcome = ChoiceColumn(badges={"success": "yes", "failed": "no", "locked_out": "no"})
+
+    class Meta(BaseTable.Meta):
+        model = LoginEvent
+        fields = ("time", "username", "outcome", "ip_address", "user_agent", "path")
+        exclude = ("actions",)
+        order_by = ("-time",)
+
+
+class LockoutStateColumn(tables.Column):
+    """Locked (until when) once the failures reach SS_MAX_LOGIN_FAILED, as django-axes decides."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.update(empty_values=(), orderable=False, exclude_from_export=True)
+        super().__init__(*args, **kwargs)
+
+    def render(self, record, table):
+        if record.failures_since_start < table.failure_limit:
+            return format_html('<span class="badge">{} of {} failures</span>', record.failures_since_start,
+                               table.failure_limit)  # fmt: skip
+        until = timezone.localtime(record.attempt_time + table.cooloff)
+        return format_html('<span class="badge badge-no">Locked until {:%Y-%m-%d %H:%M}</span>', until)
+
+
+class ReleaseColumn(tables.Column):
+    def __init__(self, *args, **kwargs):
+        kwargs.update(empty_values=(), orderable=False, verbose_name="", exclude_from_export=True)
+        kwargs["attrs"] = {"td": {"class": "actions"}}
+        super().__init__(*args, **kwargs)
+
+    def render(self, record, table):
+        user = getattr(getattr(table, "request", None), "user", None)
+        if user is None or not user.has_perm("axes.delete_accessattempt"):
+            return ""
+        url = reverse("axes:accessattempt_delete", args=[record.pk])
+        return format_html('<a class="btn btn-xs btn-danger-outline" href="{}">Release</a>', url)
+
+
+class AccessAttemptTable(BaseTable):
+    username = tables.Column()
+    ip_address = tables.Column(verbose_name="IP address")
+    failures_since_start = NumberColumn(verbose_name="Failures")
+    attempt_time = DateTimeColumn(verbose_name="Last failure")
+    state = LockoutStateColumn(verbose_name="State")
+    release = ReleaseColumn()
+
+    class Meta(BaseTable.Meta):
+        model = AccessAttempt
+        fields = ("username", "ip_address", "failures_since_start", "attempt_time", "state", "user_agent", "path_info")
+        exclude = ("actions",)
+        order_by = ("-attempt_time",)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.failure_limit = failure_limit(None, None)
+        self.cooloff = cooloff_time(None)
