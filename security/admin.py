@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from .models import BlackWhiteListGroup, DynamicBlacklistEntry, ListEntry
+from .models import BlacklistExemption, BlackWhiteListGroup, DynamicBlacklistEntry, ListEntry
 
 
 @admin.register(BlackWhiteListGroup)
@@ -20,13 +20,21 @@ class ListEntryAdmin(admin.ModelAdmin):
 
 @admin.register(DynamicBlacklistEntry)
 class DynamicBlacklistEntryAdmin(admin.ModelAdmin):
-    list_display = ("number", "scope", "mapping_gateway", "reason", "status", "created", "expires_at", "reviewed_by")
-    list_filter = ("status", "scope")
+    list_display = ("__str__", "rule", "scope", "mapping_gateway", "status", "created", "expires_at", "reviewed_by")
+    list_filter = ("status", "rule", "subject_kind", "scope")
     search_fields = ("number", "reason")
-    list_select_related = ("mapping_gateway", "reviewed_by")
-    # What the switch recorded stays as recorded; an admin changes status and expiry.
-    readonly_fields = ("number", "scope", "mapping_gateway", "reason", "thresholds", "evidence", "created",
-                       "reviewed_by", "reviewed_at")  # fmt: skip
+    list_select_related = ("account", "mapping_gateway", "reviewed_by")
+    # What the switch recorded stays as recorded; the review page changes status and expiry.
+    readonly_fields = ("subject_kind", "number", "account", "scope", "mapping_gateway", "rule", "severity", "reason",
+                       "figures", "evidence", "node", "stream_id", "created", "reviewed_by", "reviewed_at")  # fmt: skip
 
     def has_add_permission(self, request):
         return False
+
+
+@admin.register(BlacklistExemption)
+class BlacklistExemptionAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "subject_kind", "scope", "until", "created_by", "created")
+    list_filter = ("subject_kind", "scope")
+    search_fields = ("number", "reason")
+    list_select_related = ("account", "created_by")

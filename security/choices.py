@@ -4,6 +4,9 @@ from django.db import models
 class ListKind(models.TextChoices):
     BLACK = "black", "Black list"
     WHITE = "white", "White list"
+    # Prefixes of high-risk destinations (premium, satellite, IRSF-abused ranges): not attached to gateways,
+    # every gateway and account is screened by the anti-fraud rules against them.
+    HIGH_RISK = "highrisk", "High-risk destinations"
 
 
 class MatchKind(models.TextChoices):
@@ -17,7 +20,34 @@ class BlacklistScope(models.TextChoices):
 
 
 class BlacklistStatus(models.TextChoices):
-    ACTIVE = "active", "Active, not reviewed"
+    AWAITING_REVIEW = "awaiting_review", "Awaiting review"
     CONFIRMED = "confirmed", "Confirmed by an admin"
     RELEASED = "released", "Released"
-    WHITELISTED = "whitelisted", "Released and whitelisted"
+    EXPIRED = "expired", "Expired"
+
+
+class BlacklistSubject(models.TextChoices):
+    """What a dynamic blacklist entry blocks (callcore.contract.fraud's subjects)."""
+
+    NUMBER = "number", "Number (caller or callee)"
+    ACCOUNT = "account", "Account, every call"
+    ACCOUNT_HIGH_RISK = "account_high_risk", "Account, calls to high-risk destinations"
+
+
+class FraudRuleChoice(models.TextChoices):
+    """The anti-fraud rules (callcore.contract.FraudRule), as the portal names them."""
+
+    MALICIOUS_CALLER = "malicious_caller", "Malicious caller"
+    CONCURRENT_CALLER = "concurrent_caller", "Concurrent caller"
+    HIGH_RISK_RATE = "high_risk_rate", "High-risk destination rate"
+    SPEND_VELOCITY = "spend_velocity", "Spend velocity (reserved)"
+    NEW_DESTINATION = "new_destination", "New destination"
+    NO_ANSWER_CALLEE = "no_answer_callee", "No-answer callee"
+    SHORT_CALL_BURST = "short_call_burst", "Short-call burst"
+    SPEND_VELOCITY_ACTUAL = "spend_velocity_actual", "Spend velocity (actual)"
+    LONG_CALL = "long_call", "Long call"
+
+
+class FraudSeverity(models.TextChoices):
+    WARNING = "warning", "Warning"
+    CRITICAL = "critical", "Critical"

@@ -2,10 +2,11 @@
 
 import django_filters
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from softswitch_portal.generic.filtersets import BOOKKEEPING, FREE_TEXT, BaseFilterSet
 
-from .models import BlackWhiteListGroup, DynamicBlacklistEntry, IpCountryTable, ListEntry
+from .models import BlacklistExemption, BlackWhiteListGroup, DynamicBlacklistEntry, IpCountryTable, ListEntry
 
 
 class BlackWhiteListGroupFilterSet(BaseFilterSet):
@@ -34,25 +35,50 @@ class ListEntryFilterSet(BaseFilterSet):
 class DynamicBlacklistEntryFilterSet(BaseFilterSet):
     number = django_filters.CharFilter(lookup_expr="startswith", label="Number starts with")
     reason = django_filters.CharFilter(lookup_expr="icontains", label="Reason contains")
-    evidence = django_filters.CharFilter(method="filter_evidence", label="Evidence CDR (call uuid)")
+    evidence = django_filters.CharFilter(method="filter_evidence", label="Evidence call (call id)")
     created_after = django_filters.DateTimeFilter(field_name="created", lookup_expr="gte", label="Blocked from")
     created_before = django_filters.DateTimeFilter(field_name="created", lookup_expr="lt", label="Blocked before")
     expires_before = django_filters.DateTimeFilter(field_name="expires_at", lookup_expr="lt", label="Expires before")
     reviewed_by = django_filters.ModelChoiceFilter(queryset=get_user_model().objects.filter(is_staff=True))
+    reviewed_after = django_filters.DateTimeFilter(field_name="reviewed_at", lookup_expr="gte", label="Reviewed from")
+    node = django_filters.CharFilter(label="Detected by (node)")
 
-    search_fields = ("number__startswith", "reason__icontains")
+    search_fields = ("number__startswith", "reason__icontains", "review_note__icontains")
     unfiltered_fields = {
-        "thresholds": "a JSON object of the thresholds tripped: open the entry to read it",
-        "reviewed_at": "bookkeeping timestamp of the review: filter by reviewer or status",
+        "figures": "a JSON object of the figures and thresholds: shown in the list, whole on the entry",
+        "review_note": FREE_TEXT,
+        "stream_id": "the fraud event's stream id, kept only to record each event once",
     }
 
     class Meta:
         model = DynamicBlacklistEntry
-        fields = ("id", "number", "scope", "mapping_gateway", "status", "reviewed_by")
+        fields = ("id", "subject_kind", "number", "account", "rule", "severity", "scope", "mapping_gateway", "status",
+                  "reviewed_by", "node")  # fmt: skip
 
     def filter_evidence(self, queryset, name, value):
         value = value.strip()
         return queryset.filter(evidence__contains=[value]) if value else queryset
+
+
+class BlacklistExemptionFilterSet(BaseFilterSet):
+    number = django_filters.CharFilter(lookup_expr="startswith", label="Number starts with")
+    running = django_filters.BooleanFilter(method="filter_running", label="Still running")
+    until_after = django_filters.DateTimeFilter(field_name="until", lookup_expr="gte", label="Until from")
+    until_before = django_filters.DateTimeFilter(field_name="until", lookup_expr="lt", label="Until before")
+    created_by = django_filters.ModelChoiceFilter(queryset=get_user_model().objects.filter(is_staff=True))
+
+    search_fields = ("number__startswith", "reason__icontains")
+    unfiltered_fields = {"reason": FREE_TEXT, "created": BOOKKEEPING}
+
+    class Meta:
+        model = BlacklistExemption
+        fields = ("id", "subject_kind", "number", "account", "scope", "mapping_gateway", "entry", "created_by")
+
+    def filter_running(self, queryset, name, value):
+        if value is None:
+            return queryset
+        now = timezone.now()
+        return queryset.filter(until__gt=now) if value else queryset.filter(until__lte=now)
 
 
 class IpCountryTableFilterSet(BaseFilterSet):

@@ -7,11 +7,20 @@ from django.db import models
 from django.urls import reverse
 from django.utils import timezone
 
+from callcore.contract import account_high_risk_subject, account_subject
 from softswitch_portal.validators import validate_number, validate_prefix
 
 # The API clients and their request log live in a module of their own; imported so the app registers them.
 from .api_clients import APIClient, APIRequestLog  # noqa: F401
-from .choices import BlacklistScope, BlacklistStatus, ListKind, MatchKind
+from .choices import (
+    BlacklistScope,
+    BlacklistStatus,
+    BlacklistSubject,
+    FraudRuleChoice,
+    FraudSeverity,
+    ListKind,
+    MatchKind,
+)
 
 
 class BlackWhiteListGroup(models.Model):
@@ -21,7 +30,7 @@ class BlackWhiteListGroup(models.Model):
     """
 
     name = models.CharField(max_length=100, unique=True)
-    kind = models.CharField(max_length=5, choices=ListKind.choices)
+    kind = models.CharField(max_length=8, choices=ListKind.choices)
     description = models.TextField(blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
@@ -73,45 +82,157 @@ class ListEntry(models.Model):
 
 
 class DynamicBlacklistEntry(models.Model):
-    """A number the switch blocked by itself after it crossed a fraud threshold.
+    """A number or an account the switch blocked by itself after it crossed a fraud threshold.
 
-    Filled by the worker's evaluation job; an admin reviews each one and
-    confirms, releases or whitelists it with the evidence CDRs beside it.
+    Whoever detected the breach (the call core at set-up, or the CDR ingest)
+    already wrote it to Redis, so calls are refused at once; the worker
+    records it here from the fraud event stream (``stream_id``, so an event
+    read twice is one row), awaiting an admin's review: confirm (extend or
+    make permanent), release, or release and exempt the subject for a while
+    (``BlacklistExemption``). Operators may also enter numbers by hand.
     """
 
-    number = models.CharField(max_length=32, validators=[validate_number])
+    subject_kind = models.CharField(
+        "Blocks", max_length=20, choices=BlacklistSubject.choices, default=BlacklistSubject.NUMBER
+    )
+    number = models.CharField(
+        max_length=32, blank=True, validators=[validate_number], help_text="The number blocked as caller or callee."
+    )
+    account = models.ForeignKey(
+        "billing.Account", on_delete=models.CASCADE, null=True, blank=True, related_name="+",
+        help_text="The account blocked (every call, or its calls to high-risk destinations).",
+    )  # fmt: skip
     scope = models.CharField(max_length=8, choices=BlacklistScope.choices, default=BlacklistScope.CENTRAL)
     mapping_gateway = models.ForeignKey(
         "switching.MappingGateway", on_delete=models.CASCADE, null=True, blank=True, related_name="+"
     )
-    reason = models.CharField(max_length=200)
-    thresholds = models.JSONField(default=dict, blank=True, help_text="The thresholds tripped and the values seen.")
-    evidence = models.JSONField(default=list, blank=True, help_text="call_uuids of the CDRs that tripped it.")
-    status = models.CharField(max_length=12, choices=BlacklistStatus.choices, default=BlacklistStatus.ACTIVE)
-    created = models.DateTimeField(auto_now_add=True)
+    rule = models.CharField(max_length=24, choices=FraudRuleChoice.choices, blank=True, help_text="Empty: by hand.")
+    severity = models.CharField(max_length=8, choices=FraudSeverity.choices, default=FraudSeverity.CRITICAL)
+    reason = models.CharField(max_length=200, blank=True)
+    figures = models.JSONField(default=dict, blank=True, help_text="The figures seen and the thresholds tripped.")
+    evidence = models.JSONField(
+        default=list, blank=True, help_text="Call ids of the calls counted (their CDRs once ingested)."
+    )
+    node = models.CharField(max_length=64, blank=True, help_text="Who detected it: a call-core node or the ingest.")
+    stream_id = models.CharField(
+        max_length=32, unique=True, null=True, blank=True, editable=False,
+        help_text="The fraud event's stream id: an event read twice is recorded once.",
+    )  # fmt: skip
+    status = models.CharField(max_length=16, choices=BlacklistStatus.choices, default=BlacklistStatus.AWAITING_REVIEW)
+    created = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty = until released.")
     reviewed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     reviewed_at = models.DateTimeField(null=True, blank=True)
+    review_note = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["-created"]
         verbose_name = "dynamic blacklist entry"
         verbose_name_plural = "dynamic blacklist entries"
-        indexes = [models.Index(fields=["number", "status"], name="dynbl_number_status")]
+        indexes = [
+            models.Index(fields=["number", "status"], name="dynbl_number_status"),
+            models.Index(fields=["status", "-created"], name="dynbl_status_created"),
+        ]
+        permissions = [("review_dynamicblacklistentry", "Can review dynamic blacklist entries")]
 
     def __str__(self):
-        return self.number
+        if self.subject_kind == BlacklistSubject.NUMBER:
+            return self.number
+        label = f"account {self.account}" if self.account_id else "account ?"
+        return f"{label}, high-risk calls" if self.subject_kind == BlacklistSubject.ACCOUNT_HIGH_RISK else label
 
     def get_absolute_url(self):
         return reverse("security:dynamicblacklistentry", args=[self.pk])
+
+    @property
+    def member(self):
+        """The subject as the call core's sorted sets hold it (callcore.contract.fraud)."""
+        return subject_member(self.subject_kind, self.number, self.account_id)
+
+    @property
+    def awaiting_review(self):
+        return self.status == BlacklistStatus.AWAITING_REVIEW
 
     def clean(self):
         if self.scope == BlacklistScope.GATEWAY and not self.mapping_gateway_id:
             raise ValidationError({"mapping_gateway": "A standalone entry belongs to one mapping gateway."})
         if self.scope == BlacklistScope.CENTRAL and self.mapping_gateway_id:
             raise ValidationError({"mapping_gateway": "A central entry applies to every gateway: leave this empty."})
+        check_subject(self.subject_kind, self.number, self.account_id)
+
+
+def subject_member(kind, number, account_id):
+    if kind == BlacklistSubject.NUMBER:
+        return number
+    if kind == BlacklistSubject.ACCOUNT:
+        return account_subject(account_id)
+    return account_high_risk_subject(account_id)
+
+
+def check_subject(kind, number, account_id):
+    """A number subject names a number and no account; an account subject the other way round."""
+    if kind == BlacklistSubject.NUMBER:
+        if not number:
+            raise ValidationError({"number": "Enter the number to block."})
+        if account_id:
+            raise ValidationError({"account": "A number entry blocks the number on every account: leave this empty."})
+    else:
+        if not account_id:
+            raise ValidationError({"account": "Choose the account to block."})
+        if number:
+            raise ValidationError({"number": "An account entry blocks the account's calls: leave the number empty."})
+
+
+class BlacklistExemption(models.Model):
+    """A subject no anti-fraud rule may add to the dynamic blacklist until ``until``.
+
+    Made when an admin releases an entry and exempts it for N days; mirrored
+    into ``Keys.fraud_exempt`` (score = ``until``), which the detectors check
+    before they block. Redis holds one set for every scope, so an exemption
+    keeps the subject off every list; ``scope`` and ``mapping_gateway`` say
+    where the released entry was.
+    """
+
+    subject_kind = models.CharField(
+        "Exempts", max_length=20, choices=BlacklistSubject.choices, default=BlacklistSubject.NUMBER
+    )
+    number = models.CharField(max_length=32, blank=True, validators=[validate_number])
+    account = models.ForeignKey("billing.Account", on_delete=models.CASCADE, null=True, blank=True, related_name="+")
+    scope = models.CharField(max_length=8, choices=BlacklistScope.choices, default=BlacklistScope.CENTRAL)
+    mapping_gateway = models.ForeignKey(
+        "switching.MappingGateway", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    until = models.DateTimeField(help_text="No rule blocks the subject before this.")
+    entry = models.ForeignKey(
+        DynamicBlacklistEntry, on_delete=models.SET_NULL, null=True, blank=True, related_name="exemptions",
+        help_text="The entry whose release made it.",
+    )  # fmt: skip
+    reason = models.CharField(max_length=300, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    created = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-until"]
+        verbose_name = "blacklist exemption"
+        indexes = [models.Index(fields=["until"], name="dynbl_exempt_until")]
+
+    def __str__(self):
+        subject = self.number if self.subject_kind == BlacklistSubject.NUMBER else f"account {self.account}"
+        return f"{subject} until {timezone.localtime(self.until):%Y-%m-%d %H:%M}"
+
+    def get_absolute_url(self):
+        return reverse("security:blacklistexemption", args=[self.pk])
+
+    @property
+    def member(self):
+        return subject_member(self.subject_kind, self.number, self.account_id)
+
+    def clean(self):
+        check_subject(self.subject_kind, self.number, self.account_id)
 
 
 class IpCountryTable(models.Model):

@@ -1,16 +1,22 @@
 """Security list tables."""
 
+import json
+
 import django_tables2 as tables
+from django.template.defaultfilters import pluralize
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import mark_safe
 
 from softswitch_portal.generic.tables import BaseTable, ChoiceColumn, NumberColumn, TextColumn
 
-from .models import BlackWhiteListGroup, DynamicBlacklistEntry, ListEntry
+from .models import BlacklistExemption, BlackWhiteListGroup, DynamicBlacklistEntry, ListEntry
 
 
 class BlackWhiteListGroupTable(BaseTable):
     description = TextColumn()
     name = tables.Column(linkify=True)
-    kind = ChoiceColumn(badges={"black": "dark", "white": "light"})
+    kind = ChoiceColumn(badges={"black": "dark", "white": "light", "highrisk": "danger"})
     entry_count = NumberColumn(verbose_name="Entries")
 
     class Meta(BaseTable.Meta):
@@ -28,14 +34,140 @@ class ListEntryTable(BaseTable):
         fields = ("number", "match", "group", "note", "created")
 
 
+class FiguresColumn(tables.Column):
+    """A rule's figures in one line: the count seen against the thresholds, then the rest."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("orderable", False)
+        kwargs.setdefault("attrs", {"td": {"class": "wrap mono"}})
+        super().__init__(*args, **kwargs)
+
+    def render(self, value):
+        return figures_text(value)
+
+    def value(self, value):
+        return json.dumps(value, sort_keys=True)
+
+
+def figures_text(figures):
+    if not isinstance(figures, dict) or not figures:
+        return ""
+    parts = []
+    if "count" in figures:
+        window = f" / {figures['window_s']} s" if figures.get("window_s") else ""
+        parts.append(f"{figures['count']}{window}")
+    levels = [f"{name[0]} {figures[name]}" for name in ("warning", "critical") if name in figures]
+    if levels:
+        parts.append(f"({', '.join(levels)})")
+    shown = {"count", "window_s", "warning", "critical"}
+    parts.extend(f"{name} {figures[name]}" for name in sorted(figures) if name not in shown)
+    return " ".join(str(part) for part in parts)
+
+
+class EvidenceColumn(tables.Column):
+    """How many calls were counted, with the evidence calls' starts on a small timeline where their CDRs are in.
+
+    The view hands the CDR start times per entry in ``table.evidence_starts``
+    (one query for the page), so the column itself never queries.
+    """
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("orderable", False)
+        kwargs.setdefault("empty_values", ())
+        super().__init__(*args, **kwargs)
+
+    def render(self, value, record, table):
+        calls = len(value or ())
+        starts = getattr(table, "evidence_starts", {}).get(record.pk, [])
+        return format_html("{} call{} {}", calls, pluralize(calls), timeline_svg(starts, width=120, height=14))
+
+    def value(self, value):
+        return " ".join(str(item) for item in value or ())
+
+
+def timeline_svg(starts, *, width=480, height=36, title=True):
+    """Tick marks of the calls' start times along the span they cover: a burst reads as a dense cluster."""
+    if not starts:
+        return ""
+    starts = sorted(starts)
+    first, last = starts[0], starts[-1]
+    span = (last - first).total_seconds() or 1.0
+    pad = 3
+    ticks = []
+    for start in starts:
+        x = pad + (width - 2 * pad) * (start - first).total_seconds() / span
+        tip = timezone.localtime(start).strftime("%H:%M:%S")
+        ticks.append(
+            format_html(
+                '<line x1="{0}" x2="{0}" y1="2" y2="{1}" stroke="#c0392b" stroke-width="1.5"><title>{2}</title></line>',
+                f"{x:.1f}",
+                height - 2,
+                tip,
+            )
+        )
+    label = (
+        f"{len(starts)} calls from {timezone.localtime(first):%H:%M:%S} to {timezone.localtime(last):%H:%M:%S}"
+        if title
+        else ""
+    )
+    return format_html(
+        '<svg class="timeline" width="{}" height="{}" viewBox="0 0 {} {}" role="img" aria-label="{}">'
+        '<line x1="0" x2="{}" y1="{}" y2="{}" stroke="#b8c0cc"></line>{}</svg>',
+        width, height, width, height, label, width, height - 1, height - 1, mark_safe("".join(ticks)),
+    )  # fmt: skip
+
+
 class DynamicBlacklistEntryTable(BaseTable):
+    """The review queue: entries awaiting review first (the view orders them), with a checkbox for bulk actions."""
+
+    select = tables.CheckBoxColumn(
+        accessor="pk",
+        attrs={"input": {"form": "bulk-review", "name": "entries"}, "th__input": {"class": "select-all"}},
+        exclude_from_export=True,
+    )
+    subject = tables.Column(accessor="pk", verbose_name="Subject", linkify=True, order_by=("number", "account"))
     reason = TextColumn()
-    number = tables.Column(linkify=True, attrs={"td": {"class": "mono"}})
+    rule = ChoiceColumn()
+    severity = ChoiceColumn(badges={"critical": "danger", "warning": "warning"})
+    figures = FiguresColumn()
+    evidence = EvidenceColumn(verbose_name="Evidence")
     mapping_gateway = tables.Column(linkify=True)
-    status = ChoiceColumn(badges={"active": "danger", "confirmed": "dark", "released": "muted", "whitelisted": "light"})
+    status = ChoiceColumn(
+        badges={"awaiting_review": "danger", "confirmed": "dark", "released": "muted", "expired": "light"}
+    )
     created = tables.DateTimeColumn(format="Y-m-d H:i", verbose_name="Blocked")
-    expires_at = tables.DateTimeColumn(format="Y-m-d H:i", verbose_name="Expires")
+    expires_at = tables.DateTimeColumn(format="Y-m-d H:i", verbose_name="Expires", default="never")
 
     class Meta(BaseTable.Meta):
         model = DynamicBlacklistEntry
-        fields = ("number", "scope", "mapping_gateway", "reason", "status", "created", "expires_at", "reviewed_by")
+        fields = ("select", "subject", "rule", "severity", "figures", "evidence", "status", "scope", "mapping_gateway",
+                  "created", "expires_at", "reviewed_by", "reviewed_at", "reason")  # fmt: skip
+        sequence = ("select", "subject", "...")
+
+    def render_subject(self, record):
+        return str(record)
+
+    def value_subject(self, record):
+        return record.member
+
+
+class BlacklistExemptionTable(BaseTable):
+    subject = tables.Column(accessor="pk", verbose_name="Subject", linkify=True, order_by=("number", "account"))
+    reason = TextColumn()
+    entry = tables.Column(linkify=True, verbose_name="Released entry")
+    until = tables.DateTimeColumn(format="Y-m-d H:i")
+    created = tables.DateTimeColumn(format="Y-m-d H:i")
+
+    class Meta(BaseTable.Meta):
+        model = BlacklistExemption
+        fields = ("subject", "subject_kind", "until", "scope", "mapping_gateway", "entry", "reason", "created_by",
+                  "created")  # fmt: skip
+
+    def render_subject(self, record):
+        return record.number if record.subject_kind == "number" else str(record.account)
+
+    def value_subject(self, record):
+        return record.member
+
+
+SEVERITY_BADGES = {"critical": "danger", "warning": "warning", "info": "light"}

@@ -2,9 +2,21 @@
 
 from celery import shared_task
 
-from . import dynamic_blacklist
+from . import dynamic_blacklist, fraud_events
 
 
 @shared_task
 def resync_dynamic_blacklist():
     return dynamic_blacklist.resync_all()
+
+
+@shared_task
+def persist_fraud_events():
+    """Record the detectors' fraud events (review-queue entries, alarms); every few seconds."""
+    return fraud_events.persist()
+
+
+@shared_task
+def expire_dynamic_blacklist():
+    """Mark entries past their expiry expired and drop expired members from Redis."""
+    return dynamic_blacklist.expire()

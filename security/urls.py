@@ -1,3 +1,5 @@
+from django.urls import path
+
 from softswitch_portal.generic.urls import model_urls
 
 from . import api_client_pages, views
@@ -20,12 +22,25 @@ urlpatterns = [
         delete_view=views.ListEntryDeleteView,
     ),
     # No add (the switch creates entries) and no delete (a released entry is kept as a record).
+    path(
+        "dynamic-blacklist/review/",
+        views.DynamicBlacklistBulkReviewView.as_view(),
+        name="dynamicblacklistentry_bulk_review",
+    ),
     *model_urls(
         "dynamic-blacklist",
         list_view=views.DynamicBlacklistEntryListView,
         detail_view=views.DynamicBlacklistEntryView,
         edit_view=views.DynamicBlacklistEntryEditView,
         add_view=None,
+        extra=(("review", views.DynamicBlacklistEntryReviewView),),
+    ),
+    *model_urls(
+        "blacklist-exemptions",
+        list_view=views.BlacklistExemptionListView,
+        detail_view=views.BlacklistExemptionView,
+        edit_view=views.BlacklistExemptionEditView,
+        delete_view=views.BlacklistExemptionDeleteView,
     ),
     # API clients: adding one or asking for a new token shows the token once (api_client_pages.show_token).
     *model_urls(

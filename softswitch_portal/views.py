@@ -63,7 +63,7 @@ def home(request):
     routing = enabled_counts(RoutingGateway)
     phones = enabled_counts(Phone)
     midnight = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
-    unreviewed = DynamicBlacklistEntry.objects.filter(status=BlacklistStatus.ACTIVE).count()
+    unreviewed = DynamicBlacklistEntry.objects.filter(status=BlacklistStatus.AWAITING_REVIEW).count()
     recent = {"start_time_after": since_param}
 
     areas = [
@@ -125,7 +125,7 @@ def home(request):
                 row(
                     "Blacklisted, unreviewed",
                     unreviewed,
-                    link("security:dynamicblacklistentry_list", status=BlacklistStatus.ACTIVE),
+                    link("security:dynamicblacklistentry_list", status=BlacklistStatus.AWAITING_REVIEW),
                     alert=unreviewed,
                 ),
             ],

@@ -45,10 +45,13 @@ ROLES = {
     "Security reviewer": (
         (("view",), (*PORTAL_APPS, "auditlog", "axes")),
         (WRITE, ("security",)),
+        # Confirm, release, or release and exempt what the anti-fraud rules blocked (the review queue).
+        (("review",), ("security.dynamicblacklistentry",)),
         (("delete",), ("axes.accessattempt",)),
     ),
     "Administrator": (
         (("view", *WRITE), (*PORTAL_APPS, "auditlog", "axes", "auth")),
+        (("review",), ("security.dynamicblacklistentry",)),
         (("trust",), ()),
     ),
 }

@@ -66,7 +66,7 @@ def portal_objects(db, operator):
     ip_country_table = ip_countries.store(ip_countries.build([str(IP_COUNTRY_SAMPLE)]))
     parameter = SystemParameter.objects.create(name="SS_MAX_CPS", value="250")
     blocked = DynamicBlacklistEntry.objects.create(
-        number="4915199999", reason="40 calls/min", thresholds={"calls_per_minute": 40}, evidence=["uuid-1"]
+        number="4915199999", reason="40 calls/min", figures={"calls_per_minute": 40}, evidence=["uuid-1"]
     )
     payment = apply_payment(customer, "recharge", "100", operator, memo="wire 42")
     cdr = CDR.objects.create(
