@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 from callcore import decide, sipsyntax
-from callcore.contract import HEARTBEAT_INTERVAL_S
+from callcore.contract import HEARTBEAT_INTERVAL_S, SIGNING_KEY_ENV, SignatureError, signing_key
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -85,6 +85,11 @@ def check_worker_settings() -> None:
         valid = False
     if not valid:
         raise SystemExit(f"callcore: SS_SNAPSHOT_POLL_SECONDS must be a number of seconds above 0 (not {poll!r})")
+    # Without the key every snapshot is refused: better a clear stop than a switch that routes nothing.
+    try:
+        signing_key(os.environ.get(SIGNING_KEY_ENV))
+    except SignatureError as exc:
+        raise SystemExit(f"callcore: {exc} (the portal's; `make run` keeps it in the local env file)") from exc
 
 
 def settings_from_env() -> dict:

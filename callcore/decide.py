@@ -186,6 +186,17 @@ def _digits(number: str) -> str:
     return number[1:] if number.startswith("+") else number
 
 
+# What a number may hold: a callee with anything else gets 484 before it reaches routing, rates or a vendor.
+_DIALABLE = frozenset("0123456789+*#")
+# What the caller is recorded and sent as when the From has no user at all.
+ANONYMOUS_CALLER = "anonymous"
+
+
+def is_number(text: str) -> bool:
+    """Digits and + * # only, and not empty."""
+    return bool(text) and _DIALABLE.issuperset(text)
+
+
 # ---------------------------------------------------------------------------
 # Money
 
@@ -300,7 +311,14 @@ def plan_call(
     if account.locked:
         return _refuse(EndReason.ACCOUNT_LOCKED, billing_mode, params, **known)
 
-    caller, callee = _digits(facts.caller), _digits(facts.callee)
+    if not is_number(facts.callee):
+        return _refuse(EndReason.INVALID_CALLEE, billing_mode, params, **known)
+    # A caller that is not a number (anonymous, withheld) is connected as sent unless its gateway requires one.
+    caller_is_number = is_number(facts.caller)
+    if not caller_is_number and mapping_gateway is not None and mapping_gateway.require_caller_number:
+        return _refuse(EndReason.CALLER_NUMBER_REQUIRED, billing_mode, params, **known)
+    caller = _digits(facts.caller) if caller_is_number else (facts.caller or ANONYMOUS_CALLER)
+    callee = _digits(facts.callee)
     if mapping_gateway is not None:
         reason = _screen_lists(
             mapping_gateway.caller_list_group_ids,
@@ -321,7 +339,8 @@ def plan_call(
             mapping_gateway.prefix_allow and not _in_prefixes(callee, mapping_gateway.prefix_allow)
         ):
             return _refuse(EndReason.PREFIX_FORBIDDEN, billing_mode, params, **known)
-        caller = transform(caller, mapping_gateway.caller_transforms)
+        if caller_is_number:
+            caller = transform(caller, mapping_gateway.caller_transforms)
         callee = transform(callee, mapping_gateway.callee_transforms)
 
     if account.rate_table_id is None:
@@ -360,7 +379,8 @@ def _routes(facts, snapshot, account, mapping_gateway, caller, callee, route_sta
         if not snapshot.in_schedule(gateway, facts.now_ms):
             continue
         callee_out = gateway.tech_prefix + transform(callee, gateway.callee_transforms)
-        caller_out = transform(caller, gateway.caller_transforms)
+        # Number rules would make "00anonymous" of a withheld caller: it goes out as it came.
+        caller_out = transform(caller, gateway.caller_transforms) if is_number(caller) else caller
         if gateway.caller_number_pool is not None and gateway.caller_number_pool.numbers:
             caller_out = pick_from_pool(gateway.caller_number_pool, facts.call_id, facts.sequence)
         rated = callee_out if rate_sent_number else callee

@@ -7,9 +7,11 @@ announced on a channel. ``SnapshotLoader`` fetches it, validates it, builds an
 previous index finishes on it undisturbed. It listens on the channel and polls
 as well, since a subscriber misses whatever is published while it reconnects.
 
-It never lets go of a good snapshot: a malformed blob is refused and counted,
-and the last good blob is kept on disk so the switch can start, and route,
-while Redis is away.
+It never lets go of a good snapshot: a malformed blob, or one without the
+portal's signature (``contract.signing``: whoever can write to Redis cannot
+add a trunk without the key), is refused and counted, and the last good blob
+is kept on disk, with its signature, so the switch can start, and route, while
+Redis is away.
 
 Only the standard library, redis and ``callcore.contract`` are imported here.
 """
@@ -284,7 +286,10 @@ class SnapshotLoader:
         state_path: str | os.PathLike,
         *,
         poll_interval: float = 3.0,
+        signing_key: str | bytes | None = None,
     ):
+        """``signing_key``: the HMAC key shared with the portal, by default SNAPSHOT_SIGNING_KEY's; without a
+        usable one every blob is refused (``python -m callcore`` does not start without it)."""
         if isinstance(redis_client, str):
             # Short timeouts: the listener must notice a dead Redis quickly and keep serving from memory.
             redis_client = redis.Redis.from_url(
@@ -296,6 +301,13 @@ class SnapshotLoader:
         self.poll_interval = poll_interval
         self.rejected = 0
         self.last_error: str | None = None
+        if signing_key is None:
+            signing_key = os.environ.get(contract.SIGNING_KEY_ENV)
+        try:
+            self._signing_key: bytes | None = contract.signing_key(signing_key)
+        except contract.SignatureError as exc:
+            logger.error("%s: every snapshot will be refused", exc)
+            self._signing_key = None
         self._current: IndexedSnapshot | None = None
         self._refused_current: bytes | None = None
         self._refresh_lock = threading.Lock()
@@ -343,16 +355,16 @@ class SnapshotLoader:
                 return False
             if version == self.version:
                 return False
-            blob = self.redis.get(self.keys.blob(version))
+            blob, signature = self.redis.mget(self.keys.blob(version), self.keys.signature(version))
             if blob is None:
                 logger.error("snapshot version %s is current but %s is missing", version, self.keys.blob(version))
                 return False
-            indexed = self._index(version, blob)
+            indexed = self._index(version, blob, signature)
             if indexed is None:
                 self._refused_current = raw
                 return False
             self._current = indexed
-            self._save_to_disk(version, blob)
+            self._save_to_disk(version, blob, signature)
             logger.info("snapshot version %s installed", version)
             return True
 
@@ -367,19 +379,27 @@ class SnapshotLoader:
             logger.error("cannot read the snapshot on disk at %s: %s", self.state_path, exc)
             return False
         header, _, blob = data.partition(b"\n")
-        magic, _, version_text = header.partition(b" ")
+        magic, _, rest = header.partition(b" ")
+        version_text, _, signature = rest.partition(b" ")
         if magic != _DISK_MAGIC or not version_text.isdigit():
             logger.error("%s is not a snapshot file written by this loader", self.state_path)
             return False
         with self._refresh_lock:
-            indexed = self._index(int(version_text), blob)
+            indexed = self._index(int(version_text), blob, signature)
             if indexed is None:
                 return False
             self._current = indexed
         logger.warning("running on snapshot version %s from disk (%s)", indexed.version, self.state_path)
         return True
 
-    def _index(self, version: int, blob: bytes) -> IndexedSnapshot | None:
+    def _index(self, version: int, blob: bytes, signature: bytes | None) -> IndexedSnapshot | None:
+        if self._signing_key is None:
+            self._reject(version, f"{contract.SIGNING_KEY_ENV} is not set or too short: no signature can be checked")
+            return None
+        if not contract.verify_snapshot(self._signing_key, blob, signature):
+            what = "has no signature" if not signature else "does not match its signature (altered, or another key)"
+            self._reject(version, f"the blob {what}")
+            return None
         try:
             return IndexedSnapshot(contract.decode_snapshot(blob), version)
         except contract.SnapshotError as exc:
@@ -401,14 +421,14 @@ class SnapshotLoader:
             self.rejected,
         )
 
-    def _save_to_disk(self, version: int, blob: bytes) -> None:
+    def _save_to_disk(self, version: int, blob: bytes, signature: bytes) -> None:
         # Written beside the target and renamed over it, so a crash leaves the old file or the new, never half.
         try:
             self.state_path.parent.mkdir(parents=True, exist_ok=True)
             fd, temp = tempfile.mkstemp(prefix=self.state_path.name + ".", dir=self.state_path.parent)
             try:
                 with os.fdopen(fd, "wb") as out:
-                    out.write(b"%s %d\n" % (_DISK_MAGIC, version))
+                    out.write(b"%s %d %s\n" % (_DISK_MAGIC, version, signature))
                     out.write(blob)
                     out.flush()
                     os.fsync(out.fileno())

@@ -183,6 +183,9 @@ REDIS_PREFIX = envstr("REDIS_PREFIX", "ss")
 # The HMAC key of the configuration snapshot, shared with the call core (callcore.contract.signing); no
 # default: without it nothing is published, as the call cores refuse an unsigned snapshot.
 SNAPSHOT_SIGNING_KEY = envstr("SNAPSHOT_SIGNING_KEY", "")
+# The HMAC key of the configuration snapshot, shared with the call core (callcore.contract.signing); no
+# default: without it nothing is published, as the call cores refuse an unsigned snapshot.
+SNAPSHOT_SIGNING_KEY = envstr("SNAPSHOT_SIGNING_KEY", "")
 
 # Checked wherever a password is set (the admin, createsuperuser, changepassword, seed_demo's SS_ADMIN_PASSWORD);
 # only the demo's own admin/admin is exempt.

@@ -1,5 +1,7 @@
 """Fixtures every test package may use: Redis isolation and small builders of configuration."""
 
+import os
+import secrets
 import shutil
 import uuid
 from decimal import Decimal
@@ -9,6 +11,16 @@ import redis
 from django.conf import settings
 
 from tests.servers import PrivateRedis
+
+# The snapshot's HMAC key (callcore.contract.signing) for this run, unless one is given: the portal signs
+# with it, and the call cores the tests start and the loaders they build read it from the environment.
+os.environ.setdefault("SNAPSHOT_SIGNING_KEY", secrets.token_hex(32))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _snapshot_signing_key():
+    if not settings.SNAPSHOT_SIGNING_KEY:
+        settings.SNAPSHOT_SIGNING_KEY = os.environ["SNAPSHOT_SIGNING_KEY"]
 
 
 @pytest.fixture(scope="session", autouse=True)

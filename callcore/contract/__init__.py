@@ -4,7 +4,7 @@
 * ``codes``: billing modes, end directions, end reasons, failover codes;
 * ``fraud``: the anti-fraud rules, the dynamic blacklist's subjects, the fraud event;
 * ``keys``: every Redis key either side uses; ``money``: money units and billed time;
-* ``snapshot``: the configuration snapshot's schema and codec;
+* ``snapshot``: the configuration snapshot's schema and codec; ``signing``: its HMAC;
 * ``cdr``: the CDR record the call core writes and the ingest decodes;
 * ``state``: the call state the call core keeps in each dialog;
 * ``lost``: the record and the once-only release of a call its node lost, the heartbeat's interval;
@@ -24,5 +24,6 @@ from .lost import *  # noqa: F403
 from .money import *  # noqa: F403
 from .params import *  # noqa: F403
 from .routestats import *  # noqa: F403
+from .signing import *  # noqa: F403
 from .snapshot import *  # noqa: F403
 from .state import *  # noqa: F403

@@ -91,6 +91,10 @@ class EndReason(enum.Enum):
     )
     DYNAMIC_BLACKLISTED = EndReasonInfo("dynamic_blacklisted", 403, "Number is on the dynamic blacklist")
     PREFIX_FORBIDDEN = EndReasonInfo("prefix_forbidden", 403, "Callee prefix is forbidden on this gateway")
+    INVALID_CALLEE = EndReasonInfo("invalid_callee", 484, "Callee has characters outside digits and + * #")
+    CALLER_NUMBER_REQUIRED = EndReasonInfo(
+        "caller_number_required", 403, "The mapping gateway requires a caller number and none was sent"
+    )
     MAPPING_CAPACITY = EndReasonInfo("mapping_capacity", 486, "Mapping gateway at its concurrent call capacity")
     ACCOUNT_CAPACITY = EndReasonInfo("account_capacity", 486, "Account at its concurrent call capacity")
     PHONE_CAPACITY = EndReasonInfo("phone_capacity", 486, "Phone at its line capacity")

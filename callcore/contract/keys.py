@@ -173,6 +173,12 @@ class SnapshotKeys:
     def blob(self, version: int) -> str:
         return f"{self.blob_prefix}{version}"
 
+    # After a blob's key, the key of its HMAC (contract.signing): the call core installs no blob without it.
+    signature_suffix = ":sig"
+
+    def signature(self, version: int) -> str:
+        return f"{self.blob(version)}{self.signature_suffix}"
+
 
 @dataclass(frozen=True)
 class IpCountryKeys:

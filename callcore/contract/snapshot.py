@@ -59,7 +59,7 @@ __all__ = [
 # Bump SNAPSHOT_SCHEMA_VERSION on any change a loader of the previous version
 # would misread (a field added, removed, renamed or retyped).
 
-SNAPSHOT_SCHEMA_VERSION = 1
+SNAPSHOT_SCHEMA_VERSION = 2
 
 # The digest realm phones authenticate in. The portal may override it with
 # settings.SIP_REALM; the snapshot carries the realm its hashes were made with.
@@ -205,6 +205,8 @@ class MappingGateway(_Schema):
     dynamic_blacklist_standalone: bool
     route_policy: RoutePolicy
     enabled: bool
+    # Refuse a caller that is not a number (anonymous, withheld) rather than record it as sent.
+    require_caller_number: bool = False
 
 
 class RoutingGateway(_Schema):

@@ -69,20 +69,23 @@ _MS = timedelta(milliseconds=1)
 # Cluster would refuse; the switch uses a single Redis, or Sentinel.)
 #
 # KEYS: version counter, current pointer, digest of the current blob.
-# ARGV: blob key prefix, blob, its digest, channel, superseded TTL, force (1/0).
+# ARGV: blob key prefix, blob, its digest, channel, superseded TTL, force (1/0), the blob's signature,
+# the signature key's suffix (contract.SnapshotKeys.signature).
 # Returns {version now current, 1 if this call installed it else 0}.
 _PUBLISH_LUA = """
 local current = redis.call('GET', KEYS[2])
 if ARGV[6] ~= '1' and current and redis.call('GET', KEYS[3]) == ARGV[3]
-   and redis.call('EXISTS', ARGV[1] .. current) == 1 then
+   and redis.call('EXISTS', ARGV[1] .. current, ARGV[1] .. current .. ARGV[8]) == 2 then
   return {tonumber(current), 0}
 end
 local version = redis.call('INCR', KEYS[1])
 redis.call('SET', ARGV[1] .. version, ARGV[2])
+redis.call('SET', ARGV[1] .. version .. ARGV[8], ARGV[7])
 redis.call('SET', KEYS[2], version)
 redis.call('SET', KEYS[3], ARGV[3])
 if current and tonumber(current) ~= version then
   redis.call('EXPIRE', ARGV[1] .. current, tonumber(ARGV[5]))
+  redis.call('EXPIRE', ARGV[1] .. current .. ARGV[8], tonumber(ARGV[5]))
 end
 redis.call('PUBLISH', ARGV[4], version)
 return {version, 1}
@@ -289,6 +292,7 @@ def build_snapshot():
             dynamic_blacklist_standalone=standalone,
             route_policy=route_policy,
             enabled=enabled,
+            require_caller_number=require_caller_number,
         )
         for (
             pk,
@@ -305,6 +309,7 @@ def build_snapshot():
             standalone,
             route_policy,
             enabled,
+            require_caller_number,
         ) in MappingGateway.objects.order_by("id").values_list(
             "id",
             "name",
@@ -320,6 +325,7 @@ def build_snapshot():
             "dynamic_blacklist_standalone",
             "route_policy",
             "enabled",
+            "require_caller_number",
         )
     )
 
@@ -495,18 +501,36 @@ def snapshot_keys():
     return contract.SnapshotKeys(key_prefix())
 
 
-def publish_blob(client, script, keys, blob, *, force=False):
-    """Install ``blob`` as the current snapshot; returns (version now current, whether it is new).
+def signing_key() -> bytes:
+    """settings.SNAPSHOT_SIGNING_KEY as the HMAC key; contract.SignatureError when it is missing or too short."""
+    return contract.signing_key(settings.SNAPSHOT_SIGNING_KEY)
 
-    An unchanged blob (same digest, its key still there) installs nothing,
+
+def publish_blob(client, script, keys, blob, *, force=False):
+    """Install ``blob`` and its signature as the current snapshot; returns (version now current, whether it is new).
+
+    An unchanged blob (same digest, its keys still there) installs nothing,
     unless ``force``: the periodic republish refills a Redis that lost its
-    data without minting a version every five minutes.
+    data without minting a version every five minutes. The digest covers the
+    signature too, so a new signing key publishes the same configuration anew.
+    Raises contract.SignatureError without a usable SNAPSHOT_SIGNING_KEY: the
+    call cores would refuse an unsigned blob anyway.
     """
-    digest = hashlib.sha256(blob).hexdigest()
+    signature = contract.sign_snapshot(signing_key(), blob)
+    digest = hashlib.sha256(blob + signature).hexdigest()
     ttl = getattr(settings, "SNAPSHOT_SUPERSEDED_TTL", SUPERSEDED_TTL_SECONDS)
     version, installed = script(
         keys=[keys.version, keys.current, keys.digest],
-        args=[keys.blob_prefix, blob, digest, keys.channel, ttl, "1" if force else "0"],
+        args=[
+            keys.blob_prefix,
+            blob,
+            digest,
+            keys.channel,
+            ttl,
+            "1" if force else "0",
+            signature,
+            keys.signature_suffix,
+        ],
         client=client,
     )
     return int(version), bool(installed)
@@ -530,7 +554,7 @@ def publish(*, force=False, waiter: Waiter = Waiter.PAGE):
         with client.lock(keys.lock, timeout=LOCK_TIMEOUT_SECONDS, blocking_timeout=LOCK_WAIT_SECONDS):
             blob = contract.encode_snapshot(_build_consistent())
             version, installed = publish_blob(client, script, keys, blob, force=force)
-    except redis.RedisError as exc:
+    except (redis.RedisError, contract.SignatureError) as exc:
         logger.error(
             "snapshot not published to %s (%s: %s); the periodic republish will retry",
             keys.current,

@@ -13,7 +13,7 @@ from .models import (
 @admin.register(MappingGateway)
 class MappingGatewayAdmin(admin.ModelAdmin):
     list_display = ("name", "account", "remote_ips", "auth_mode", "capacity", "cps_limit", "route_policy", "enabled")
-    list_filter = ("enabled", "auth_mode", "route_policy", "dynamic_blacklist_standalone")
+    list_filter = ("enabled", "auth_mode", "route_policy", "dynamic_blacklist_standalone", "require_caller_number")
     search_fields = ("name", "description", "account__name")
     list_select_related = ("account",)
     filter_horizontal = ("caller_transforms", "callee_transforms", "caller_list_groups", "callee_list_groups")

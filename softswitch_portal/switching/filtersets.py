@@ -62,6 +62,7 @@ class MappingGatewayFilterSet(BaseFilterSet):
             "remote_port",
             "route_policy",
             "dynamic_blacklist_standalone",
+            "require_caller_number",
             "enabled",
         )
 

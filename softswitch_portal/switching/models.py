@@ -146,6 +146,11 @@ class MappingGateway(models.Model):
     dynamic_blacklist_standalone = models.BooleanField(
         default=False, help_text="Keep a dynamic blacklist of its own instead of the switch-wide one."
     )
+    require_caller_number = models.BooleanField(
+        default=False,
+        help_text="Refuse calls whose caller is not a number (anonymous, withheld, empty): 403, end reason "
+        "caller_number_required. Off: they are connected and recorded with the caller as sent.",
+    )
     route_policy = models.CharField(
         max_length=12,
         choices=RoutePolicy.choices,

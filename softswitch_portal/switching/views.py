@@ -37,7 +37,10 @@ class MappingGatewayView(generic.ObjectView):
         ("Authentication", ("auth_mode", "remote_ips", "remote_port")),
         ("Limits", ("capacity", "cps_limit", "conversation_limit")),
         ("Numbers", ("caller_transforms", "callee_transforms", "prefix_allow", "prefix_forbid")),
-        ("Screening", ("caller_list_groups", "callee_list_groups", "dynamic_blacklist_standalone")),
+        (
+            "Screening",
+            ("caller_list_groups", "callee_list_groups", "dynamic_blacklist_standalone", "require_caller_number"),
+        ),
         ("Routing", ("route_policy",)),
         RECORD,
     )

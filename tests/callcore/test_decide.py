@@ -14,6 +14,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from callcore import contract
+from callcore import decide as decide_module
 from callcore.contract import DEFAULT_FAILOVER_CODES, PRODUCED_BILLING_MODES, BillingMode, EndReason, fee_time
 from callcore.decide import (
     Action,
@@ -105,6 +106,19 @@ END_REASON_ROWS = [
         world={"gateway": {"account_id": 2}},
     ),
     _reject("a locked account is refused", EndReason.ACCOUNT_LOCKED, world={"customer": {"locked": True}}),
+    _reject("a callee with letters gets 484", EndReason.INVALID_CALLEE, facts={"callee": "44ab7700900123"}),
+    _reject("an empty callee gets 484", EndReason.INVALID_CALLEE, facts={"callee": ""}),
+    Row(
+        "an anonymous caller is routed",
+        Action.ROUTE, None, 0, BillingMode.MAPPING_GATEWAY, True,
+        facts={"caller": "anonymous"},
+    ),
+    _reject(
+        "an anonymous caller is refused by a gateway requiring a caller number",
+        EndReason.CALLER_NUMBER_REQUIRED,
+        world={"gateway": {"require_caller_number": True}},
+        facts={"caller": "anonymous"},
+    ),
     _reject(
         "a blacklisted caller is refused",
         EndReason.CALLER_BLACKLISTED,
@@ -849,3 +863,20 @@ def test_affordable_seconds_are_the_most_the_available_money_pays_for(rate_and_m
     assert seconds == 0 or (seconds - rate.first_period) % rate.next_period == 0
     assert cost(rate, seconds) <= available
     assert cost(rate, seconds + rate.next_period) > available
+
+
+@pytest.mark.parametrize("callee", ["447700900123", "+447700900123", "*21#", "#31#447700900123"])
+def test_a_callee_of_digits_and_plus_star_hash_is_a_number(callee):
+    assert decide_module.is_number(callee)
+
+
+@pytest.mark.parametrize("caller", ["anonymous", "Withheld", ""])
+def test_a_caller_that_is_not_a_number_is_sent_as_it_came_whatever_the_number_rules(caller):
+    prepend = F.rule(prepend="00")
+    decision = decide(
+        F.facts(caller=caller),
+        F.indexed(gateway={"caller_transforms": (prepend,)}, route={"caller_transforms": (prepend,)}),
+        ok(),
+    )
+    assert decision.action is Action.ROUTE
+    assert decision.plan.caller == decision.plan.routes[0].caller_out == (caller or "anonymous")

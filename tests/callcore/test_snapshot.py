@@ -1,5 +1,6 @@
 """The call core's snapshot loader: lookups, Redis loading, refusal of bad blobs, the disk copy, the listener."""
 
+import os
 import socket
 import time
 
@@ -16,12 +17,17 @@ FEB_2030_MS = 1_896_134_400_000
 
 
 def install(client, prefix, version, blob, *, announce=True):
-    """Make ``blob`` current the way the portal's publisher lays it out."""
+    """Make ``blob`` current the way the portal's publisher lays it out, signed with the run's key (conftest.py)."""
     keys = contract.SnapshotKeys(prefix)
     client.set(keys.blob(version), blob)
+    client.set(keys.signature(version), contract.sign_snapshot(signing_key(), blob))
     client.set(keys.current, version)
     if announce:
         client.publish(keys.channel, version)
+
+
+def signing_key():
+    return contract.signing_key(os.environ[contract.SIGNING_KEY_ENV])
 
 
 def closed_port():
@@ -211,7 +217,7 @@ def test_the_last_good_snapshot_is_kept_on_disk(loader, snapshot_redis, redis_pr
     install(snapshot_redis, redis_prefix, 6, b"corrupt")
     loader.refresh()
 
-    assert loader.state_path.read_bytes().startswith(b"callcore-snapshot 5\n")
+    assert loader.state_path.read_bytes().startswith(b"callcore-snapshot 5 ")  # then the blob's signature
     assert [p.name for p in tmp_path.iterdir()] == ["snapshot.bin"]  # no temp file left behind
 
 

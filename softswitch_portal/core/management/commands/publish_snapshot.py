@@ -2,6 +2,7 @@
 
 from django.core.management.base import BaseCommand, CommandError
 
+from callcore import contract
 from security import ip_countries
 from softswitch_portal.core import publisher
 from softswitch_portal.core.redis import Waiter
@@ -18,6 +19,10 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, force=False, **options):
+        try:
+            publisher.signing_key()
+        except contract.SignatureError as exc:
+            raise CommandError(f"Could not publish the snapshot: {exc}.") from exc
         version = publisher.publish(force=force, waiter=Waiter.JOB)
         if version is None:
             raise CommandError("Could not publish the snapshot: Redis is unreachable (see the log above).")
