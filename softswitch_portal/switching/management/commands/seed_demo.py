@@ -36,6 +36,22 @@ VENDOR_RATES = {
 }  # fmt: skip
 
 
+# Destinations no ordinary customer calls in bursts, each the subject of published IRSF warnings; mobile and
+# geographic ranges stay out even where fraud is common (Cuba, parts of Africa), since wholesale carriers send
+# them legitimate traffic at rates the high-risk rule would refuse.
+HIGH_RISK_PREFIXES = (
+    ("881", "Global Mobile Satellite System (Iridium 8816/8817, Globalstar 8818/8819)"),
+    ("882", "International Networks: shared code, many ranges terminate at premium rates"),
+    ("883", "International Networks: shared code, premium-rate termination"),
+    ("870", "Inmarsat SNAC: maritime satellite, the dearest termination there is"),
+    ("979", "International Premium Rate Service (ITU UIPRN)"),
+    ("449", "UK 09 premium-rate services"),
+    ("4470", "UK 070 personal numbers: not mobiles, long abused for revenue share"),
+    ("37190", "Latvia 90 premium-rate services"),
+    ("37090", "Lithuania 90 premium-rate services"),
+)
+
+
 class Command(BaseCommand):
     help = "Create the demo admin, accounts, rate tables, gateways and list groups (idempotent); needs --demo."
 
@@ -129,6 +145,18 @@ class Command(BaseCommand):
         )
         for prefix in ("1900", "44909"):
             ListEntry.objects.get_or_create(group=premium, number=prefix, match=MatchKind.PREFIX)
+        high_risk, _ = BlackWhiteListGroup.objects.get_or_create(
+            name="High-risk destinations",
+            defaults={
+                "kind": ListKind.HIGH_RISK,
+                "description": "Premium, satellite and shared-cost ranges abused for revenue-share fraud (IRSF); "
+                "screened on every gateway and account by the anti-fraud rules.",
+            },
+        )
+        for prefix, why in HIGH_RISK_PREFIXES:
+            ListEntry.objects.get_or_create(
+                group=high_risk, number=prefix, match=MatchKind.PREFIX, defaults={"note": why}
+            )
 
         gateway, created = MappingGateway.objects.get_or_create(
             name="Demo customer trunk",
