@@ -90,7 +90,7 @@ class LockoutStateColumn(tables.Column):
             return format_html('<span class="badge">{} of {} failures</span>', record.failures_since_start,
                                table.failure_limit)  # fmt: skip
         until = timezone.localtime(record.attempt_time + table.cooloff)
-        return format_html('<span class="badge badge-no">Locked until {:%Y-%m-%d %H:%M}</span>', until)
+        return format_html('<span class="badge badge-no">Locked until {}</span>', until.strftime("%Y-%m-%d %H:%M"))
 
 
 class ReleaseColumn(tables.Column):
