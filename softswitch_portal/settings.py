@@ -240,12 +240,21 @@ SPECTACULAR_SETTINGS = {
     "token, made on the portal's API clients page); the VOS3000-compatible API is described apart, in the README.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # The schema and docs need a login or a token, as every other endpoint does.
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAuthenticated"],
     # Swagger UI and Redoc from the project's own static files (drf-spectacular-sidecar): no CDN.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
-    "ENUM_NAME_OVERRIDES": {},
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "softswitch_portal.api.schema.local_times",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "PaymentKindEnum": "billing.choices.PaymentKind",
+        "ListKindEnum": "security.choices.ListKind",
+    },
 }
 
 EMAIL_BACKEND = envstr("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")

@@ -7,6 +7,7 @@ or sent from outside the client's networks is refused, saying which.
 """
 
 from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import exceptions
 from rest_framework.authentication import BaseAuthentication, SessionAuthentication, get_authorization_header
 
@@ -65,3 +66,26 @@ class APIClientAuthentication(BaseAuthentication):
 
 class PortalSessionAuthentication(SessionAuthentication):
     """A logged-in operator's session (the portal's own scripts: type-to-search). Writes need the CSRF token."""
+
+
+class APIClientScheme(OpenApiAuthenticationExtension):
+    """The token in the OpenAPI schema, so the docs' "Authorize" button and schema-driven clients send it."""
+
+    target_class = APIClientAuthentication
+    name = "token"
+
+    def get_security_definition(self, auto_schema):
+        return {
+            "type": "apiKey",
+            "in": "header",
+            "name": "Authorization",
+            "description": "`Token <token>`: an API client's token, shown once when the client is made.",
+        }
+
+
+class PortalSessionScheme(OpenApiAuthenticationExtension):
+    target_class = PortalSessionAuthentication
+    name = "session"
+
+    def get_security_definition(self, auto_schema):
+        return {"type": "apiKey", "in": "cookie", "name": "sessionid"}
