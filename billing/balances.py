@@ -4,7 +4,8 @@ The call core reads each account's balance from Redis (``Keys.balance``, in
 money units) rather than from the snapshot, so every move of a balance (a
 CDR batch, a payment, a re-rating) refreshes it after its commit; the ingest
 also rewrites them all now and then, which heals a refresh lost to an outage.
-A customer whose balance a move took below its threshold gets the alarm e-mail.
+A customer whose balance a move took below its threshold gets a low-balance
+alarm (security.alarms), mailed to its alarm address.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from django.db import connection
 from callcore.contract import Keys, to_units
 
 # By name: the task module imports the domain, never the other way round.
-ALARM_TASK = "billing.tasks.send_low_balance_alarm"
+ALARM_TASK = "security.tasks.raise_low_balance_alarm"
 _CHUNK = 1000  # many small commands rather than one that holds Redis up
 
 
@@ -67,7 +68,7 @@ def alarm_crossed(account_type, alarm_email, threshold, system_threshold, before
 
 
 def queue_alarm(account_id: int, balance: Decimal, limit: Decimal) -> None:
-    """Queue the low-balance e-mail of an account whose balance crossed ``limit`` (run it after the commit)."""
+    """Queue the low-balance alarm of an account whose balance crossed ``limit`` (run it after the commit)."""
     app = current_app
     if app.conf.task_always_eager and ALARM_TASK not in app.tasks:
         # To run here the task must be loaded, as a worker loads its task modules at start.

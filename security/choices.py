@@ -51,3 +51,38 @@ class FraudRuleChoice(models.TextChoices):
 class FraudSeverity(models.TextChoices):
     WARNING = "warning", "Warning"
     CRITICAL = "critical", "Critical"
+
+
+class AlarmKind(models.TextChoices):
+    """What an alarm is about; the comment gives VOS3000's alarm type (its E11 code) where it has one."""
+
+    ILLEGAL_CALL_BURST = "illegal_call_burst", "Illegal-call burst"  # 20020 illegal call
+    FRAUD_WARNING = "fraud_warning", "Fraud rule warning"
+    FRAUD_CRITICAL = "fraud_critical", "Fraud rule critical"
+    ASR_DROP = "asr_drop", "ASR drop"  # 20000 routing-gateway ASR
+    ACD_DROP = "acd_drop", "ACD drop"  # 20001 routing-gateway ACD
+    TRAFFIC_SPIKE = "traffic_spike", "Traffic spike"  # 20023 mapping-gateway concurrency rise
+    LONG_CALL = "long_call", "Long calls"  # 20016 call duration
+    LOW_BALANCE = "low_balance", "Low balance"  # 20007 account balance
+    INGEST_LAG = "ingest_lag", "CDR ingest lag"  # 20006 pending CDRs
+    DEAD_LETTERS = "dead_letters", "CDR dead letters"
+    NODE_SILENT = "node_silent", "Call-core node silent"  # 20018 process ended
+
+
+class AlarmSeverity(models.TextChoices):
+    INFO = "info", "Info"
+    WARNING = "warning", "Warning"
+    CRITICAL = "critical", "Critical"
+
+
+class AlarmSubject(models.TextChoices):
+    """What an alarm's subject value names."""
+
+    ACCOUNT = "account", "Account"
+    ACCOUNT_HIGH_RISK = "account_high_risk", "Account, high-risk calls"
+    MAPPING_GATEWAY = "mapping_gateway", "Mapping gateway"
+    ROUTING_GATEWAY = "routing_gateway", "Routing gateway"
+    NUMBER = "number", "Number"
+    IP = "ip", "Source IP"
+    NODE = "node", "Call-core node"
+    SWITCH = "switch", "The switch"

@@ -2,11 +2,12 @@
 
 import django_filters
 from django.contrib.auth import get_user_model
+from django.db.models import Q
 from django.utils import timezone
 
 from softswitch_portal.generic.filtersets import BOOKKEEPING, FREE_TEXT, BaseFilterSet
 
-from .models import BlacklistExemption, BlackWhiteListGroup, DynamicBlacklistEntry, IpCountryTable, ListEntry
+from .models import Alarm, BlacklistExemption, BlackWhiteListGroup, DynamicBlacklistEntry, IpCountryTable, ListEntry
 
 
 class BlackWhiteListGroupFilterSet(BaseFilterSet):
@@ -97,3 +98,79 @@ class IpCountryTableFilterSet(BaseFilterSet):
     class Meta:
         model = IpCountryTable
         fields = ("id", "version")
+
+
+class AlarmFilterSet(BaseFilterSet):
+    state = django_filters.ChoiceFilter(
+        method="filter_state",
+        label="State",
+        choices=(
+            ("open", "Open"),
+            ("unacknowledged", "Open, not acknowledged"),
+            ("acknowledged", "Acknowledged"),
+            ("resolved", "Cleared"),
+        ),
+    )
+    subject = django_filters.CharFilter(method="filter_subject", label="Subject contains")
+    rule = django_filters.CharFilter(lookup_expr="icontains", label="Fraud rule contains")
+    last_seen_after = django_filters.DateTimeFilter(field_name="last_seen", lookup_expr="gte", label="Seen from")
+    last_seen_before = django_filters.DateTimeFilter(field_name="last_seen", lookup_expr="lt", label="Seen before")
+    first_seen_after = django_filters.DateTimeFilter(field_name="first_seen", lookup_expr="gte", label="Raised from")
+    first_seen_before = django_filters.DateTimeFilter(field_name="first_seen", lookup_expr="lt", label="Raised before")
+    min_count = django_filters.NumberFilter(field_name="count", lookup_expr="gte", label="Seen at least (times)")
+    acknowledged_by = django_filters.ModelChoiceFilter(queryset=get_user_model().objects.filter(is_staff=True))
+
+    search_fields = (
+        "subject__icontains",
+        "rule__icontains",
+        "account__name__icontains",
+        "mapping_gateway__name__icontains",
+        "routing_gateway__name__icontains",
+    )
+    unfiltered_fields = {
+        "figures": "a JSON object of what was measured: open the alarm to read it",
+        "dedupe_key": "internal: kind, rule and subject together, each filtered on its own",
+        "acknowledged_at": "bookkeeping timestamp: filter by state or by who acknowledged",
+        "resolved_at": "bookkeeping timestamp: filter by state (cleared)",
+        "notified_at": "bookkeeping of the e-mail throttle",
+        "notified_count": "bookkeeping of the e-mail digest",
+        "last_event_id": "internal: the fraud event counted last",
+    }
+
+    class Meta:
+        model = Alarm
+        fields = (
+            "id",
+            "kind",
+            "severity",
+            "subject_kind",
+            "subject",
+            "rule",
+            "account",
+            "mapping_gateway",
+            "routing_gateway",
+            "acknowledged_by",
+        )
+
+    def filter_state(self, queryset, name, value):
+        match value:
+            case "open":
+                return queryset.filter(resolved_at__isnull=True)
+            case "unacknowledged":
+                return queryset.filter(resolved_at__isnull=True, acknowledged_at__isnull=True)
+            case "acknowledged":
+                return queryset.filter(acknowledged_at__isnull=False)
+            case "resolved":
+                return queryset.filter(resolved_at__isnull=False)
+        return queryset
+
+    def filter_subject(self, queryset, name, value):
+        value = value.strip()
+        if not value:
+            return queryset
+        return queryset.filter(
+            Q(subject__icontains=value)
+            | Q(account__name__icontains=value)
+            | Q(mapping_gateway__name__icontains=value)
+            | Q(routing_gateway__name__icontains=value)
+        )

@@ -1,4 +1,4 @@
-"""Security models: black/white list groups, the dynamic blacklist and the IP-country table (geofences)."""
+"""Security models: black/white list groups, the dynamic blacklist, the IP-country table (geofences) and alarms."""
 
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
@@ -13,6 +13,9 @@ from softswitch_portal.validators import validate_number, validate_prefix
 # The API clients and their request log live in a module of their own; imported so the app registers them.
 from .api_clients import APIClient, APIRequestLog  # noqa: F401
 from .choices import (
+    AlarmKind,
+    AlarmSeverity,
+    AlarmSubject,
     BlacklistScope,
     BlacklistStatus,
     BlacklistSubject,
@@ -258,3 +261,77 @@ class IpCountryTable(models.Model):
 
     def __str__(self):
         return f"{self.ipv4_ranges + self.ipv6_ranges} ranges imported {self.imported_at:%Y-%m-%d %H:%M}"
+
+
+class Alarm(models.Model):
+    """A condition an operator should know about, raised by a detector or a fraud rule (security.alarms).
+
+    One open alarm per condition: a condition seen again while its alarm is
+    open adds to ``count`` and moves ``last_seen`` (``dedupe_key`` is unique
+    among open alarms), so a flood of repeats is one row and one e-mail per
+    throttle window. A detector closes its alarm (``resolved_at``) when the
+    condition clears; a later occurrence opens a new one.
+    """
+
+    kind = models.CharField(max_length=24, choices=AlarmKind.choices)
+    severity = models.CharField(max_length=8, choices=AlarmSeverity.choices)
+    rule = models.CharField(max_length=32, blank=True, help_text="The fraud rule, for fraud alarms.")
+    subject_kind = models.CharField(max_length=20, choices=AlarmSubject.choices)
+    subject = models.CharField(max_length=200, help_text="The IP, number, node or id the alarm is about.")
+    account = models.ForeignKey(
+        "billing.Account", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+    )
+    mapping_gateway = models.ForeignKey(
+        "switching.MappingGateway", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+    )
+    routing_gateway = models.ForeignKey(
+        "switching.RoutingGateway", on_delete=models.SET_NULL, null=True, blank=True, related_name="+", db_index=False
+    )
+    figures = models.JSONField(default=dict, blank=True, help_text="What was measured, and the thresholds.")
+    first_seen = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+    count = models.PositiveIntegerField(default=1, help_text="Times the condition was seen while open.")
+    dedupe_key = models.CharField("dedupe key", max_length=300, editable=False)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True, help_text="When the condition cleared; empty = open.")
+    notified_at = models.DateTimeField("last e-mailed", null=True, blank=True, editable=False)
+    notified_count = models.PositiveIntegerField(
+        "seen at the last e-mail", default=0, editable=False, help_text="The count the last e-mail reported."
+    )
+    # The fraud event stream id last counted (zero-padded to sort as text): a redelivered event counts once.
+    last_event_id = models.CharField("last fraud event", max_length=48, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-last_seen"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["dedupe_key"], condition=models.Q(resolved_at__isnull=True), name="alarm_one_open_per_key"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["-last_seen"], name="alarm_last_seen"),
+            models.Index(fields=["kind", "-last_seen"], name="alarm_kind_last_seen"),
+            models.Index(fields=["kind"], condition=models.Q(resolved_at__isnull=True), name="alarm_open_kind"),
+        ]
+
+    def __str__(self):
+        return f"{self.get_kind_display()}: {self.subject_label}"
+
+    def get_absolute_url(self):
+        return reverse("security:alarm", args=[self.pk])
+
+    @property
+    def is_open(self):
+        return self.resolved_at is None
+
+    @property
+    def subject_label(self):
+        """The subject as an operator names it: the account's or gateway's name where there is one."""
+        named = self.account or self.mapping_gateway or self.routing_gateway
+        label = str(named) if named is not None else self.subject
+        if self.subject_kind == AlarmSubject.ACCOUNT_HIGH_RISK:
+            label = f"{label} (high-risk calls)"
+        return label

@@ -5,7 +5,8 @@ import datetime as dt
 from django.contrib import messages
 from django.contrib.auth.mixins import LoginRequiredMixin
 from django.core.exceptions import PermissionDenied
-from django.db.models import Case, Count, Q, Value, When
+from django.db.models import Case, Count, F, Q, Value, When
+from django.http import HttpResponseBadRequest
 from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils.http import urlencode
@@ -16,9 +17,9 @@ from billing.tables import CDRTable
 from softswitch_portal.generic import views as generic
 from softswitch_portal.generic.utils import safe_return_url, user_can
 
-from . import dynamic_blacklist, filtersets, forms, tables
-from .choices import BlacklistStatus
-from .models import BlacklistExemption, BlackWhiteListGroup, DynamicBlacklistEntry, ListEntry
+from . import alarms, dynamic_blacklist, filtersets, forms, tables
+from .choices import AlarmSubject, BlacklistStatus
+from .models import Alarm, BlacklistExemption, BlackWhiteListGroup, DynamicBlacklistEntry, ListEntry
 
 # Black/white list groups
 
@@ -292,3 +293,75 @@ class BlacklistExemptionEditView(generic.ObjectEditView):
 
 class BlacklistExemptionDeleteView(generic.ObjectDeleteView):
     queryset = BlacklistExemption.objects.all()
+
+
+# Alarms: raised by the detectors and the fraud rules (security.alarms); operators acknowledge or close them.
+
+
+class AlarmListView(generic.ObjectListView):
+    # Open alarms first, the newest activity on top; a column sort replaces this order.
+    queryset = Alarm.objects.select_related(
+        "account", "mapping_gateway", "routing_gateway", "acknowledged_by"
+    ).order_by(F("resolved_at").desc(nulls_first=True), "-last_seen")
+    filterset = filtersets.AlarmFilterSet
+    table = tables.AlarmTable
+    template_name = "security/alarm_list.html"
+    primary_filters = ("state", "severity", "kind", "subject", "last_seen_after", "last_seen_before")
+
+    def get_extra_context(self, request, queryset, filterset):
+        return {
+            "can_change": user_can(request.user, Alarm, "edit"),
+            "open_counts": alarms.open_counts(),
+            "action_url": reverse("security:alarm_action"),
+        }
+
+
+class AlarmView(generic.ObjectView):
+    queryset = Alarm.objects.select_related("account", "mapping_gateway", "routing_gateway", "acknowledged_by")
+    template_name = "security/alarm_detail.html"
+    fieldsets = (
+        ("Alarm", ("kind", "severity", "rule", "subject_kind", "subject", "account", "mapping_gateway",
+                   "routing_gateway", "id")),
+        ("Seen", ("first_seen", "last_seen", "count", "resolved_at")),
+        ("Acknowledged", ("acknowledged_by", "acknowledged_at")),
+        ("E-mail", ("notified_at", "notified_count")),
+        ("Figures", ("figures",)),
+        ("Deduplication", ("dedupe_key", "last_event_id")),
+    )  # fmt: skip
+
+    def get_extra_context(self, request, obj):
+        buttons = []
+        if obj.subject_kind == AlarmSubject.IP:
+            url = reverse("billing:cdr_list")
+            buttons.append(("Calls from this address", f"{url}?{urlencode({'caller_ip': obj.subject})}", ""))
+        return {
+            "extra_buttons": buttons,
+            "can_change": user_can(request.user, Alarm, "edit"),
+            "action_url": reverse("security:alarm_action"),
+            "object_title": str(obj),
+        }
+
+
+class AlarmActionView(LoginRequiredMixin, View):
+    """Acknowledge or close the alarms ticked (``pk``, one or many), recording who and when."""
+
+    actions = {"acknowledge": (alarms.acknowledge, "acknowledged"), "close": (alarms.close, "closed")}
+
+    def post(self, request):
+        if not user_can(request.user, Alarm, "edit"):
+            raise PermissionDenied("You may not change alarms.")
+        back = safe_return_url(request, reverse("security:alarm_list"))
+        action = self.actions.get(request.POST.get("action", ""))
+        if action is None:
+            return HttpResponseBadRequest("action: must be acknowledge or close")
+        try:
+            ids = [int(pk) for pk in request.POST.getlist("pk")]
+        except ValueError:
+            return HttpResponseBadRequest("pk: must be alarm ids")
+        if not ids:
+            messages.warning(request, "Tick the alarms to act on first.")
+            return redirect(back)
+        do, done = action
+        changed = do(ids, request.user)
+        messages.success(request, f"{changed} alarm{'s' if changed != 1 else ''} {done}.")
+        return redirect(back)

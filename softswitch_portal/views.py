@@ -12,6 +12,7 @@ from django.utils.http import urlencode
 from billing.choices import AccountType
 from billing.models import CDR, Account, Payment, Rate, RateTable
 from callcore.contract import BillingMode
+from security import alarms
 from security.choices import BlacklistStatus
 from security.models import BlackWhiteListGroup, DynamicBlacklistEntry, ListEntry
 from softswitch_portal.core.models import SystemParameter
@@ -131,4 +132,30 @@ def home(request):
             ],
         ),
     ]
-    return render(request, "home.html", {"areas": areas, "since": since})
+    return render(request, "home.html", {"areas": areas, "since": since, **attention()})
+
+
+# The review queue's status (security.choices.BlacklistStatus.AWAITING_REVIEW), by value: the dashboard counts
+# entries in it whichever statuses the model declares.
+AWAITING_REVIEW = "awaiting_review"
+
+
+def attention():
+    """What an operator acts on first: the open alarms (counts by severity, the most pressing few) and the
+    dynamic blacklist entries awaiting review."""
+    counts = alarms.open_counts()
+    open_alarms = link("security:alarm_list", state="open")
+    return {
+        "alarm_counts": counts,
+        "alarm_links": {
+            "open": open_alarms,
+            "unacknowledged": link("security:alarm_list", state="unacknowledged"),
+            **{
+                severity: link("security:alarm_list", state="open", severity=severity)
+                for severity in ("critical", "warning", "info")
+            },
+        },
+        "latest_alarms": list(alarms.latest_open(5)) if counts["total"] else [],
+        "awaiting_review": DynamicBlacklistEntry.objects.filter(status=AWAITING_REVIEW).count(),
+        "awaiting_review_url": link("security:dynamicblacklistentry_list", status=AWAITING_REVIEW),
+    }

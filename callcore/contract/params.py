@@ -381,6 +381,99 @@ PARAMETERS += (
         "long_call", "long call", "seconds of one call's talk time",
         warning=7200, critical=0, window=None, expire=3600, max_level=7 * 86400,
     ),
+    # Alarms (security.alarms): the e-mail throttle and the detectors' thresholds.
+    Parameter(
+        "SS_ALARM_EMAIL_THROTTLE",
+        int,
+        900,
+        "Seconds between two e-mails about one alarm; the repeats seen meanwhile go out as a digest.",
+        min_value=60,
+        max_value=7 * 86400,
+    ),
+    Parameter(
+        "SS_ALARM_ILLEGAL_CALL_LIMIT",
+        int,
+        20,
+        "Illegal calls from one source IP within SS_ALARM_ILLEGAL_CALL_WINDOW that raise its alarm.",
+        min_value=1,
+        max_value=1_000_000,
+    ),
+    Parameter(
+        "SS_ALARM_ILLEGAL_CALL_WINDOW",
+        int,
+        300,
+        "Seconds of illegal calls counted per source IP for its alarm.",
+        min_value=10,
+        max_value=86400,
+    ),
+    Parameter(
+        "SS_ALARM_GATEWAY_MIN_CALLS",
+        int,
+        30,
+        "Attempts (for the ACD, answered calls) a routing gateway needs in the last hour and in its baseline "
+        "before its ASR or ACD is judged, so quiet gateways do not alarm.",
+        min_value=1,
+        max_value=1_000_000,
+    ),
+    Parameter(
+        "SS_ALARM_ASR_DROP_PERCENT",
+        int,
+        50,
+        "A routing gateway alarms when its last hour's ASR is at or below this percent of its baseline (the same "
+        "hour over the past week).",
+        min_value=1,
+        max_value=99,
+    ),
+    Parameter(
+        "SS_ALARM_ACD_DROP_PERCENT",
+        int,
+        50,
+        "A routing gateway alarms when its last hour's ACD is at or below this percent of its baseline.",
+        min_value=1,
+        max_value=99,
+    ),
+    Parameter(
+        "SS_ALARM_TRAFFIC_SPIKE_FACTOR",
+        int,
+        3,
+        "An account alarms when its last hour's calls reach this many times its average for that hour over the "
+        "past week.",
+        min_value=2,
+        max_value=1000,
+    ),
+    Parameter(
+        "SS_ALARM_TRAFFIC_SPIKE_MIN_CALLS",
+        int,
+        100,
+        "Calls in the last hour below which an account's traffic never counts as a spike.",
+        min_value=1,
+        max_value=10_000_000,
+    ),
+    Parameter(
+        "SS_ALARM_INGEST_LAG",
+        int,
+        120,
+        "Seconds the oldest CDR may wait for the ingest before the ingest-lag alarm (ten times this: critical).",
+        min_value=10,
+        max_value=86400,
+    ),
+    Parameter(
+        "SS_ALARM_NODE_SILENT",
+        int,
+        20,
+        "Seconds without a heartbeat before a call-core node's alarm; under the minute after which the worker "
+        "releases a silent node's calls and forgets its heartbeat.",
+        min_value=6,
+        max_value=50,
+    ),
+    Parameter(
+        "SS_ALARM_EVENT_CLOSE_AFTER",
+        int,
+        3600,
+        "Seconds after its last repeat at which a fraud rule's alarm closes by itself.",
+        min_value=60,
+        max_value=30 * 86400,
+    ),
 )  # fmt: skip
 
 PARAMETERS_BY_NAME: dict[str, Parameter] = {p.name: p for p in PARAMETERS}

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from billing.models import CDR, Account, Rate, RateTable
 from security import ip_countries
-from security.models import BlackWhiteListGroup, DynamicBlacklistEntry, ListEntry
+from security.models import Alarm, BlackWhiteListGroup, DynamicBlacklistEntry, ListEntry
 from softswitch_portal.core.models import SystemParameter
 from softswitch_portal.switching.models import (
     CallerNumberPool,
@@ -69,6 +69,14 @@ def portal_objects(db, operator):
         number="4915199999", reason="40 calls/min", figures={"calls_per_minute": 40}, evidence=["uuid-1"]
     )
     payment = apply_payment(customer, "recharge", "100", operator, memo="wire 42")
+    alarm = Alarm.objects.create(
+        kind="illegal_call_burst",
+        severity="warning",
+        subject_kind="ip",
+        subject="203.0.113.99",
+        dedupe_key="illegal_call_burst||ip|203.0.113.99|",
+        figures={"calls": 25, "window_s": 300},
+    )
     cdr = CDR.objects.create(
         call_uuid="cdr-fixture-1",
         start_time=timezone.now() - dt.timedelta(minutes=5),
@@ -107,4 +115,5 @@ def portal_objects(db, operator):
         blocked=blocked,
         payment=payment,
         cdr=cdr,
+        alarm=alarm,
     )

@@ -19,7 +19,7 @@ from django.urls import NoReverseMatch, URLPattern, get_resolver, reverse
 
 from billing.models import Account, Payment, Rate, RateTable
 from callcore.contract import PARAMETERS
-from security.models import BlackWhiteListGroup, DynamicBlacklistEntry, ListEntry
+from security.models import Alarm, BlackWhiteListGroup, DynamicBlacklistEntry, ListEntry
 from softswitch_portal.core.models import SystemParameter
 from softswitch_portal.generic.attributes import model_fields
 from softswitch_portal.generic.views import ObjectView
@@ -284,6 +284,8 @@ PAGES = [
         fresh=lambda o: o.entry,
     ),
     Pages("security:dynamicblacklistentry", existing="blocked", shows="4915199999"),
+    # Raised by the switch: no add, edit or delete pages.
+    Pages("security:alarm", existing="alarm", shows="203.0.113.99"),
 ]
 
 CREATABLE = [p for p in PAGES if p.form_data]
@@ -612,6 +614,7 @@ MODELS = [
     BlackWhiteListGroup,
     ListEntry,
     DynamicBlacklistEntry,
+    Alarm,
 ]
 
 

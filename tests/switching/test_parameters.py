@@ -30,6 +30,18 @@ PROJECT_TABLE = {
     "SS_ROUTE_ASR_MIN_ATTEMPTS": 20,
     # Payments above it need the large-payment permission (softswitch_portal.core.roles).
     "SS_PAYMENT_APPROVAL_AMOUNT": 1000,
+    # Alarms (security.alarms): the e-mail throttle and the detectors' thresholds.
+    "SS_ALARM_EMAIL_THROTTLE": 900,
+    "SS_ALARM_ILLEGAL_CALL_LIMIT": 20,
+    "SS_ALARM_ILLEGAL_CALL_WINDOW": 300,
+    "SS_ALARM_GATEWAY_MIN_CALLS": 30,
+    "SS_ALARM_ASR_DROP_PERCENT": 50,
+    "SS_ALARM_ACD_DROP_PERCENT": 50,
+    "SS_ALARM_TRAFFIC_SPIKE_FACTOR": 3,
+    "SS_ALARM_TRAFFIC_SPIKE_MIN_CALLS": 100,
+    "SS_ALARM_INGEST_LAG": 120,
+    "SS_ALARM_NODE_SILENT": 20,
+    "SS_ALARM_EVENT_CLOSE_AFTER": 3600,
 }
 
 
