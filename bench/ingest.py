@@ -1,6 +1,7 @@
 """Benchmark of the CDR ingest: records read from the stream, rated, stored and charged per second.
 
 Run: .venv/bin/python bench/ingest.py [--records N] [--batch-sizes 100,1000] [--runs R] [--against CHECKOUT]
+     .venv/bin/python bench/ingest.py --fraud-rules   (post-call fraud rules on against off, in one run)
 
 Fills a scratch database (softswitch_bench_ingest, created and migrated if
 missing; the switch's own database is not touched) with 4 rate tables of
@@ -233,7 +234,10 @@ def stages_of(ingest):
         return [(ingest, "parse"), (ingest, "rate_records"), (ingest, "store_batch")]
     from billing.ingest import records, store
 
-    return [(records, "parse"), (records, "rate_records"), (store, "store_batch")]
+    stages = [(records, "parse"), (records, "rate_records"), (store, "store_batch")]
+    if hasattr(store, "judge"):
+        stages.append((store, "judge"))  # the post-call fraud rules, inside store_batch's time
+    return stages
 
 
 def process_cpu(pid=None):
@@ -370,6 +374,54 @@ def time_plain_insert(lines, batch_size):
     return time.perf_counter() - started
 
 
+def set_post_call_rules(on: bool) -> None:
+    """Every post-call fraud rule switched on or off (their _ENABLED system parameters), read afresh."""
+    from django.db import connection
+
+    from billing import fraud
+    from callcore.contract import POST_CALL_RULES, rule_params
+
+    with connection.cursor() as cursor:
+        for rule in POST_CALL_RULES:
+            cursor.execute(
+                "INSERT INTO switching_systemparameter (name, value, updated) VALUES (%s, %s, now())"
+                " ON CONFLICT (name) DO UPDATE SET value = EXCLUDED.value",
+                [rule_params(rule).enabled, "1" if on else "0"],
+            )
+    fraud.rules.reset()
+
+
+def time_post_call_rules(client, rng, records_per_run, runs, sizes):
+    """The ingest with the post-call fraud rules on against off, on the same records, alternating run by run."""
+    for size in sizes:
+        best, cpu, ratios, judged = {True: float("inf"), False: float("inf")}, {}, [], []
+        for run in range(runs):
+            lines = records(rng, records_per_run, f"f{size}r{run}-{time.time_ns()}")
+            elapsed = {}
+            for on in (True, False) if run % 2 == 0 else (False, True):  # neither always goes first
+                set_post_call_rules(on)
+                elapsed[on], stages, used = time_ingest(client, lines, size)
+                if elapsed[on] < best[on]:
+                    best[on], cpu[on] = elapsed[on], used
+                if on:
+                    judged.append(stages["judge"] / elapsed[on])
+            ratios.append(elapsed[False] / elapsed[True])
+        n = records_per_run
+        print(f"\nbatch size {size}")
+        for on in (True, False):
+            worker_us, backend_us = (seconds / n * 1e6 for seconds in cpu[on])
+            print(f"  post-call rules {'on ' if on else 'off'}  {n / best[on]:>9,.0f} records/s"
+                  f"   CPU per record: worker {worker_us:.0f} us + PostgreSQL backend {backend_us:.0f} us")  # fmt: skip
+        # The rules' own share of the ingest's wall time (their SQL and Redis round trips included): steadier than
+        # two throughputs on a machine others load.
+        print(f"  time in the rules (store.judge), share of the ingest's: median {statistics.median(judged):.1%}"
+              f" ({' '.join(f'{j:.1%}' for j in judged)})")  # fmt: skip
+        by_run = " ".join(f"{r:.2f}" for r in ratios)
+        print(f"  on / off, best against best: {best[False] / best[True]:.2f}x;"
+              f" run by run: {by_run} (median {statistics.median(ratios):.2f})")  # fmt: skip
+    set_post_call_rules(True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--records", type=int, default=20_000)
@@ -381,6 +433,12 @@ def main():
         help="also time CHECKOUT's billing/ingest.py (say, a `git worktree` of the commit before a change) on the "
         "same records, alternating with this tree's run by run in this process: a before/after that another load "
         "on the machine skews far less than two invocations minutes apart",
+    )
+    parser.add_argument(
+        "--fraud-rules",
+        action="store_true",
+        help="instead of the baselines: the ingest with every post-call fraud rule on (billing.fraud) against all "
+        "off, on the same records, alternating which goes first run by run",
     )
     args = parser.parse_args()
 
@@ -402,6 +460,9 @@ def main():
           f"{CUSTOMERS} customers, {VENDORS} vendors")  # fmt: skip
     print(f"load average at the start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs (other work skews figures)")
     try:
+        if args.fraud_rules:
+            time_post_call_rules(client, rng, args.records, args.runs, sizes)
+            return
         for size in sizes:
             best = {"ingest": float("inf"), "ingest x2": float("inf"), "redis": float("inf"), "insert": float("inf")}
             best_stages, best_cpu, ratios = {}, (0, 0), []
@@ -432,7 +493,7 @@ def main():
             # On a shared machine the best of each can come from runs minutes apart, under other loads.
             print(f"  one worker / plain INSERT, run by run: {' '.join(f'{r:.2f}' for r in ratios)}"
                   f" (median {statistics.median(ratios):.2f})")  # fmt: skip
-            rest = best["ingest"] - sum(best_stages.values())
+            rest = best["ingest"] - sum(v for k, v in best_stages.items() if k != "judge")  # judge: in store_batch
             split = ", ".join(f"{name} {spent / best['ingest']:.0%}" for name, spent in best_stages.items())
             print(f"  one worker's time by stage: {split}, Redis and the rest {rest / best['ingest']:.0%}")
             client_us, server_us = (seconds / n * 1e6 for seconds in best_cpu)

@@ -310,12 +310,12 @@ def observe(values: dict, ctx: Context) -> list[Observation]:
 
 @dataclasses.dataclass(slots=True)
 class Seen:
-    """A window's figure just before and just after one observation, and the calls counted (when asked for)."""
+    """A window's figure just before and just after one observation, and the latest calls counted."""
 
     before: int
     after: int
     count: int
-    evidence: list[str] | None
+    evidence: list[str]
 
 
 def wants_evidence(before: int, after: int, warning: int, critical: int) -> bool:
@@ -330,37 +330,44 @@ def wants_evidence(before: int, after: int, warning: int, critical: int) -> bool
 class Windows:
     """Sliding windows: each observation trims its window to (at - window, ...], adds its call, and reads it."""
 
-    def feed(self, observations: Sequence[Observation]) -> list[Seen]:
+    def feed(self, observations: Sequence[Observation]) -> dict[int, Seen]:
+        """The figures of the observations (by position) that reach or hold a level (``wants_evidence``)."""
         raise NotImplementedError
 
 
-# KEYS: the batch's windows. ARGV: 1 evidence cap, then 7 per observation: key index, score (epoch ms),
-# member, amount in money units ('' when the call counts one), window ms, warning, critical.
-# A money window keeps its total at {key}:sum and each member as "{call}|{amount}", so a trim takes off exactly
-# what it drops. Returns per observation {before, after, count, evidence}; evidence (the latest calls counted,
-# up to this one) only where a level is reached or held, as wants_evidence says.
+# KEYS: the batch's windows. ARGV: 1 evidence cap, 2 the number of windows, then 4 per window: its length in
+# ms, warning, critical, 1 for a money window (0: each call counts one); then 4 per observation, in order: the
+# window's index, score (epoch ms), call id, amount in money units. A money window keeps its total at {key}:sum
+# and each member as "{call}|{amount}", so a trim takes off exactly what it drops. Returns only the observations
+# that reach or hold a level (wants_evidence): {position, before, after, count, evidence (the latest calls counted,
+# up to this one)}; most batches get an empty answer.
 WINDOWS_LUA = r"""
 local cap = tonumber(ARGV[1])
+local nkeys = tonumber(ARGV[2])
+local length, warning, critical, money = {}, {}, {}, {}
+for k = 1, nkeys do
+  local b = 2 + (k - 1) * 4
+  length[k] = tonumber(ARGV[b + 1])
+  warning[k] = tonumber(ARGV[b + 2])
+  critical[k] = tonumber(ARGV[b + 3])
+  money[k] = ARGV[b + 4] == '1'
+end
 local out = {}
-local n = (#ARGV - 1) / 7
-for i = 0, n - 1 do
-  local b = 1 + i * 7
-  local key = KEYS[tonumber(ARGV[b + 1])]
-  local score = tonumber(ARGV[b + 2])
-  local member = ARGV[b + 3]
-  local amount = ARGV[b + 4]
-  local window = tonumber(ARGV[b + 5])
-  local warning = tonumber(ARGV[b + 6])
-  local critical = tonumber(ARGV[b + 7])
-  local cutoff = score - window
-  local before, after, count
-  if amount == '' then
+local first = 3 + nkeys * 4
+for b = first, #ARGV, 4 do
+  local k = tonumber(ARGV[b])
+  local key = KEYS[k]
+  local score = tonumber(ARGV[b + 1])
+  local member = ARGV[b + 2]
+  local cutoff = score - length[k]
+  local before, after
+  if not money[k] then
     redis.call('ZREMRANGEBYSCORE', key, '-inf', cutoff)
     local added = redis.call('ZADD', key, score, member)
-    count = redis.call('ZCARD', key)
-    after = count
-    before = count - added
+    after = redis.call('ZCARD', key)
+    before = after - added
   else
+    local amount = tonumber(ARGV[b + 3])
     local sumkey = key .. ':sum'
     local gone = redis.call('ZRANGEBYSCORE', key, '-inf', cutoff)
     if #gone > 0 then
@@ -369,21 +376,25 @@ for i = 0, n - 1 do
       redis.call('DECRBY', sumkey, dropped)
       redis.call('ZREMRANGEBYSCORE', key, '-inf', cutoff)
     end
-    local added = redis.call('ZADD', key, score, member .. '|' .. amount)
-    if added == 1 then redis.call('INCRBY', sumkey, amount) end
-    count = redis.call('ZCARD', key)
-    after = tonumber(redis.call('GET', sumkey) or '0')
-    before = after - added * tonumber(amount)
-    redis.call('PEXPIRE', sumkey, window + 60000)
+    if redis.call('ZADD', key, score, member .. '|' .. ARGV[b + 3]) == 1 then
+      after = redis.call('INCRBY', sumkey, amount)
+      before = after - amount
+    else
+      after = tonumber(redis.call('GET', sumkey) or '0')
+      before = after
+    end
   end
-  redis.call('PEXPIRE', key, window + 60000)
-  local evidence = {}
-  local crossed = (warning > 0 and before < warning and after >= warning)
-    or (critical > 0 and before < critical and after >= critical)
-  if crossed or (critical > 0 and after >= critical) then
-    evidence = redis.call('ZREVRANGEBYSCORE', key, score, '-inf', 'LIMIT', 0, cap)
+  local w, c = warning[k], critical[k]
+  if (w > 0 and before < w and after >= w) or (c > 0 and after >= c) then
+    local count = after
+    if money[k] then count = redis.call('ZCARD', key) end
+    local evidence = redis.call('ZREVRANGEBYSCORE', key, score, '-inf', 'LIMIT', 0, cap)
+    out[#out + 1] = {(b - first) / 4, before, after, count, evidence}
   end
-  out[i + 1] = {before, after, count, evidence}
+end
+for k = 1, nkeys do
+  redis.call('PEXPIRE', KEYS[k], length[k] + 60000)
+  if money[k] then redis.call('PEXPIRE', KEYS[k] .. ':sum', length[k] + 60000) end
 end
 return out
 """
@@ -404,22 +415,27 @@ class RedisWindows(Windows):
         self.keys = keys
         self.script = client.register_script(WINDOWS_LUA)
 
-    def feed(self, observations: Sequence[Observation]) -> list[Seen]:
+    def feed(self, observations: Sequence[Observation]) -> dict[int, Seen]:
         if not observations:
-            return []
+            return {}
         index: dict[str, int] = {}
-        args: list = [EVIDENCE_CAP]
+        shapes: list = []
+        calls: list = []
+        fraud_window = self.keys.fraud_window
         for o in observations:
-            key = self.keys.fraud_window(o.rule, o.window)
-            position = index.setdefault(key, len(index) + 1)
-            amount = "" if o.amount is None else o.amount
-            args += [position, o.at_ms, o.member, amount, o.window_ms, o.warning, o.critical]
-        replies = self.script(keys=list(index), args=args)
-        return [
-            Seen(int(before), int(after), int(count),
-                 [_call_of(m, o.amount is not None) for m in reversed(evidence)] if evidence else None)
-            for o, (before, after, count, evidence) in zip(observations, replies, strict=True)
-        ]  # fmt: skip
+            key = fraud_window(o.rule, o.window)
+            position = index.get(key)
+            if position is None:
+                position = index[key] = len(index) + 1
+                # One window's levels are the same for every call in it (an account's spend limits included).
+                shapes += (o.window_ms, o.warning, o.critical, 0 if o.amount is None else 1)
+            calls += (position, o.at_ms, o.member, o.amount or 0)
+        replies = self.script(keys=list(index), args=[EVIDENCE_CAP, len(index), *shapes, *calls])
+        seen = {}
+        for position, before, after, count, evidence in replies:
+            money = observations[position].amount is not None
+            seen[position] = Seen(before, after, count, [_call_of(m, money) for m in reversed(evidence)])
+        return seen
 
 
 class MemoryWindows(Windows):
@@ -430,9 +446,9 @@ class MemoryWindows(Windows):
         self.amounts: dict[tuple, dict[str, int]] = {}
         self.totals: dict[tuple, int] = {}
 
-    def feed(self, observations: Sequence[Observation]) -> list[Seen]:
-        seen = []
-        for o in observations:
+    def feed(self, observations: Sequence[Observation]) -> dict[int, Seen]:
+        seen = {}
+        for position, o in enumerate(observations):
             key = (o.rule, o.window)
             members = self.members.setdefault(key, [])
             amounts = self.amounts.setdefault(key, {})
@@ -449,11 +465,10 @@ class MemoryWindows(Windows):
                 total += o.amount or 0
             self.totals[key] = total
             after = len(members) if o.amount is None else total
-            evidence = None
             if wants_evidence(before, after, o.warning, o.critical):
                 upto = bisect.bisect_right(members, (o.at_ms, "\U0010ffff"))
                 evidence = [m for _, m in members[max(0, upto - EVIDENCE_CAP) : upto]]
-            seen.append(Seen(before, after, len(members), evidence))
+                seen[position] = Seen(before, after, len(members), evidence)
         return seen
 
 
@@ -522,14 +537,13 @@ def evaluate(
     if not observations:
         return []
     windowed = [o for o in observations if o.window is not None]
-    seen_of = dict(zip(map(id, windowed), windows.feed(windowed), strict=True))
+    seen_of = {id(windowed[position]): seen for position, seen in windows.feed(windowed).items()}
     hits: list[tuple[Observation, Seen | None]] = []
     for o in observations:
-        seen = seen_of.get(id(o))
-        if seen is None:
+        if o.window is None:
             hits.append((o, None))  # a call judged alone (observe keeps only those past a level)
-        elif seen.evidence is not None:
-            hits.append((o, seen))
+        elif id(o) in seen_of:
+            hits.append((o, seen_of[id(o)]))
     if not hits:
         return []
     blockable = []
