@@ -55,6 +55,9 @@ urlpatterns = [
     *model_urls(
         "api-requests", list_view=api_client_pages.APIRequestLogListView, detail_view=api_client_pages.APIRequestLogView
     ),
+    # Alarms are raised by the switch and closed by it or an operator: no add, edit or delete.
+    *model_urls("alarms", list_view=views.AlarmListView, detail_view=views.AlarmView, add_view=None),
+    path("alarms/action/", views.AlarmActionView.as_view(), name="alarm_action"),
     # The review run: the post-call rules replayed over a period (security.review_run).
     *review_run_urls,
 ]
