@@ -64,6 +64,9 @@ if ! psql -h "${DB_HOST:-127.0.0.1}" -p "${DB_PORT:-5432}" -U "$DB_USER" -d post
   log "creating database $DB_NAME"
   createdb -h "${DB_HOST:-127.0.0.1}" -p "${DB_PORT:-5432}" -U "$DB_USER" "$DB_NAME"
 fi
-.venv/bin/python manage.py migrate --noinput -v 0
+# scripts/run.sh migrates as the database's owner role once it has made it (SS_SETUP_MIGRATE=0 here).
+if [ "${SS_SETUP_MIGRATE:-1}" = 1 ]; then
+  .venv/bin/python manage.py migrate --noinput -v 0
+fi
 mkdir -p var
 log "ready"
