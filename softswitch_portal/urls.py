@@ -5,6 +5,7 @@ from django.urls import include, path
 
 from . import views
 from .api.views import APIRootView
+from .vos.views import ExternalServerView
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -21,8 +22,9 @@ urlpatterns = [
     path("api/switching/", include("softswitch_portal.switching.api.urls")),
     path("api/security/", include("security.api.urls")),
     path("api/", include("softswitch_portal.api.urls")),
-    # The VOS3000-compatible API: POST /external/server/<Action>.
-    path("external/", include("softswitch_portal.vos.urls")),
+    # The VOS3000-compatible API: POST /external/server/<Action>; its access rules' pages under vos/.
+    path("external/server/<str:action>", ExternalServerView.as_view(), name="vos-action"),
+    path("vos/", include("softswitch_portal.vos.urls")),
     path("admin/", admin.site.urls),
 ]
 # The demo's gunicorn serves the static files itself when DEBUG is on; in production the TLS proxy serves them.

@@ -48,6 +48,7 @@ MENU = (
             ("Login lockouts", "axes:accessattempt_list"),
             ("API clients", "security:apiclient_list"),
             ("API requests", "security:apirequestlog_list"),
+            ("VOS API access", "vos:vosaccessrule_list"),
         ),
     ),
 )

@@ -1,9 +1,17 @@
-from django.urls import path
+"""The access rules' pages; the API itself is routed by the project's urls at /external/server/<Action>."""
 
-from . import views
+from softswitch_portal.generic.urls import model_urls
+
+from . import pages
 
 app_name = "vos"
 
 urlpatterns = [
-    path("server/<str:action>", views.ExternalServerView.as_view(), name="action"),
+    *model_urls(
+        "access-rules",
+        list_view=pages.VosAccessRuleListView,
+        detail_view=pages.VosAccessRuleView,
+        edit_view=pages.VosAccessRuleEditView,
+        delete_view=pages.VosAccessRuleDeleteView,
+    ),
 ]

@@ -8,6 +8,7 @@ without ``--demo``: `make run` passes it, a production setup never does.
 import os
 from decimal import Decimal
 
+from django.apps import apps
 from django.contrib.auth import get_user_model, password_validation
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
@@ -166,6 +167,12 @@ class Command(BaseCommand):
             gateway.callee_transforms.add(strip_plus)
             gateway.caller_list_groups.add(blocked_callers)
             gateway.callee_list_groups.add(premium)
+
+        # Scripts on this machine may call the VOS3000-compatible API, as a VOS host's access control allows.
+        # By label: the vos app imports this one's models, so importing it here would make a cycle.
+        apps.get_model("vos", "VosAccessRule").objects.get_or_create(
+            network="127.0.0.1", directory="/external/server", defaults={"memo": "demo: this machine"}
+        )
 
         for name, port, priority, account in (("Vendor A", 5070, 10, vendor_a), ("Vendor B", 5071, 20, vendor_b)):
             RoutingGateway.objects.get_or_create(
