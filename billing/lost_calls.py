@@ -24,8 +24,8 @@ from callcore.contract import (
     RELEASE_LOST_LUA,
     Keys,
     decode_answered,
-    encode_cdr,
     lost_call_record,
+    release_lost_args,
     release_lost_keys,
 )
 from softswitch_portal.core.redis import Waiter, prefix, redis_client
@@ -70,7 +70,9 @@ def release_gone_nodes(now_ms: int | None = None, stale_after_s: int = STALE_AFT
                 call_id, entry, node, now_ms,
                 answered=decode_answered(answered) if answered else None, heartbeat_ms=int(gone[node]),
             )  # fmt: skip
-            released += release(keys=release_lost_keys(keys, entry), args=[call_id, raw, encode_cdr(record)])
+            released += release(
+                keys=release_lost_keys(keys, entry), args=release_lost_args(call_id, raw, record, now_ms)
+            )
         forget = client.register_script(FORGET_HEARTBEAT_LUA)
         for node, beat in gone.items():
             forget(keys=[keys.heartbeats], args=[node, beat])

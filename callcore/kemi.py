@@ -29,12 +29,14 @@ import time
 
 import KSR  # provided by app_python3
 
+from callcore import bans as bans_mod
 from callcore import cdr as cdr_mod
 from callcore import decide as dec
 from callcore import geo, sipsyntax
 from callcore.contract import (
     ROUTE_STATS_POLL_S,
     AnsweredCall,
+    BanCause,
     BillingMode,
     Keys,
     RouteStats,
@@ -47,6 +49,7 @@ from callcore.contract import (
     encode_tried,
 )
 from callcore.live import LiveState
+from callcore.resp import RespClient
 from callcore.setup_types import RouteLimit
 from callcore.snapshot import SnapshotLoader
 
@@ -72,6 +75,16 @@ GRANTS_KEY = Keys(PREFIX).grants(NODE)
 # The htable (shared by this node's processes) where the grant timer marks a call it ends, for its timeout.
 CUT_TABLE = "sscut"
 CUT_REASONS = {1: dec.EndReason.BALANCE_EXHAUSTED, 2: dec.EndReason.MAX_DURATION}
+# The node's cache of the shared bans (callcore.bans): kamailio.cfg.tmpl drops its sources before any Python.
+BAN_TABLE = "ipban"
+# The operator's own networks, never banned (checked by `python -m callcore` before Kamailio starts).
+OWN_NETWORKS = bans_mod.parse_networks(os.environ.get("SS_BAN_ALLOW_NETWORKS", ""))
+# pv_auth_check's answers that are a guess at a password (wrong answer, another user's name, a replayed
+# nonce); a stale nonce (-4) is a phone's ordinary re-challenge.
+AUTH_GUESSES = frozenset({-2, -6, -8})
+# Digest answers for an unknown username are checked against this: the same work, the same answer as for
+# a known user with a wrong password, so a scanner cannot tell them apart, by timing either.
+DECOY_HA1 = os.urandom(16).hex()
 
 
 # Dialog variable names.
@@ -87,6 +100,18 @@ V_DONE = "done"  # 1 once the CDR is written: events can repeat
 V_GRANT = "grant"  # 1: once answered, the call is in the node's grant index (anti-overdraft, or a route's limit)
 # The dialog module's state 3, "confirmed_na": the 200 OK went out and no ACK came back.
 DLG_ANSWERED_NOT_ACKED = "3"
+
+
+class _BanCache:
+    """The node's cache of the bans: Kamailio's htable, shared by the node's processes, entries expiring."""
+
+    @staticmethod
+    def set(ip, seconds):
+        KSR.htable.sht_setxi(BAN_TABLE, ip, 1, seconds)
+
+    @staticmethod
+    def reset():
+        KSR.htable.sht_reset(BAN_TABLE)
 
 
 class _KamailioLog(logging.Handler):
@@ -135,6 +160,8 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         self.sequence = 0  # calls planned by this process (CallFacts.sequence)
         # The IP-to-country table of the phones' allowed countries; its version is read on the snapshot poll.
         self.geo = geo.CountryLoader(lambda *args: self.live.resp.execute(*args), PREFIX)
+        # Bans go through a connection of their own: only offences and the ban timer use it.
+        self.bans = bans_mod.Bans(RespClient(REDIS_URL, name=CLIENT_NAME), PREFIX, NODE, _BanCache(), OWN_NETWORKS)
 
     # -- per-process plumbing ---------------------------------------------------
 
@@ -214,6 +241,34 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             self.last_flush = now
             self._flush_counters()
 
+    def _offend(self, source_ip, cause, limit=1, **kwargs):
+        """Count an offence of ``source_ip`` towards its ban (callcore.bans); Redis away: the node's pike and
+        each request's own answer still stand, and the next offence counts again."""
+        try:
+            snap = self.loader.current if self.loader is not None else None
+            if cause is BanCause.AUTH_FAILURES:
+                seconds = self.bans.auth_failed(source_ip, kwargs.get("username", ""), snap)
+            else:
+                seconds = self.bans.offend(source_ip, snap, cause, limit)
+        except Exception as exc:  # noqa: BLE001 - a request is never lost to the ban's bookkeeping
+            KSR.warn(f"callcore: offence of {source_ip} ({cause.value}) not counted: {exc!r}\n")
+            return
+        if seconds:
+            KSR.err(f"callcore: {source_ip} banned for {seconds} s ({cause.value})\n")
+
+    def ksr_ban_sync(self, msg, *args):
+        """rtimer SS_BANS (kamailio.cfg.tmpl), every second: this node's cache follows the bans in Redis."""
+        try:
+            self.bans.sync()
+        except Exception as exc:  # noqa: BLE001 - Redis away: the cache keeps what it has, entries expiring
+            KSR.warn(f"callcore: ban cache not synchronised: {exc!r}\n")
+        return 1
+
+    def ksr_flood(self, msg, *args):
+        """pike found $si flooding (kamailio.cfg.tmpl banned it on this node): the ban goes to every node."""
+        self._offend(pvs("$si"), BanCause.FLOOD)
+        return 1
+
     def _flush_counters(self):
         if self.dropped:
             try:
@@ -239,6 +294,11 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
 
     def request_route(self):
         """Every request but the in-dialog ones that kamailio.cfg.tmpl relays itself, after its flood ban."""
+        # A scanner gets nothing, not even an answer to its OPTIONS or to a malformed request; it is banned.
+        if dec.is_scanner(pvs("$ua")):
+            self._count_drop()
+            self._offend(pvs("$si"), BanCause.SCANNER)
+            return 1
         if not self._well_formed():
             return 1  # answered 400, 416 or 505
         # OPTIONS outside a dialog is answered here (the UAS role): Max-Forwards 0 is no
@@ -274,9 +334,6 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             if not self._unsupported_extensions("Require"):
                 KSR.sl.sl_send_reply(200, "OK")
             return 1
-        if dec.is_scanner(pvs("$ua")):
-            self._count_drop()
-            return 1
         if KSR.is_method("REGISTER") > 0:
             if self._unsupported_extensions("Require"):
                 return 1  # the registrar is the UAS
@@ -294,11 +351,12 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
 
     def _flood_blocked(self, source_ip):
         """The flood ban of request_route in kamailio.cfg.tmpl, for the broken messages that never reach it."""
-        if KSR.htable.sht_match_name("ipban", "eq", source_ip) > 0:
+        if KSR.htable.sht_match_name(BAN_TABLE, "eq", source_ip) > 0:
             return True
         if KSR.pike.pike_check_req() < 0:
-            KSR.htable.sht_seti("ipban", source_ip, 1)
+            KSR.htable.sht_seti(BAN_TABLE, source_ip, 1)
             KSR.err(f"callcore: flood from {source_ip}, banned\n")
+            self._offend(source_ip, BanCause.FLOOD)
             return True
         return False
 
@@ -417,13 +475,12 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             KSR.sl.sl_send_reply(503, "Not Configured")
             return 1
         username = pvs("$au")
-        phone = snap.phone(username) if username else None
-        if phone is None:
-            KSR.auth.auth_challenge(snap.sip_realm, 1)
+        if not username:
+            KSR.auth.auth_challenge(snap.sip_realm, 1)  # before anything is looked up
             return 1
-        # flags 1: the secret is an HA1; checks 1: the To user must be the authenticated user.
-        if KSR.auth.pv_auth_check(snap.sip_realm, phone.ha1, 1, 1) < 0:
-            KSR.auth.auth_challenge(snap.sip_realm, 1)
+        # checks 1: the To user must be the authenticated user.
+        phone = self._authenticated(snap, username, 1)
+        if phone is None:
             return 1
         if not self.geo.allows(phone, pvs("$si")):
             KSR.sl.sl_send_reply(403, "Forbidden Network")
@@ -432,6 +489,26 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         if KSR.registrar.save("location", 0) < 0:
             KSR.sl.sl_reply_error()
         return 1
+
+    def _authenticated(self, snap, username, checks):
+        """The phone whose digest answer this request carries, or None once it has been challenged again.
+
+        An unknown username is checked against a decoy HA1 and gets the same challenge as a wrong password:
+        the same answer, after the same work, and both count towards the source's ban after the answer went.
+        """
+        phone = snap.phone(username)
+        ha1 = DECOY_HA1
+        if phone is not None:
+            # A username sent as user@realm is answered with HA1b (flags 1: the secret is an HA1).
+            ha1 = phone.ha1b if "@" in pvs("$aU") and phone.ha1b else phone.ha1
+        answer = KSR.auth.pv_auth_check(snap.sip_realm, ha1, 1, checks)
+        if answer >= 0 and phone is not None:
+            return phone
+        # qop=auth, and stale=true when only the nonce had expired (the phone answers again unprompted).
+        KSR.auth.auth_challenge(snap.sip_realm, 17 if answer == -4 else 1)
+        if answer in AUTH_GUESSES or answer >= 0:
+            self._offend(pvs("$si"), BanCause.AUTH_FAILURES, username=username)
+        return None
 
     # -- the initial INVITE -------------------------------------------------------
 
@@ -452,13 +529,10 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         if not stateful:
             username = pvs("$au")
             if username:
-                phone = snap.phone(username)
-                if (
-                    phone is None
-                    or KSR.auth.pv_auth_check(snap.sip_realm, phone.ha1, 1, 2) < 0
-                    or not self.geo.allows(phone, source_ip)
-                ):
-                    KSR.sl.sl_send_reply(403, "Authentication Failed")
+                phone = self._authenticated(snap, username, 2)
+                if phone is None or not self.geo.allows(phone, source_ip):
+                    if phone is not None:  # the right password from outside the phone's geofence
+                        KSR.sl.sl_send_reply(403, "Authentication Failed")
                     refused = dec.AUTH_FAILED
                     self._refusal_cdr(snap, refused.reason, refused.billing_mode, start, None)
                     return 1
@@ -494,6 +568,16 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             return 1
         if decision.action is dec.Action.CHALLENGE:
             KSR.auth.auth_challenge(snap.sip_realm, 1)
+            return 1
+        if decision.reason is dec.EndReason.ILLEGAL_SOURCE:
+            # Neither a gateway nor a phone: the same challenge a phone's first INVITE gets, whether or not
+            # the caller names one, so a scanner learns nothing; recorded, and counted towards a ban.
+            KSR.auth.auth_challenge(snap.sip_realm, 1)
+            if decision.record_cdr:
+                self._refusal_cdr(snap, decision.reason, decision.billing_mode, start, decision, facts)
+            limit = snap.parameters.get("SS_BAN_ILLEGAL_CALLS_PER_IP", 0)
+            if limit:
+                self._offend(source_ip, BanCause.ILLEGAL_CALLS, limit)
             return 1
         if decision.action is dec.Action.REJECT:
             if stateful:
@@ -804,28 +888,29 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         route = state.routes[index]
         if answered is not None:
             tried.append(VendorAttempt(route.gateway_id, route.gateway_name, route.host, 200))
-        record_line = ""
+        record_line = pending = ""
         if decision.record:
-            record_line = encode_cdr(
-                cdr_mod.call_record(
-                    state,
-                    route=route,
-                    answer_ms=answer,
-                    stop_ms=end,
-                    ring_ms=ring,
-                    tried=tried,
-                    direction=decision.direction,
-                    reason=decision.reason,
-                    sip_status=decision.sip_status,
-                    callee_call_id=pvs("$dlg(callid)") if answered else "",
-                    node=NODE,
-                )
+            record = cdr_mod.call_record(
+                state,
+                route=route,
+                answer_ms=answer,
+                stop_ms=end,
+                ring_ms=ring,
+                tried=tried,
+                direction=decision.direction,
+                reason=decision.reason,
+                sip_status=decision.sip_status,
+                callee_call_id=pvs("$dlg(callid)") if answered else "",
+                node=NODE,
             )
+            record_line = encode_cdr(record)
+            # A call that talked keeps its money held until the ingest has debited it (contract.pending).
+            pending = record.call_uuid if answer is not None else ""
         call_id, account_id, slot_keys = state.call_id, state.account_id, self._slot_keys(state)
         grants = GRANTS_KEY if d.var_get(V_GRANT) == "1" else ""
         if self.sip_worker:
-            self.live.teardown_later(call_id, account_id, slot_keys, record_line, self.sink.spool_line, grants)
-        elif not self.live.teardown(call_id, account_id, slot_keys, record_line, grants) and record_line:
+            self.live.teardown_later(call_id, account_id, slot_keys, record_line, self.sink.spool_line, grants, pending)
+        elif not self.live.teardown(call_id, account_id, slot_keys, record_line, grants, pending) and record_line:
             self.sink.spool_line(record_line)
 
     def _slot_keys(self, state):

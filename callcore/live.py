@@ -32,12 +32,14 @@ import redis
 
 from callcore.cdr import dumps, loads
 from callcore.contract import (
+    PENDING_DEBIT_HOLD_MS,
     RELEASE_LOST_LUA,
     Keys,
     decode_answered,
-    encode_cdr,
     from_units,
     lost_call_record,
+    pending_debit_field,
+    release_lost_args,
     release_lost_keys,
     to_units,
 )
@@ -195,17 +197,26 @@ end
 return -1
 """
 
-# Teardown: release every slot and the reservation, drop the call from the
-# registry (and its kept answer, Keys.live_answered) and append its CDR, atomically.
+# Teardown: release every slot, drop the call from the registry (and its kept answer, Keys.live_answered)
+# and append its CDR, atomically. The reservation of a call that will be charged is not freed but kept as
+# its pending debit (contract.pending_debit_field) until the ingest has debited the balance: freed here, the
+# money the call spent would look available to the account's other calls until then.
 # contract.RELEASE_LOST_LUA releases the same keys for a call its node lost: change both together.
 # KEYS: 1 reservations, 2 registry, 3 registry expiry index, 4 CDR stream, then slot keys
-# ARGV: 1 call id, 2 CDR json ('' = no CDR), 3 the node's grant index (Keys.grants; '' or absent = none)
+# ARGV: 1 call id, 2 CDR json ('' = no CDR), 3 the node's grant index (Keys.grants; '' or absent = none),
+#       4 pending-debit field ('' or absent = the call is not charged), 5 the pending debit's expiry ms
 TEARDOWN_LUA = r"""
 local call_id = ARGV[1]
 local held = redis.call('HGET', KEYS[1], call_id)
 if held then
-  redis.call('DECRBY', KEYS[1] .. ':sum', tonumber(string.match(held, '^(%-?%d+)')))
   redis.call('HDEL', KEYS[1], call_id)
+  if ARGV[4] and ARGV[4] ~= '' then
+    local amount = string.match(held, '^(%-?%d+)')
+    redis.call('HSET', KEYS[1], ARGV[4], amount .. ':' .. ARGV[5])
+    redis.call('ZADD', KEYS[1] .. ':exp', ARGV[5], ARGV[4])
+  else
+    redis.call('DECRBY', KEYS[1] .. ':sum', tonumber(string.match(held, '^(%-?%d+)')))
+  end
 end
 redis.call('ZREM', KEYS[1] .. ':exp', call_id)
 redis.call('HDEL', KEYS[2], call_id)
@@ -280,6 +291,14 @@ return 1
 
 # Grant renewal answers.
 RENEWED, EXHAUSTED, GONE = 1, 0, -1
+
+
+def _pending_args(call_uuid: str, now_ms: int | None = None) -> tuple[str, int]:
+    """TEARDOWN_LUA's pending-debit arguments: the field and its expiry ('' when the call is not charged)."""
+    if not call_uuid:
+        return "", 0
+    now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+    return pending_debit_field(call_uuid), now_ms + PENDING_DEBIT_HOLD_MS
 
 
 class LiveState:
@@ -379,7 +398,7 @@ class LiveState:
                 answered=decode_answered(answered) if answered else None,
                 heartbeat_ms=int(beat) if beat is not None else None,
             )  # fmt: skip
-            args = [call_id, raw, encode_cdr(record)]
+            args = release_lost_args(call_id, raw, record, now_ms)
             released += self.resp.run(self._release_lost, release_lost_keys(k, entry), args)
         return released
 
@@ -387,7 +406,9 @@ class LiveState:
         k = self.keys
         return [k.reservations(account_id), k.live_calls, k.live_calls_expiry, k.cdr_stream, *slot_keys]
 
-    def teardown_later(self, call_id, account_id, slot_keys: list[str], cdr_json: str, spool, grants="") -> None:
+    def teardown_later(
+        self, call_id, account_id, slot_keys: list[str], cdr_json: str, spool, grants="", pending=""
+    ) -> None:
         """``teardown`` without waiting for Redis: its reply is read with this process's next command.
 
         If Redis refuses it, or the connection breaks before its reply is read, the CDR goes to
@@ -401,21 +422,29 @@ class LiveState:
 
         def failed(error):
             if isinstance(error, redis.ResponseError) and str(error).startswith("NOSCRIPT"):
-                if self.teardown(call_id, account_id, slot_keys, cdr_json, grants):
+                if self.teardown(call_id, account_id, slot_keys, cdr_json, grants, pending):
                     return
             else:
                 log.warning("live state unavailable at teardown of %s: %r", call_id, error)
             if cdr_json:
                 spool(cdr_json)
 
-        self.resp.send(("EVALSHA", script.sha, len(keys), *keys, call_id, cdr_json, grants), failed)
+        args = (call_id, cdr_json, grants, *_pending_args(pending))
+        self.resp.send(("EVALSHA", script.sha, len(keys), *keys, *args), failed)
 
-    def teardown(self, call_id, account_id, slot_keys: list[str], cdr_json: str = "", grants: str = "") -> bool:
+    def teardown(
+        self, call_id, account_id, slot_keys: list[str], cdr_json: str = "", grants: str = "", pending: str = "",
+        now_ms: int | None = None,
+    ) -> bool:  # fmt: skip
         """Release the call and append its CDR (and drop it from the node's grant index ``grants``);
-        False when Redis did not take it (spool the CDR)."""
+        False when Redis did not take it (spool the CDR).
+
+        ``pending``: the CDR's call_uuid when the call is charged: its reservation stays held as the
+        pending debit of that CDR (contract.pending) until the ingest has debited it.
+        """
         try:
             keys = self._teardown_keys(account_id, slot_keys)
-            self.resp.run(self._hot["teardown"], keys, [call_id, cdr_json, grants])
+            self.resp.run(self._hot["teardown"], keys, [call_id, cdr_json, grants, *_pending_args(pending, now_ms)])
             return True
         except redis.RedisError as exc:
             log.warning("live state unavailable at teardown of %s: %r", call_id, exc)

@@ -55,7 +55,7 @@ import redis
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
 
-from callcore.contract import Keys, to_units
+from callcore.contract import RELEASE_PENDING_LUA, Keys, pending_debit_field, to_units
 from softswitch_portal.core.redis import Waiter, redis_client
 
 from .. import balances, route_stats
@@ -120,6 +120,7 @@ class Ingester:
         self.client = client or redis_client(
             Waiter.JOB, name=f"ss-ingest:{self.consumer}", reply_timeout=block_ms / 1000 + 10
         )
+        self._release_pending = self.client.register_script(RELEASE_PENDING_LUA)
         self.catalog = Catalog(recheck)
         self.recovering = True  # start with whatever a previous life of this consumer left pending
         self._group_ready = False
@@ -208,6 +209,7 @@ class Ingester:
             unique.setdefault(record.key, record)
 
         current: dict[int, Decimal] = {}
+        pending: dict[int, list[str]] = {}  # account -> pending debits its stored CDRs settle (contract.pending)
         route_counts = None
         if unique:
             good = list(unique.values())
@@ -223,6 +225,7 @@ class Ingester:
             result.inserted, result.duplicates = stored.inserted, stored.duplicates
             dead += [(r.entry_id, r.raw, reason) for r, reason in unrated + refused]
             current = stored.balances
+            pending = self._settled_debits(good, refused, current)
             # The route statistics count only rows this batch inserted, and the insert says how many, not which.
             # Without duplicates that is every record stored, less those PostgreSQL refused. With any (a batch
             # read again after a crash, whose counts may already be in Redis) the batch counts nothing: these
@@ -241,6 +244,9 @@ class Ingester:
             dead_letters.set_aside(pipe, self.keys, entry_id, raw, reason, self.consumer, now_ms)
         if current:
             pipe.mset({self.keys.balance(i): to_units(balance) for i, balance in current.items()})
+        # In the same transaction as the balances: a call's money is held as its reservation until its debit shows.
+        for account_id, fields in pending.items():
+            self._release_pending(keys=[self.keys.reservations(account_id)], args=fields, client=pipe)
         if route_counts:
             route_stats.add_counts(pipe, self.keys, route_counts, now_ms)
         pipe.xack(self.stream, GROUP, *ids)
@@ -256,6 +262,26 @@ class Ingester:
         for reason in {reason for _, _, reason in dead}:
             log.warning("CDR set aside in %s: %s", self.dead_stream, reason)
         return result
+
+    def _settled_debits(self, good, refused, current: dict[int, Decimal]) -> dict[int, list[str]]:
+        """The pending debits (contract.pending) of the calls now in the database, by customer account.
+
+        Stored now or before (a batch read again after a crash): either way the debit is in the balance. An
+        account none of this batch's inserts moved gets its balance read here, so that the live balance
+        set beside the release is one that holds the debit.
+        """
+        left_out = {id(r) for r, _ in refused}
+        pending: dict[int, list[str]] = {}
+        for record in good:
+            values = record.values
+            if id(record) not in left_out and values.get("answer_ms") is not None and values.get("account_id"):
+                pending.setdefault(values["account_id"], []).append(pending_debit_field(values["call_uuid"]))
+        missing = [a for a in pending if a not in current]
+        if missing:
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT id, balance FROM billing_account WHERE id = ANY(%s)", [missing])
+                current.update(dict(cursor.fetchall()))
+        return pending
 
     def refresh_all_balances(self) -> int:
         """Rewrite every account's live balance (``balances.refresh_all_live_balances``)."""

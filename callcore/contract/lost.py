@@ -22,10 +22,11 @@ import hashlib
 
 import msgspec
 
-from .cdr import CdrRecord, VendorAttempt
+from .cdr import CdrRecord, VendorAttempt, encode_cdr
 from .codes import BillingMode, EndDirection, EndReason
 from .jsontext import json_text
 from .keys import Keys
+from .pending import PENDING_DEBIT_HOLD_MS, pending_debit_field
 from .state import RouteState
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "cdr_call_uuid",
     "lost_call_record",
     "RELEASE_LOST_LUA",
+    "release_lost_args",
     "release_lost_keys",
     "FORGET_HEARTBEAT_LUA",
 ]
@@ -126,17 +128,24 @@ def lost_call_record(
 # Release a lost call and append its CDR, only if its registry entry is still the one the record was built
 # from: the restarting node and the worker's job may both try, and the call is recorded once. Releases the
 # same keys as callcore.live's TEARDOWN_LUA (change both together), and the call's kept answer.
+# An answered call's reservation stays held as its CDR's pending debit (contract.pending), as at a teardown.
 # KEYS: 1 reservations, 2 registry, 3 registry expiry index, 4 CDR stream, 5 answered calls, 6 the node's grant
 #       index (Keys.grants), then slot keys
-# ARGV: 1 call id, 2 the registry entry as read, 3 CDR json
+# ARGV: 1 call id, 2 the registry entry as read, 3 CDR json, 4 pending-debit field ('' = not charged),
+#       5 its expiry ms
 # Returns 1 when this call released it, 0 when it was gone (or replaced) already.
 RELEASE_LOST_LUA = r"""
 local call_id = ARGV[1]
 if redis.call('HGET', KEYS[2], call_id) ~= ARGV[2] then return 0 end
 local held = redis.call('HGET', KEYS[1], call_id)
 if held then
-  redis.call('DECRBY', KEYS[1] .. ':sum', tonumber(string.match(held, '^(%-?%d+)')))
   redis.call('HDEL', KEYS[1], call_id)
+  if ARGV[4] and ARGV[4] ~= '' then
+    redis.call('HSET', KEYS[1], ARGV[4], string.match(held, '^(%-?%d+)') .. ':' .. ARGV[5])
+    redis.call('ZADD', KEYS[1] .. ':exp', ARGV[5], ARGV[4])
+  else
+    redis.call('DECRBY', KEYS[1] .. ':sum', tonumber(string.match(held, '^(%-?%d+)')))
+  end
 end
 redis.call('ZREM', KEYS[1] .. ':exp', call_id)
 redis.call('HDEL', KEYS[2], call_id)
@@ -148,6 +157,13 @@ for i = 7, #KEYS do redis.call('ZREM', KEYS[i], call_id) end
 redis.call('XADD', KEYS[4], '*', 'cdr', ARGV[3])
 return 1
 """
+
+
+def release_lost_args(call_id: str, raw_entry, record: CdrRecord, now_ms: int) -> list:
+    """RELEASE_LOST_LUA's arguments for the call whose registry entry (as read) is ``raw_entry``."""
+    charged = record.answer_ms is not None
+    field = pending_debit_field(record.call_uuid) if charged else ""
+    return [call_id, raw_entry, encode_cdr(record), field, now_ms + PENDING_DEBIT_HOLD_MS if charged else 0]
 
 
 def release_lost_keys(keys: Keys, entry: dict) -> list[str]:

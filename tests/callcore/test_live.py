@@ -14,7 +14,9 @@ from decimal import Decimal
 import pytest
 
 from callcore.contract import (
+    PENDING_DEBIT_HOLD_MS,
     RELEASE_LOST_LUA,
+    RELEASE_PENDING_LUA,
     AnsweredCall,
     BillingMode,
     EndDirection,
@@ -22,6 +24,8 @@ from callcore.contract import (
     encode_answered,
     encode_cdr,
     lost_call_record,
+    pending_debit_field,
+    release_lost_args,
     release_lost_keys,
 )
 from callcore.live import LiveState, LiveStatus, RouteLimit, SetupRequest
@@ -292,6 +296,51 @@ def test_the_running_total_follows_setups_and_teardowns(live, client):
     assert client.zcard(f"{live.keys.reservations(1)}:exp") == 0
 
 
+def test_a_charged_calls_teardown_keeps_its_money_held_as_the_pending_debit_of_its_cdr(live, client):
+    key = live.keys.reservations(1)
+    for call_id in ("talked", "other"):
+        assert live.setup(money(call_id=call_id, snapshot_balance=D("3"), reservation=D("1")), NOW).status is (
+            LiveStatus.OK
+        )
+    assert live.teardown("talked", 1, [], pending="uuid-talked", now_ms=NOW)
+    field = pending_debit_field("uuid-talked")
+    # Still counted, now under the CDR's name, with the pending debit's own bounded expiry.
+    assert int(client.get(f"{key}:sum")) == 20_000
+    assert client.hget(key, "talked") is None
+    assert client.hget(key, field).split(b":")[0] == b"10000"
+    assert client.zscore(f"{key}:exp", field) == NOW + PENDING_DEBIT_HOLD_MS
+    assert client.zscore(f"{key}:exp", "talked") is None
+    # So the third call sees the money the first one spent as gone, though no debit has reached the balance.
+    result = live.setup(money(call_id="third", snapshot_balance=D("3"), reservation=D("1.5")), NOW)
+    assert (result.status, result.available) == (LiveStatus.BALANCE_INSUFFICIENT, D("1"))
+    # A call that never talked gives its reservation back at once.
+    assert live.teardown("other", 1, [])
+    assert int(client.get(f"{key}:sum")) == 10_000
+
+
+def test_the_ingest_release_drops_exactly_the_named_pending_debits_once(live, client):
+    key = live.keys.reservations(1)
+    for call_id in ("a", "b"):
+        live.setup(money(call_id=call_id, snapshot_balance=D("5"), reservation=D("1")), NOW)
+        live.teardown(call_id, 1, [], pending=f"uuid-{call_id}", now_ms=NOW)
+    release = client.register_script(RELEASE_PENDING_LUA)
+    fields = [pending_debit_field("uuid-a"), pending_debit_field("never-held")]
+    assert release(keys=[key], args=fields) == 10_000
+    assert release(keys=[key], args=fields) == 0  # a batch read again releases nothing twice
+    assert int(client.get(f"{key}:sum")) == 10_000
+    assert set(client.hkeys(key)) == {pending_debit_field("uuid-b").encode()}
+
+
+def test_a_pending_debit_the_ingest_never_settles_expires_like_a_reservation(live, client):
+    key = live.keys.reservations(1)
+    live.setup(money(call_id="a", snapshot_balance=D("2"), reservation=D("1")), NOW)
+    live.teardown("a", 1, [], pending="uuid-a", now_ms=NOW)
+    later = int(client.zscore(f"{key}:exp", pending_debit_field("uuid-a"))) + 1
+    result = live.setup(money(call_id="b", snapshot_balance=D("2"), reservation=D("2")), now_ms=later)
+    assert (result.status, result.available) == (LiveStatus.OK, D("2"))
+    assert client.hget(key, pending_debit_field("uuid-a")) is None
+
+
 def test_without_a_balance_check_nothing_is_reserved(live, client):
     result = live.setup(request(snapshot_balance=D("-100"), reservation=D("5")), now_ms=NOW)
     assert (result.status, result.available) == (LiveStatus.OK, None)
@@ -470,6 +519,9 @@ def test_a_restarted_node_charges_an_answered_lost_call_up_to_its_last_heartbeat
     assert client.zrange(live.keys.grants("a"), 0, -1) == [b"other"]  # no renewal for a call that is gone
     assert client.hkeys(live.keys.grants("a") + ":calls") == [b"other"]
     assert client.hget(live.keys.reservations(1), CALL) is None
+    # Charged, so its money stays held as its CDR's pending debit until the ingest has taken the CDR.
+    assert client.hget(live.keys.reservations(1), pending_debit_field(record["call_uuid"])) is not None
+    assert client.get(live.keys.reservations(1) + ":sum") == b"10000"
 
 
 def test_a_lost_call_is_released_and_recorded_once_whichever_path_runs_first(live, client):
@@ -478,13 +530,14 @@ def test_a_lost_call_is_released_and_recorded_once_whichever_path_runs_first(liv
     assert live.setup(req, now_ms=NOW).status is LiveStatus.OK
     raw = client.hget(live.keys.live_calls, CALL)
     entry = json.loads(raw)
-    record = encode_cdr(lost_call_record(CALL, entry, "a", NOW + 5_000))
+    record = lost_call_record(CALL, entry, "a", NOW + 5_000)
     release = client.register_script(RELEASE_LOST_LUA)
     keys = release_lost_keys(live.keys, entry)
-    assert release(keys=keys, args=[CALL, raw, record]) == 1
-    assert release(keys=keys, args=[CALL, raw, record]) == 0
+    args = release_lost_args(CALL, raw, record, NOW + 5_000)
+    assert release(keys=keys, args=args) == 1
+    assert release(keys=keys, args=args) == 0
     assert live.release_node("a", now_ms=NOW + 6_000) == 0
-    assert [f[b"cdr"] for _id, f in client.xrange(live.keys.cdr_stream)] == [record.encode()]
+    assert [f[b"cdr"] for _id, f in client.xrange(live.keys.cdr_stream)] == [encode_cdr(record).encode()]
     assert client.hlen(live.keys.live_calls) == 0
     assert client.get(live.keys.reservations(1) + ":sum") == b"0"  # the reservation given back once, not twice
 

@@ -7,7 +7,7 @@ import pytest
 
 from billing import ingest, lost_calls
 from billing.models import CDR, Account, Rate
-from callcore.contract import HEARTBEAT_INTERVAL_S, BillingMode, EndDirection, decode_answered
+from callcore.contract import HEARTBEAT_INTERVAL_S, BillingMode, EndDirection, decode_answered, pending_debit_field
 
 from .conftest import VENDOR_A, VENDOR_B, cdrs, keys, needs_sip, wait_for_cdrs
 
@@ -15,13 +15,25 @@ pytestmark = [pytest.mark.sip, needs_sip, pytest.mark.django_db]
 
 
 def assert_nothing_held(client):
-    """After the call: no live call registered, no concurrency slot or balance reservation left."""
+    """After the call: no live call registered, no concurrency slot or balance reservation left.
+
+    Only the pending debits (contract.pending) of answered calls whose CDR is in the stream stay held, each
+    for exactly the call's last reservation, until an ingest takes the CDR (these tests run none).
+    """
     k = keys()
     assert client.hlen(k.live_calls) == 0
     assert client.hlen(k.live_answered) == 0
     held = [key for key in client.scan_iter(k.slots("*", "*")) if client.zcard(key)]
-    sizes = {"hash": client.hlen, "zset": client.zcard, "string": lambda key: int(client.get(key))}  # the total
-    held += [key for key in client.scan_iter(k.reservations("*")) if sizes[client.type(key)](key)]
+    debits = {pending_debit_field(r["call_uuid"]) for r in cdrs(client) if r.get("answer_ms") is not None}
+    for key in client.scan_iter(k.reservations("*")):
+        kind = client.type(key)
+        if kind == b"hash":
+            fields = {f.decode(): int(v.split(b":")[0]) for f, v in client.hgetall(key).items()}
+            held += [f"{key.decode()} {f}" for f in fields if f not in debits]
+            total = int(client.get(key + b":sum") or 0)
+            assert total == sum(fields.values()), "the reservation total is the sum of what is held"
+        elif kind == b"zset":
+            held += [f"{key.decode()} {m.decode()}" for m in client.zrange(key, 0, -1) if m.decode() not in debits]
     assert held == []
 
 
@@ -129,7 +141,8 @@ def test_no_failover_after_early_media(callcore, switch_config, sipp, live_redis
 
 def test_a_call_from_an_unknown_source_is_illegal(callcore, switch_config, sipp, live_redis):
     switch_config.publish()
-    result = sipp.customer("uac_reject.xml", "4420794960", source="127.0.0.2", CODE=403)
+    # Challenged like a phone's first INVITE, so a scanner cannot tell an extension from none; recorded.
+    result = sipp.customer("uac_reject.xml", "4420794960", source="127.0.0.2", CODE=407)
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     [record] = wait_for_cdrs(live_redis, 1)
     assert record["billing_mode"] == BillingMode.ILLEGAL
@@ -142,7 +155,7 @@ def test_a_call_from_an_unknown_source_is_illegal(callcore, switch_config, sipp,
 def test_no_illegal_cdr_when_the_parameter_is_off(callcore, switch_config, sipp, live_redis):
     switch_config.set_parameter("SERVER_BILLING_RECORD_ILLEGAL_CALL", 0)
     switch_config.publish()
-    result = sipp.customer("uac_reject.xml", "4420794960", source="127.0.0.2", CODE=403)
+    result = sipp.customer("uac_reject.xml", "4420794960", source="127.0.0.2", CODE=407)
     assert result.returncode == 0, result.stderr.decode()[-2000:]
     # A legal refusal after it proves the stream is being written, so the absence is real.
     switch_config.gateway.prefix_forbid = ["44"]
@@ -156,8 +169,10 @@ def test_no_illegal_cdr_when_the_parameter_is_off(callcore, switch_config, sipp,
 
 def test_a_scanner_gets_no_answer(callcore, switch_config, sipp, live_redis):
     switch_config.publish()
-    result = sipp.customer("uac_reject.xml", "100", source="127.0.0.2", CODE=403, UA="friendly-scanner", timeout=3)
+    # A source of its own: the scanner is banned, on every node, for SS_BAN_SECONDS.
+    result = sipp.customer("uac_reject.xml", "100", source="127.0.0.66", CODE=403, UA="friendly-scanner", timeout=3)
     assert result.returncode != 0  # nothing came back
+    assert live_redis.hget(keys().ban("127.0.0.66"), "cause") == "scanner"
     assert wait_for_cdrs(live_redis, 1, timeout=1) == []
     # Counted, without any other call having to come by for the worker to report it.
     assert int(live_redis.hget(keys().stats, "scanner_dropped") or 0) >= 1
