@@ -264,7 +264,12 @@ class CDR(models.Model):
     )
 
     fee = models.DecimalField(**MONEY, default=Decimal("0"))
-    vendor_cost = models.DecimalField(**MONEY, default=Decimal("0"), help_text="VOS agentFee.")
+    vendor_cost = models.DecimalField(
+        **MONEY,
+        default=Decimal("0"),
+        help_text="What the vendor's clearing account is charged. VOS's CDR has no such field: its agentFee is what "
+        "a reseller (agent) account is charged.",
+    )
     rate_prefix = models.CharField(max_length=32, blank=True)
     rate_area = models.CharField(max_length=100, blank=True)
     vendor_rate_prefix = models.CharField(max_length=32, blank=True)
