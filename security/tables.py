@@ -85,6 +85,14 @@ class EvidenceColumn(tables.Column):
         return " ".join(str(item) for item in value or ())
 
 
+def timeline_caption(starts):
+    if not starts:
+        return ""
+    first, last = timezone.localtime(min(starts)), timezone.localtime(max(starts))
+    seconds = round((last - first).total_seconds())
+    return f"{len(starts)} calls from {first:%H:%M:%S} to {last:%H:%M:%S} ({seconds} s)"
+
+
 def timeline_svg(starts, *, width=480, height=36, title=True):
     """Tick marks of the calls' start times along the span they cover: a burst reads as a dense cluster."""
     if not starts:
@@ -105,11 +113,7 @@ def timeline_svg(starts, *, width=480, height=36, title=True):
                 tip,
             )
         )
-    label = (
-        f"{len(starts)} calls from {timezone.localtime(first):%H:%M:%S} to {timezone.localtime(last):%H:%M:%S}"
-        if title
-        else ""
-    )
+    label = timeline_caption(starts) if title else ""
     return format_html(
         '<svg class="timeline" width="{}" height="{}" viewBox="0 0 {} {}" role="img" aria-label="{}">'
         '<line x1="0" x2="{}" y1="{}" y2="{}" stroke="#b8c0cc"></line>{}</svg>',
@@ -142,7 +146,7 @@ class DynamicBlacklistEntryTable(BaseTable):
         model = DynamicBlacklistEntry
         fields = ("select", "subject", "rule", "severity", "figures", "evidence", "status", "scope", "mapping_gateway",
                   "created", "expires_at", "reviewed_by", "reviewed_at", "reason")  # fmt: skip
-        sequence = ("select", "subject", "...")
+        sequence = ("select", "subject", "...", "actions")
 
     def render_subject(self, record):
         return str(record)

@@ -196,6 +196,7 @@ class DynamicBlacklistEntryView(generic.ObjectView):
             "extra_buttons": buttons,
             "related_tables": related,
             "timeline": tables.timeline_svg(starts) if starts else "",
+            "timeline_caption": tables.timeline_caption(starts),
             "evidence_total": len(evidence_ids(obj)),
             "evidence_found": len(cdrs),
             "figures_text": tables.figures_text(obj.figures),
