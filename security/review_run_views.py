@@ -29,6 +29,7 @@ RULE_LABELS = {
     "long_call": "Long call",
 }
 MAX_PERIOD = dt.timedelta(days=31)  # a month of CDRs is about what one run should read
+EVIDENCE_SHOWN = 4  # the latest calls linked in the table; the count says how many were kept
 
 
 class ReviewRunForm(forms.Form):
@@ -127,7 +128,7 @@ class EntryTable(tables.Table):
         since = (record["first_trip"] - dt.timedelta(days=1)).isoformat()
         links = format_html_join(
             " ", '<a class="mono" href="{}?{}" title="{}">{}</a>',
-            ((cdrs, urlencode({"q": uuid, "start_time_after": since}), uuid, uuid[:8]) for uuid in value),
+            ((cdrs, urlencode({"q": u, "start_time_after": since}), u, u[:8]) for u in value[-EVIDENCE_SHOWN:]),
         )  # fmt: skip
         return format_html("{} <span class='muted'>({})</span>", links, len(value))
 
