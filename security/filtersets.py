@@ -112,7 +112,6 @@ class AlarmFilterSet(BaseFilterSet):
         ),
     )
     subject = django_filters.CharFilter(method="filter_subject", label="Subject contains")
-    rule = django_filters.CharFilter(lookup_expr="icontains", label="Fraud rule contains")
     last_seen_after = django_filters.DateTimeFilter(field_name="last_seen", lookup_expr="gte", label="Seen from")
     last_seen_before = django_filters.DateTimeFilter(field_name="last_seen", lookup_expr="lt", label="Seen before")
     first_seen_after = django_filters.DateTimeFilter(field_name="first_seen", lookup_expr="gte", label="Raised from")

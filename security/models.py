@@ -275,7 +275,9 @@ class Alarm(models.Model):
 
     kind = models.CharField(max_length=24, choices=AlarmKind.choices)
     severity = models.CharField(max_length=8, choices=AlarmSeverity.choices)
-    rule = models.CharField(max_length=32, blank=True, help_text="The fraud rule, for fraud alarms.")
+    rule = models.CharField(
+        max_length=32, choices=FraudRuleChoice.choices, blank=True, help_text="The fraud rule, for fraud alarms."
+    )
     subject_kind = models.CharField(max_length=20, choices=AlarmSubject.choices)
     subject = models.CharField(max_length=200, help_text="The IP, number, node or id the alarm is about.")
     account = models.ForeignKey(
@@ -296,7 +298,9 @@ class Alarm(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
     acknowledged_at = models.DateTimeField(null=True, blank=True)
-    resolved_at = models.DateTimeField(null=True, blank=True, help_text="When the condition cleared; empty = open.")
+    resolved_at = models.DateTimeField(
+        "cleared at", null=True, blank=True, help_text="When the condition cleared; empty = open."
+    )
     notified_at = models.DateTimeField("last e-mailed", null=True, blank=True, editable=False)
     notified_count = models.PositiveIntegerField(
         "seen at the last e-mail", default=0, editable=False, help_text="The count the last e-mail reported."
@@ -329,9 +333,29 @@ class Alarm(models.Model):
 
     @property
     def subject_label(self):
-        """The subject as an operator names it: the account's or gateway's name where there is one."""
-        named = self.account or self.mapping_gateway or self.routing_gateway
-        label = str(named) if named is not None else self.subject
+        """The subject as an operator names it: an account's or gateway's name, else the number, IP or node."""
+        if self.subject_kind in (AlarmSubject.ACCOUNT, AlarmSubject.ACCOUNT_HIGH_RISK) and self.account is not None:
+            label = str(self.account)
+        elif self.subject_kind == AlarmSubject.MAPPING_GATEWAY and self.mapping_gateway is not None:
+            label = str(self.mapping_gateway)
+        elif self.subject_kind == AlarmSubject.ROUTING_GATEWAY and self.routing_gateway is not None:
+            label = str(self.routing_gateway)
+        else:
+            label = self.subject
         if self.subject_kind == AlarmSubject.ACCOUNT_HIGH_RISK:
             label = f"{label} (high-risk calls)"
         return label
+
+    @property
+    def subject_link(self):
+        """The page of what the alarm is about, where the portal has one."""
+        match self.subject_kind:
+            case AlarmSubject.ACCOUNT | AlarmSubject.ACCOUNT_HIGH_RISK:
+                target = self.account
+            case AlarmSubject.MAPPING_GATEWAY:
+                target = self.mapping_gateway
+            case AlarmSubject.ROUTING_GATEWAY:
+                target = self.routing_gateway
+            case _:
+                target = None
+        return target.get_absolute_url() if target is not None else None

@@ -216,15 +216,14 @@ class AlarmTable(BaseTable):
     )
     severity = ChoiceColumn(badges=SEVERITY_BADGES)
     kind = tables.Column(linkify=True)
-    subject = tables.Column(accessor="subject_label", order_by=("subject_kind", "subject"), linkify=False)
-    rule = tables.Column(verbose_name="Rule")
+    subject = tables.Column(
+        accessor="subject_label", order_by=("subject_kind", "subject"), linkify=False, attrs={"td": {"class": "wrap"}}
+    )
+    rule = tables.Column(verbose_name="Fraud rule")
     count = NumberColumn(verbose_name="Seen")
     state = AlarmStateColumn(order_by=("resolved_at", "acknowledged_at"))
-    first_seen = DateTimeColumn(verbose_name="Raised")
-    last_seen = DateTimeColumn(verbose_name="Last seen")
-    # Empty until someone acknowledges, or the condition clears (the base column renders only a date).
-    acknowledged_at = DateTimeColumn(verbose_name="Acknowledged", empty_values=(None,))
-    resolved_at = DateTimeColumn(verbose_name="Cleared", empty_values=(None,))
+    first_seen = DateTimeColumn(format="Y-m-d H:i", verbose_name="Raised")
+    last_seen = DateTimeColumn(format="Y-m-d H:i", verbose_name="Last seen")
 
     class Meta(BaseTable.Meta):
         model = Alarm
@@ -232,25 +231,24 @@ class AlarmTable(BaseTable):
             "select",
             "severity",
             "kind",
-            "subject_kind",
             "subject",
             "rule",
             "count",
             "state",
-            "first_seen",
             "last_seen",
+            "first_seen",
             "acknowledged_by",
-            "acknowledged_at",
-            "resolved_at",
         )
         exclude = ("actions",)
         row_attrs = {"class": lambda record: "row-alert" if record.is_open and record.severity == "critical" else ""}
 
     def render_subject(self, value, record):
-        target = record.account or record.mapping_gateway or record.routing_gateway
-        if target is not None:
-            return format_html('<a href="{}">{}</a>', target.get_absolute_url(), value)
-        return format_html('<span class="mono">{}</span>', value)
+        # What the subject is (a source IP, a node) beside it: the cell is read without its own column.
+        kind = record.get_subject_kind_display()
+        url = record.subject_link
+        if url:
+            return format_html('<a href="{}">{}</a> <span class="muted">{}</span>', url, value, kind)
+        return format_html('<span class="mono">{}</span> <span class="muted">{}</span>', value, kind)
 
     def value_subject(self, value):
         return value

@@ -64,7 +64,6 @@ def home(request):
     routing = enabled_counts(RoutingGateway)
     phones = enabled_counts(Phone)
     midnight = timezone.localtime(now).replace(hour=0, minute=0, second=0, microsecond=0)
-    unreviewed = DynamicBlacklistEntry.objects.filter(status=BlacklistStatus.AWAITING_REVIEW).count()
     recent = {"start_time_after": since_param}
 
     areas = [
@@ -123,26 +122,15 @@ def home(request):
                     "Black/white lists", BlackWhiteListGroup.objects.count(), link("security:blackwhitelistgroup_list")
                 ),
                 row("List entries", ListEntry.objects.count(), link("security:listentry_list")),
-                row(
-                    "Blacklisted, unreviewed",
-                    unreviewed,
-                    link("security:dynamicblacklistentry_list", status=BlacklistStatus.AWAITING_REVIEW),
-                    alert=unreviewed,
-                ),
             ],
         ),
     ]
     return render(request, "home.html", {"areas": areas, "since": since, **attention()})
 
 
-# The review queue's status (security.choices.BlacklistStatus.AWAITING_REVIEW), by value: the dashboard counts
-# entries in it whichever statuses the model declares.
-AWAITING_REVIEW = "awaiting_review"
-
-
 def attention():
     """What an operator acts on first: the open alarms (counts by severity, the most pressing few) and the
-    dynamic blacklist entries awaiting review."""
+    dynamic blacklist entries awaiting review (the review queue)."""
     counts = alarms.open_counts()
     open_alarms = link("security:alarm_list", state="open")
     return {
@@ -156,6 +144,6 @@ def attention():
             },
         },
         "latest_alarms": list(alarms.latest_open(5)) if counts["total"] else [],
-        "awaiting_review": DynamicBlacklistEntry.objects.filter(status=AWAITING_REVIEW).count(),
-        "awaiting_review_url": link("security:dynamicblacklistentry_list", status=AWAITING_REVIEW),
+        "awaiting_review": DynamicBlacklistEntry.objects.filter(status=BlacklistStatus.AWAITING_REVIEW).count(),
+        "awaiting_review_url": link("security:dynamicblacklistentry_list", status=BlacklistStatus.AWAITING_REVIEW),
     }
