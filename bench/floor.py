@@ -28,6 +28,9 @@ FLOOR_ROUTES = {
     # The timers': the benchmark's calls are postpaid and short, so nothing for them to do.
     'python_exec("ksr_grant_timer");': "return 1;",
     'python_exec("ksr_heartbeat");': "return 1;",
+    # Bans: the benchmark's sources are never banned; the flood ban stays this node's own.
+    'python_exec("ksr_ban_sync");': "return 1;",
+    'python_exec("ksr_flood");': "$var(flood) = 1;",
 }
 
 FLOOR_INITIAL = """

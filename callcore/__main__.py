@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from callcore import decide, sipsyntax
+from callcore import bans, decide, sipsyntax
 from callcore.contract import HEARTBEAT_INTERVAL_S, SIGNING_KEY_ENV, SignatureError, signing_key
 
 HERE = Path(__file__).resolve().parent
@@ -85,6 +85,10 @@ def check_worker_settings() -> None:
         valid = False
     if not valid:
         raise SystemExit(f"callcore: SS_SNAPSHOT_POLL_SECONDS must be a number of seconds above 0 (not {poll!r})")
+    try:
+        bans.parse_networks(env("SS_BAN_ALLOW_NETWORKS", ""))
+    except ValueError as exc:
+        raise SystemExit(f"callcore: {exc}") from None
     # Without the key every snapshot is refused: better a clear stop than a switch that routes nothing.
     try:
         signing_key(os.environ.get(SIGNING_KEY_ENV))

@@ -1,7 +1,7 @@
 """The contract between the portal and the call core: what both sides share, and the only thing they share.
 
 * ``params``: the system parameters (name, type, default, range, description);
-* ``codes``: billing modes, end directions, end reasons, failover codes;
+* ``codes``: billing modes, end directions, end reasons, failover codes; ``bans``: source-IP bans;
 * ``fraud``: the anti-fraud rules, the dynamic blacklist's subjects, the fraud event;
 * ``keys``: every Redis key either side uses; ``money``: money units and billed time;
 * ``snapshot``: the configuration snapshot's schema and codec; ``signing``: its HMAC;
@@ -15,6 +15,7 @@ It must stay importable without Django. Names are re-exported here, so
 ``from callcore.contract import EndReason`` works whichever module holds it.
 """
 
+from .bans import *  # noqa: F403
 from .cdr import *  # noqa: F403
 from .codes import *  # noqa: F403
 from .fraud import *  # noqa: F403

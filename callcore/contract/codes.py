@@ -75,7 +75,8 @@ class EndReason(enum.Enum):
 
     NORMAL_CLEARING = EndReasonInfo("normal_clearing", 200, "Call answered and ended normally")
     CALLER_CANCEL = EndReasonInfo("caller_cancel", 487, "Caller cancelled before answer")
-    ILLEGAL_SOURCE = EndReasonInfo("illegal_source", 403, "Source is neither a mapping gateway nor a registered phone")
+    # 407: the challenge any phone's first INVITE gets, so a scanner cannot tell an extension from none.
+    ILLEGAL_SOURCE = EndReasonInfo("illegal_source", 407, "Source is neither a mapping gateway nor a registered phone")
     SCANNER_DROPPED = EndReasonInfo("scanner_dropped", 0, "Known scanner User-Agent dropped without an answer")
     FLOOD_BANNED = EndReasonInfo("flood_banned", 0, "Source banned for flooding")
     AUTH_FAILED = EndReasonInfo("auth_failed", 403, "Digest authentication failed")

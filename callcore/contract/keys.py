@@ -83,6 +83,30 @@ class Keys:
         """Hash of switch-wide counters (scanner requests dropped)."""
         return f"{self.prefix}:stats"
 
+    # -- source-IP bans (contract.bans), written by any node, released by the portal
+
+    def ban(self, ip: str) -> str:
+        """Hash of one source's ban (``BanRecord``'s fields); it expires with the ban."""
+        return f"{self.prefix}:ban:ip:{ip}"
+
+    @property
+    def bans(self) -> str:
+        """Sorted set of the banned sources, score = expiry ms: the nodes' caches and the firewall export."""
+        return f"{self.prefix}:bans"
+
+    @property
+    def bans_version(self) -> str:
+        """Moved by every ban and release: each node reloads its cache of ``bans`` when it changes."""
+        return f"{self.prefix}:bans:version"
+
+    def ban_offences(self, ip: str) -> str:
+        """How often a source was banned within a day (``BAN_OFFENCE_MEMORY_S``): each ban doubles the next."""
+        return f"{self.prefix}:ban:offences:{ip}"
+
+    def ban_counter(self, cause: str, subject: str) -> str:
+        """Hash counting one cause's offences of a source or username (``n``, ``first_ms``) in its window."""
+        return f"{self.prefix}:ban:count:{cause}:{subject}"
+
     # -- written by the worker or the portal, read by the call core
 
     def balance(self, account_id: int) -> str:

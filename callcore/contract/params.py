@@ -208,6 +208,64 @@ PARAMETERS: tuple[Parameter, ...] = (
         min_value=1,
         max_value=1_000_000,
     ),
+    # Source-IP bans (contract.bans): every node applies them, and the firewall export drops their packets.
+    Parameter(
+        "SS_BAN_SECONDS",
+        int,
+        300,
+        "Seconds a source is banned for its first offence in a day; each further one doubles it.",
+        min_value=1,
+        max_value=86400,
+    ),
+    Parameter(
+        "SS_BAN_MAX_SECONDS",
+        int,
+        86400,
+        "The longest ban a repeat offender gets, however often it comes back.",
+        min_value=1,
+        max_value=30 * 86400,
+    ),
+    Parameter(
+        "SS_BAN_WINDOW_SECONDS",
+        int,
+        60,
+        "Seconds over which failed digest answers and illegal calls are counted against their limits.",
+        min_value=1,
+        max_value=86400,
+    ),
+    Parameter(
+        "SS_BAN_AUTH_FAILURES_PER_IP",
+        int,
+        5,
+        "Wrong digest answers (REGISTER or INVITE) from one source in the window before it is banned (0 = never).",
+        min_value=0,
+        max_value=10_000,
+    ),
+    Parameter(
+        "SS_BAN_AUTH_FAILURES_PER_USER",
+        int,
+        10,
+        "Wrong digest answers for one username from any sources in the window, after which each source that "
+        "answers wrong for it again is banned (0 = never).",
+        min_value=0,
+        max_value=10_000,
+    ),
+    Parameter(
+        "SS_BAN_ILLEGAL_CALLS_PER_IP",
+        int,
+        50,
+        "INVITEs from one source that is neither a mapping gateway nor a phone in the window before it is banned "
+        "(0 = never).",
+        min_value=0,
+        max_value=1_000_000,
+    ),
+    Parameter(
+        "SS_BAN_EXEMPT_GATEWAYS",
+        bool,
+        True,
+        "Never ban the mapping gateways' addresses (the operator's own networks are set by SS_BAN_ALLOW_NETWORKS "
+        "on each call-core node).",
+    ),
 )
 
 

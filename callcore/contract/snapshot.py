@@ -31,6 +31,7 @@ __all__ = [
     "ListKind",
     "SnapshotError",
     "digest_ha1",
+    "digest_ha1b",
     "Account",
     "Rate",
     "RateTable",
@@ -91,6 +92,11 @@ class SnapshotError(ValueError):
 def digest_ha1(username: str, realm: str, password: str) -> str:
     """RFC 2617 HA1, what the call core checks digest responses against instead of the password."""
     return hashlib.md5(f"{username}:{realm}:{password}".encode()).hexdigest()
+
+
+def digest_ha1b(username: str, realm: str, password: str) -> str:
+    """HA1 of a username sent with its realm (``user@realm``), as some user agents send it."""
+    return hashlib.md5(f"{username}@{realm}:{realm}:{password}".encode()).hexdigest()
 
 
 class Account(_Schema):
@@ -234,7 +240,11 @@ class RoutingGateway(_Schema):
 
 
 class Phone(_Schema):
-    """A registered SIP user; ``ha1`` is md5(username:realm:password), never the password."""
+    """A registered SIP user; ``ha1`` is md5(username:realm:password), never the password.
+
+    ``ha1b`` is md5(username@realm:realm:password), for the user agents that send their
+    username with the realm (``1001@realm``); empty in snapshots from before it.
+    """
 
     id: int
     username: str
@@ -244,6 +254,7 @@ class Phone(_Schema):
     allowed_networks: tuple[str, ...]
     allowed_countries: tuple[str, ...]
     enabled: bool
+    ha1b: str = ""
 
 
 class Snapshot(_Schema):

@@ -414,18 +414,21 @@ def build_snapshot():
         contract.Phone(
             id=pk,
             username=username,
-            ha1=contract.digest_ha1(username, realm, password),
+            ha1=ha1,
+            ha1b=ha1b,
             account_id=account_id,
             capacity=capacity,
             allowed_networks=tuple(allowed_networks),
             allowed_countries=tuple(allowed_countries),
             enabled=enabled,
         )
-        for pk, username, password, account_id, capacity, allowed_networks, allowed_countries, enabled in (
+        # Only the hashes: the portal keeps no password to hash (switching.Phone).
+        for pk, username, ha1, ha1b, account_id, capacity, allowed_networks, allowed_countries, enabled in (
             Phone.objects.order_by("id").values_list(
                 "id",
                 "username",
-                "password",
+                "ha1",
+                "ha1b",
                 "account_id",
                 "capacity",
                 "allowed_networks",

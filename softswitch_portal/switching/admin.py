@@ -1,5 +1,7 @@
+from django import forms
 from django.contrib import admin
 
+from .forms import PhonePasswordMixin, phone_password_field
 from .models import (
     CallerNumberPool,
     MappingGateway,
@@ -29,8 +31,18 @@ class RoutingGatewayAdmin(admin.ModelAdmin):
     filter_horizontal = ("caller_transforms", "callee_transforms", "schedules")
 
 
+class PhoneAdminForm(PhonePasswordMixin, forms.ModelForm):
+    password = phone_password_field()
+
+    class Meta:
+        model = Phone
+        fields = ("username", "password", "account", "capacity", "allowed_networks", "allowed_countries", "enabled",
+                  "description")  # fmt: skip
+
+
 @admin.register(Phone)
 class PhoneAdmin(admin.ModelAdmin):
+    form = PhoneAdminForm
     list_display = ("username", "account", "capacity", "enabled")
     list_filter = ("enabled",)
     search_fields = ("username", "description", "account__name")

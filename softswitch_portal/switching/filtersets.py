@@ -111,7 +111,9 @@ class PhoneFilterSet(BaseFilterSet):
 
     search_fields = ("username__startswith", "description__icontains", "account__name__icontains")
     unfiltered_fields = {
-        "password": "a secret: never searchable",
+        "ha1": "a secret's hash: never searchable",
+        "ha1b": "a secret's hash: never searchable",
+        "digest_realm": "the same for every phone but those hashed before a realm change",
         "capacity": LIMITS,
         "description": FREE_TEXT,
         "created": BOOKKEEPING,

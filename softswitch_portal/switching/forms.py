@@ -15,6 +15,7 @@ from softswitch_portal.validators import validate_ip_or_cidr, validate_number, v
 
 from .choices import WEEKDAYS, TransformTarget
 from .models import (
+    PHONE_PASSWORD_MIN_LENGTH,
     CallerNumberPool,
     MappingGateway,
     NumberTransformRule,
@@ -175,7 +176,39 @@ class RoutingGatewayForm(BaseModelForm):
         )
 
 
-class PhoneForm(BaseModelForm):
+class PhonePasswordMixin:
+    """A phone's password, write-only: never rendered back, blank keeps the hashes it has (switching.Phone)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        field = self.fields["password"]
+        field.required = self.instance.pk is None
+        if field.required:
+            field.help_text = (
+                f"Digest secret, stored only as its hashes (HA1). At least {PHONE_PASSWORD_MIN_LENGTH} characters, "
+                "not only digits, not the username, not a common password."
+            )
+
+    def _post_clean(self):
+        # Set before the model's clean(), which refuses a weak one; save() hashes it with the username saved.
+        password = self.cleaned_data.get("password")
+        if password:
+            self.instance.password = password
+        super()._post_clean()
+
+
+def phone_password_field():
+    return forms.CharField(
+        required=False,
+        strip=False,
+        label="Password",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Stored only as its hashes (HA1): leave blank to keep the current password.",
+    )
+
+
+class PhoneForm(PhonePasswordMixin, BaseModelForm):
+    password = phone_password_field()
     allowed_networks = ip_list(
         required=False, label="Allowed networks", help_text="Source networks it may register from; empty = anywhere."
     )
@@ -203,7 +236,6 @@ class PhoneForm(BaseModelForm):
         model = Phone
         fields = (
             "username",
-            "password",
             "account",
             "enabled",
             "description",

@@ -2,6 +2,8 @@
 
 import ipaddress
 
+from django.conf import settings
+from django.contrib.auth.password_validation import CommonPasswordValidator
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
@@ -9,6 +11,7 @@ from django.db import models
 from django.urls import reverse
 
 from billing.choices import AccountType
+from callcore.contract import SIP_REALM, digest_ha1, digest_ha1b
 from security.models import IpCountryTable
 from softswitch_portal.validators import (
     validate_host,
@@ -290,11 +293,51 @@ class RoutingGateway(models.Model):
             raise ValidationError({"clearing_account": "The clearing account must be a vendor account."})
 
 
+# A phone password a guessing run finds: svcrack tries four-digit numbers, the username and common words first.
+PHONE_PASSWORD_MIN_LENGTH = 10
+
+
+def sip_realm() -> str:
+    """The realm phones authenticate in; their hashes are made with it."""
+    return getattr(settings, "SIP_REALM", SIP_REALM)
+
+
+def validate_phone_password(password: str, username: str = "") -> None:
+    """Refuse a phone password a guessing run would find: short, digits only, the username, common, repetitive."""
+    problems = []
+    if len(password) < PHONE_PASSWORD_MIN_LENGTH:
+        problems.append(f"Use at least {PHONE_PASSWORD_MIN_LENGTH} characters: phones are the first thing scanners "
+                        "guess.")  # fmt: skip
+    if password.isdigit():
+        problems.append("Use more than digits: a scanner tries every number.")
+    if username and username.lower() in password.lower():
+        problems.append("Do not use the username in the password: it is the first guess.")
+    if len(set(password)) < 5:
+        problems.append("Use at least 5 different characters.")
+    try:
+        CommonPasswordValidator().validate(password)
+    except ValidationError:
+        problems.append("This password is on the lists of common passwords that guessers try first.")
+    if problems:
+        raise ValidationError(problems)
+
+
 class Phone(models.Model):
-    """A registered SIP user: authenticates by digest and calls on its account."""
+    """A registered SIP user: authenticates by digest and calls on its account.
+
+    Its password is never stored: only HA1 = MD5(username:realm:password) and
+    HA1b = MD5(username@realm:realm:password), what a digest check needs.
+    ``password`` is write-only: setting it (a form, the API, ``Phone(password=...)``)
+    validates it in ``clean()`` and hashes it on ``save()``, with the username
+    being saved; a new username needs the password again, as the hashes include it.
+    """
 
     username = models.CharField(max_length=64, unique=True, validators=[validate_number])
-    password = models.CharField(max_length=128, help_text="Digest secret (the call core sees only its hash).")
+    ha1 = models.CharField(max_length=32, blank=True, editable=False, help_text="MD5(username:realm:password).")
+    ha1b = models.CharField(max_length=32, blank=True, editable=False, help_text="MD5(username@realm:realm:password).")
+    digest_realm = models.CharField(
+        max_length=128, blank=True, editable=False, help_text="The realm the hashes were made in."
+    )
     account = models.ForeignKey("billing.Account", on_delete=models.PROTECT, related_name="phones")
     capacity = models.PositiveIntegerField(default=1, help_text=f"Concurrent lines. {LIMIT_HELP}")
     allowed_networks = ArrayField(
@@ -321,12 +364,45 @@ class Phone(models.Model):
     def __str__(self):
         return self.username
 
+    def save(self, *args, **kwargs):
+        if self.password:
+            self._hash(self.password)  # with the username being saved
+            self._new_password = ""
+        super().save(*args, **kwargs)
+
     def get_absolute_url(self):
         return reverse("switching:phone", args=[self.pk])
 
+    @property
+    def password(self) -> str:
+        """Write-only: the password being set on this object, never one read back ("" once saved)."""
+        return getattr(self, "_new_password", "") or ""
+
+    @password.setter
+    def password(self, raw: str) -> None:
+        self._new_password = raw or ""
+        if raw and self.username:  # hashed now as well, for bulk_create, which never calls save()
+            self._hash(raw)
+
+    def _hash(self, raw: str) -> None:
+        realm = sip_realm()
+        self.ha1 = digest_ha1(self.username, realm, raw)
+        self.ha1b = digest_ha1b(self.username, realm, raw)
+        self.digest_realm = realm
+
     def clean(self):
-        if self.password and len(self.password) < 8:
-            raise ValidationError({"password": "Use at least 8 characters: phones are the first thing scanners guess."})
+        if self.password:
+            try:
+                validate_phone_password(self.password, self.username)
+            except ValidationError as exc:
+                raise ValidationError({"password": exc.messages}) from None
+        elif not self.ha1:
+            raise ValidationError({"password": "Set a password."})
+        elif self.pk is not None:
+            saved = Phone.objects.filter(pk=self.pk).values_list("username", flat=True).first()
+            if saved is not None and saved != self.username:
+                raise ValidationError({"password": "A new username needs the password again: its hash includes "
+                                                   "the username."})  # fmt: skip
         for code in self.allowed_countries or ():
             if len(code) != 2 or not code.isalpha() or not code.isupper():
                 raise ValidationError({"allowed_countries": f"{code!r} is not a two-letter upper-case country code."})

@@ -102,14 +102,14 @@ class PhoneListView(generic.ObjectListView):
     queryset = Phone.objects.select_related("account")
     filterset = filtersets.PhoneFilterSet
     table = tables.PhoneTable
-    export_exclude = ("password",)
+    # The hashes are as good as the password to a digest client: never exported.
+    export_exclude = ("ha1", "ha1b")
 
 
 class PhoneView(generic.ObjectView):
     queryset = Phone.objects.select_related("account")
-    secret_fields = ("password",)
     fieldsets = (
-        ("Phone", ("username", "password", "account", "enabled", "description")),
+        ("Phone", ("username", "account", "enabled", "description")),
         ("Limits", ("capacity", "allowed_networks", "allowed_countries")),
         RECORD,
     )

@@ -81,12 +81,12 @@ END_REASON_ROWS = [
     ),
     Row(
         "an illegal source is refused and recorded",
-        Action.REJECT, EndReason.ILLEGAL_SOURCE, 403, BillingMode.ILLEGAL, True,
+        Action.REJECT, EndReason.ILLEGAL_SOURCE, 407, BillingMode.ILLEGAL, True,
         facts={"source_ip": F.FOREIGN_IP},
     ),
     Row(
         "an illegal source is refused unrecorded when SERVER_BILLING_RECORD_ILLEGAL_CALL=0",
-        Action.REJECT, EndReason.ILLEGAL_SOURCE, 403, BillingMode.ILLEGAL, False,
+        Action.REJECT, EndReason.ILLEGAL_SOURCE, 407, BillingMode.ILLEGAL, False,
         world={"params": {"SERVER_BILLING_RECORD_ILLEGAL_CALL": False}},
         facts={"source_ip": F.FOREIGN_IP},
     ),

@@ -197,6 +197,12 @@ def live_redis():
     for pattern in [*patterns, k.route_stats_minute("*")]:
         for key in client.scan_iter(pattern, count=1000):
             client.delete(key)
+    # Nor any source ban or offence count of theirs: the nodes drop the bans from their caches when the bans'
+    # version moves, within their one-second sync.
+    ban_keys = [*client.scan_iter(f"{k.prefix}:ban:*", count=1000), k.bans]
+    if client.delete(*ban_keys):
+        client.incr(k.bans_version)
+        time.sleep(1.5)
     yield client
     client.close()
 

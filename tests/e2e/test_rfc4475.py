@@ -35,7 +35,7 @@ BAD = frozenset({400})
 CHALLENGE = frozenset({401})  # REGISTER: no phone is configured, so the registrar challenges
 # INVITE from the gateway to a non-numeric callee: the e2e configuration has no rate or route for it.
 REFUSED = frozenset({403, 404, 484})
-ILLEGAL = frozenset({403})  # INVITE from an unknown source
+ILLEGAL = frozenset({407})  # INVITE from an unknown source: challenged, like a phone's first INVITE
 NOT_SERVED = frozenset({501, 405})  # RFC 3261 §8.2.1: 501 for an unknown method, 405 for a known one
 
 
@@ -180,7 +180,7 @@ def test_torture_message(switch, row):
     data = (TORTURE_DIR / f"{row.file}.dat").read_bytes()
     # The same bytes again are a retransmission of the same transaction (RFC 3261 §17.2.3 matches
     # on the Via branch and sent-by, not on the source address), so a stateful answer to the first
-    # send would swallow the second. The unknown source goes first: its 403 is stateless.
+    # send would swallow the second. The unknown source goes first: its 407 is stateless.
     sources = ({FOREIGN: row.foreign} if row.foreign is not None else {}) | {GATEWAY: row.gateway}
     answered = {}
     for source, acceptable in sources.items():

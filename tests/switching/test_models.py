@@ -64,7 +64,7 @@ def test_failover_codes_must_be_final_failures():
 
 def test_a_phone_needs_a_strong_password_and_valid_countries(customer):
     errors = errors_of(Phone(username="1001", password="123", account=customer, allowed_countries=["usa"]))
-    assert "8 characters" in errors["password"][0]
+    assert "10 characters" in errors["password"][0]
     phone = Phone(username="1001", password="s3cret-enough", account=customer, allowed_countries=["us"])
     assert "country code" in errors_of(phone)["allowed_countries"][0]
 

@@ -42,6 +42,14 @@ PROJECT_TABLE = {
     "SS_ALARM_INGEST_LAG": 120,
     "SS_ALARM_NODE_SILENT": 20,
     "SS_ALARM_EVENT_CLOSE_AFTER": 3600,
+    # Source-IP bans (callcore.bans): the first ban's length, its cap, and what trips one.
+    "SS_BAN_SECONDS": 300,
+    "SS_BAN_MAX_SECONDS": 86400,
+    "SS_BAN_WINDOW_SECONDS": 60,
+    "SS_BAN_AUTH_FAILURES_PER_IP": 5,
+    "SS_BAN_AUTH_FAILURES_PER_USER": 10,
+    "SS_BAN_ILLEGAL_CALLS_PER_IP": 50,
+    "SS_BAN_EXEMPT_GATEWAYS": 1,
 }
 
 

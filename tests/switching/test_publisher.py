@@ -86,12 +86,16 @@ def test_the_built_snapshot_survives_encoding(configuration):
 
 def test_phones_carry_the_digest_hash_and_never_the_password(configuration, settings):
     settings.SIP_REALM = "switch.example.net"
+    phone = configuration.phone
+    phone.password = "s3cret-pass-123"  # hashed in the realm as of its save
+    phone.save()
 
     snapshot = publisher.build_snapshot()
     raw = zlib.decompress(contract.encode_snapshot(snapshot))
 
     (phone,) = snapshot.phones
     assert phone.ha1 == contract.digest_ha1("1001", "switch.example.net", "s3cret-pass-123")
+    assert phone.ha1b == contract.digest_ha1b("1001", "switch.example.net", "s3cret-pass-123")
     assert snapshot.sip_realm == "switch.example.net"
     assert phone.ha1.encode() in raw
     assert b"s3cret-pass-123" not in raw

@@ -1,5 +1,7 @@
 """Switching serializers: the models' own validation (a gateway's claimed addresses, a phone's password)."""
 
+from rest_framework import serializers
+
 from softswitch_portal.api.serializers import ValidatedModelSerializer
 from softswitch_portal.core.models import SystemParameter
 
@@ -19,11 +21,13 @@ class RoutingGatewaySerializer(ValidatedModelSerializer):
 
 
 class PhoneSerializer(ValidatedModelSerializer):
+    # The digest secret goes in, never out, and is kept only as its hashes, which are never shown either:
+    # to a digest client they are as good as the password. Omitted on an update, the password is kept.
+    password = serializers.CharField(write_only=True, required=False, style={"input_type": "password"})
+
     class Meta:
         model = Phone
-        fields = "__all__"
-        # The digest secret goes in, never out: an API reader must not learn every phone's password.
-        extra_kwargs = {"password": {"write_only": True}}
+        exclude = ("ha1", "ha1b", "digest_realm")
 
 
 class NumberTransformRuleSerializer(ValidatedModelSerializer):
