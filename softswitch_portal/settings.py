@@ -131,6 +131,9 @@ AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
 if AXES_IPWARE_PROXY_COUNT:
     AXES_IPWARE_META_PRECEDENCE_ORDER = ("HTTP_X_FORWARDED_FOR", "REMOTE_ADDR")
 
+# The audit trail compares and keeps typed values, so 250 and 250.0000 are one credit limit, not a change.
+AUDITLOG_STORE_JSON_CHANGES = True
+
 # The portal loads scripts and styles from its own static files only, so an injected <script> never runs.
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {

@@ -57,8 +57,11 @@ def register_models():
         exclude = [name for name in EXCLUDED_FIELDS.get(label, ()) if name in field_names]
         mask = [name for name in MASKED_FIELDS.get(label, ()) if name in field_names]
         many_to_many = [field.name for field in model._meta.many_to_many]
+        # The model's own columns: not the reverse relations, which say nothing of this object's change.
+        include = [field.name for field in model._meta.concrete_fields if field.name not in exclude]
         auditlog.register(
             model,
+            include_fields=include,
             exclude_fields=exclude,
             mask_fields=mask,
             mask_callable="softswitch_portal.core.audit.mask_secret",

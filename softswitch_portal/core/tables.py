@@ -24,9 +24,7 @@ class ChangesColumn(tables.Column):
         super().__init__(*args, **kwargs)
 
     def render(self, record):
-        rows = []
-        for field, (before, after) in sorted(record.changes_display_dict.items()):
-            rows.append((field, before, after))
+        rows = [(field, *self.before_after(change)) for field, change in sorted(record.changes_dict.items())]
         if not rows:
             return "—"
         return format_html_join(
@@ -37,7 +35,17 @@ class ChangesColumn(tables.Column):
         )
 
     def value(self, record):
-        return "; ".join(f"{field}: {before} → {after}" for field, (before, after) in record.changes_dict.items())
+        changes = sorted(record.changes_dict.items())
+        return "; ".join("{}: {} → {}".format(field, *self.before_after(change)) for field, change in changes)
+
+    @staticmethod
+    def before_after(change):
+        # A many-to-many change is recorded as the objects added or removed, not as two values.
+        if isinstance(change, dict):
+            objects = ", ".join(str(item) for item in change.get("objects", ()))
+            return ("", f"+ {objects}") if change.get("operation") == "add" else (f"− {objects}", "")
+        before, after = change
+        return before, after
 
 
 class AuditObjectColumn(tables.Column):

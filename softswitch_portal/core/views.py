@@ -66,7 +66,7 @@ class ObjectHistoryView(generic.BaseObjectView):
         obj = self.target._default_manager.filter(pk=pk).first()
         if obj is None and not entries.exists():
             raise Http404("No such object.")
-        table = tables.LogEntryTable(entries, exclude=("content_type", "object_repr"))
+        table = tables.LogEntryTable(entries, exclude=("content_type", "object_repr", "actions"))
         RequestConfig(request, paginate=False).configure(table)
         self.paginate(request, table)
         meta = self.target._meta

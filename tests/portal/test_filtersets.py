@@ -20,6 +20,7 @@ from security.filtersets import (
     IpCountryTableFilterSet,
     ListEntryFilterSet,
 )
+from softswitch_portal.core.filtersets import LoginEventFilterSet
 from softswitch_portal.generic.attributes import model_fields
 from softswitch_portal.switching.filtersets import (
     CallerNumberPoolFilterSet,
@@ -33,6 +34,7 @@ from softswitch_portal.switching.filtersets import (
 from softswitch_portal.switching.models import MappingGateway, RoutingSchedule
 
 FILTERSETS = [
+    LoginEventFilterSet,
     AccountFilterSet,
     PaymentFilterSet,
     RateTableFilterSet,
