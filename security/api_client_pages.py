@@ -50,9 +50,11 @@ class APIClientTable(BaseTable):
     scopes = ArrayColumn()
     allowed_networks = ArrayColumn(verbose_name="Networks", attrs={"td": {"class": "mono"}})
     vos_api = BooleanColumn(verbose_name="VOS API")
+    throttle_per_minute = tables.Column(verbose_name="Per minute", attrs={"td": {"class": "num"}})
     enabled = BooleanColumn()
-    expires_at = DateTimeColumn(verbose_name="Expires")
-    last_used_at = DateTimeColumn(verbose_name="Last used")
+    expires_at = tables.DateTimeColumn(format="Y-m-d H:i", verbose_name="Expires")
+    # A client never used has no time: the stock column shows its default for None.
+    last_used_at = tables.DateTimeColumn(format="Y-m-d H:i", verbose_name="Last used")
 
     class Meta(BaseTable.Meta):
         model = APIClient

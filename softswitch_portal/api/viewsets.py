@@ -10,18 +10,13 @@ from .serializers import as_drf_error
 
 
 class BaseModelViewSet(viewsets.ModelViewSet):
-    """List (filtered by ``filterset_class``, ordered by ``?ordering=``), detail, create, update, delete.
+    """List (with the portal's filters and ``?ordering=``), read, create, update, delete."""
 
-    ``filterset_class`` is the list page's own FilterSet: one definition of
-    each filter for the page and the API. Writes run in one transaction, so a
-    service's ValidationError (raised while saving) leaves nothing behind and
-    answers 400 naming the field.
-    """
-
+    # ``filterset_class`` is the list page's own FilterSet: one definition of each filter for the page and the
+    # API. Writes run in one transaction, so a service's ValidationError raised while saving leaves nothing
+    # behind and answers 400 naming the field.
     filterset_class = None
     ordering_fields = "__all__"
-    # A PUT that forgets a field must not blank it: changes go by PATCH; PUT stays for full replacement.
-    http_method_names = ["get", "post", "put", "patch", "delete", "head", "options"]
 
     def perform_create(self, serializer):
         self._save(serializer)
@@ -52,6 +47,6 @@ class BaseModelViewSet(viewsets.ModelViewSet):
 
 
 class ReadOnlyModelViewSet(BaseModelViewSet):
-    """Records the switch writes (CDRs, request logs): list and read only."""
+    """List (with the portal's filters and ``?ordering=``) and read: records the switch writes."""
 
     http_method_names = ["get", "head", "options"]

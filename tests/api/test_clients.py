@@ -155,9 +155,11 @@ def test_the_portal_refuses_a_client_without_networks_naming_the_field(client, o
 
 def test_the_client_and_request_pages_list_and_filter(client, operator, make_client, with_token):
     made, token = make_client(name="noc-tool")
+    make_client(name="never-used")
     with_token(token).get(ACCOUNTS)
     client.force_login(operator)
     listed = client.get(reverse("security:apiclient_list"), {"q": "noc"})
     assert listed.status_code == 200 and "noc-tool" in listed.content.decode()
+    assert "never-used" in client.get(reverse("security:apiclient_list"), {"sort": "last_used_at"}).content.decode()
     log = client.get(reverse("security:apirequestlog_list"), {"client": made.pk, "sort": "-created"})
     assert log.status_code == 200 and ACCOUNTS in log.content.decode()
