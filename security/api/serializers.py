@@ -1,9 +1,11 @@
 """Security serializers."""
 
+from rest_framework import serializers
+
 from softswitch_portal.api.serializers import ValidatedModelSerializer
 
 from ..api_clients import APIRequestLog
-from ..models import BlackWhiteListGroup, DynamicBlacklistEntry, ListEntry
+from ..models import Alarm, BlacklistExemption, BlackWhiteListGroup, DynamicBlacklistEntry, ListEntry
 
 
 class BlackWhiteListGroupSerializer(ValidatedModelSerializer):
@@ -20,19 +22,50 @@ class ListEntrySerializer(ValidatedModelSerializer):
         validators = []
 
 
-# What an operator's review changes (as DynamicBlacklistEntryForm); the rest is what the switch recorded.
-REVIEWED_FIELDS = ("status", "expires_at")
-
-
 class DynamicBlacklistEntrySerializer(ValidatedModelSerializer):
-    """What the switch recorded stays as recorded: an operator changes the status and expiry (as on the page)."""
+    """What the switch recorded stays as recorded: an operator reviews it (the review actions)."""
 
     class Meta:
         model = DynamicBlacklistEntry
         fields = "__all__"
-        read_only_fields = [
-            field.name for field in DynamicBlacklistEntry._meta.concrete_fields if field.name not in REVIEWED_FIELDS
-        ]
+        read_only_fields = [field.name for field in DynamicBlacklistEntry._meta.concrete_fields]
+
+
+class ReviewSerializer(serializers.Serializer):
+    """A review of one entry, as the entry's page takes it (security.forms.ReviewForm checks it)."""
+
+    action = serializers.ChoiceField(choices=("confirm", "release", "release_exempt"))
+    hours = serializers.IntegerField(required=False, min_value=1, help_text="Confirm: block this many hours from now.")
+    permanent = serializers.BooleanField(required=False, default=False, help_text="Confirm: block until released.")
+    days = serializers.IntegerField(required=False, min_value=1, help_text="Release and exempt: days of exemption.")
+    note = serializers.CharField(required=False, allow_blank=True, max_length=300, default="")
+
+
+class BulkReviewSerializer(ReviewSerializer):
+    entries = serializers.ListField(child=serializers.IntegerField(), min_length=1)
+
+
+class ReviewResultSerializer(serializers.Serializer):
+    done = serializers.ListField(child=serializers.IntegerField(), help_text="Entries the action was applied to.")
+    skipped = serializers.DictField(child=serializers.CharField(), help_text="Entry id -> why it was left alone.")
+
+
+class BlacklistExemptionSerializer(ValidatedModelSerializer):
+    class Meta:
+        model = BlacklistExemption
+        fields = "__all__"
+        read_only_fields = ("created_by",)
+
+
+class AlarmSerializer(ValidatedModelSerializer):
+    class Meta:
+        model = Alarm
+        fields = "__all__"
+        read_only_fields = [field.name for field in Alarm._meta.concrete_fields]
+
+
+class AlarmActionResultSerializer(serializers.Serializer):
+    changed = serializers.IntegerField(help_text="Alarms changed (0 when it was done already).")
 
 
 class APIRequestLogSerializer(ValidatedModelSerializer):

@@ -8,6 +8,8 @@ router = PortalRouter()
 router.register("list-groups", views.BlackWhiteListGroupViewSet)
 router.register("list-entries", views.ListEntryViewSet)
 router.register("dynamic-blacklist", views.DynamicBlacklistEntryViewSet)
+router.register("blacklist-exemptions", views.BlacklistExemptionViewSet)
+router.register("alarms", views.AlarmViewSet)
 router.register("api-requests", views.APIRequestLogViewSet)
 
 urlpatterns = router.urls

@@ -9,8 +9,8 @@ from rest_framework.response import Response
 from .serializers import as_drf_error
 
 
-class BaseModelViewSet(viewsets.ModelViewSet):
-    """List (with the portal's filters and ``?ordering=``), read, create, update, delete."""
+class PortalViewSetMixin:
+    """What every API viewset shares: the list page's filterset, ordering, transactional writes, safe deletes."""
 
     # ``filterset_class`` is the list page's own FilterSet: one definition of each filter for the page and the
     # API. Writes run in one transaction, so a service's ValidationError raised while saving leaves nothing
@@ -46,7 +46,9 @@ class BaseModelViewSet(viewsets.ModelViewSet):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class ReadOnlyModelViewSet(BaseModelViewSet):
-    """List (with the portal's filters and ``?ordering=``) and read: records the switch writes."""
+class BaseModelViewSet(PortalViewSetMixin, viewsets.ModelViewSet):
+    """List (with the portal's filters and ``?ordering=``), read, create, update, delete."""
 
-    http_method_names = ["get", "head", "options"]
+
+class ReadOnlyModelViewSet(PortalViewSetMixin, viewsets.ReadOnlyModelViewSet):
+    """List (with the portal's filters and ``?ordering=``) and read: records the switch writes."""

@@ -12,11 +12,10 @@ waiting in the stream.
 """
 
 import redis
-from django.apps import apps
-from django.db import DatabaseError
 
 from callcore.contract import Keys
 from security.api_clients import APIScope
+from security.models import Alarm
 from softswitch_portal.core.redis import Waiter, prefix, redis_client
 
 from . import fields
@@ -38,36 +37,28 @@ ALARM_LEVELS = {"info": 0, "warning": 1, "critical": 3}
 
 
 def info_alarm(alarm):
-    figures = getattr(alarm, "figures", None) or {}
-    value = figures.get("value", figures.get("seen", 0)) if isinstance(figures, dict) else 0
-    acknowledged_by = getattr(alarm, "acknowledged_by", None)
+    figures = alarm.figures if isinstance(alarm.figures, dict) else {}
+    value = figures.get("value", figures.get("seen", 0))
     return {
         "id": alarm.pk,
-        "type": ALARM_TYPES.get(getattr(alarm, "kind", ""), 0),
-        "level": ALARM_LEVELS.get(getattr(alarm, "severity", ""), 0),
+        "type": ALARM_TYPES.get(alarm.kind, 0),
+        "level": ALARM_LEVELS.get(alarm.severity, 0),
         "name": str(alarm),
-        "startTime": fields.ms(getattr(alarm, "first_seen", None)),
-        "stopTime": fields.ms(getattr(alarm, "resolved_at", None)),
+        "startTime": fields.ms(alarm.first_seen),
+        "stopTime": fields.ms(alarm.resolved_at),
         "value": float(value) if isinstance(value, int | float) else 0.0,
         "upper": None,
         "lower": None,
-        "confirmUser": acknowledged_by.get_username() if acknowledged_by is not None else None,
-        "confirmTime": fields.ms(getattr(alarm, "acknowledged_at", None)),
-        "memo": getattr(alarm, "subject", ""),
+        "confirmUser": alarm.acknowledged_by.get_username() if alarm.acknowledged_by_id else None,
+        "confirmTime": fields.ms(alarm.acknowledged_at),
+        "memo": alarm.subject,
     }
 
 
 @action("GetAlarmCurrent")
 def get_alarm_current(call, body):
-    try:
-        model = apps.get_model("security", "Alarm")
-    except LookupError:
-        raise VosError(RetCode.NOT_SUPPORTED, "This switch keeps no alarms yet.") from None
-    try:
-        alarms = list(model.objects.filter(resolved_at__isnull=True).order_by("-last_seen")[:1000])
-    except DatabaseError as exc:
-        raise VosError(RetCode.UNAVAILABLE, f"alarms could not be read: {exc}") from None
-    return {"infoAlarmCurrents": [info_alarm(alarm) for alarm in alarms]}
+    alarms = Alarm.objects.filter(resolved_at__isnull=True).select_related("acknowledged_by").order_by("-last_seen")
+    return {"infoAlarmCurrents": [info_alarm(alarm) for alarm in alarms[:1000]]}
 
 
 IP_LIMITS = (

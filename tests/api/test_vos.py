@@ -17,7 +17,8 @@ from billing.models import CDR, Account, Payment, Rate, RateTable
 from billing.services import apply_payment
 from callcore.contract import Keys
 from callcore.contract.snapshot import digest_ha1
-from security.models import BlackWhiteListGroup, ListEntry
+from security import alarms
+from security.models import Alarm, BlackWhiteListGroup, ListEntry
 from softswitch_portal.core.redis import prefix
 from softswitch_portal.switching.models import MappingGateway, Phone, RoutingGateway
 from softswitch_portal.vos.models import VosAccessRule
@@ -514,11 +515,17 @@ def test_get_limit_e164(vos, db):
 # -- alarms, IP limits, system
 
 
-def test_get_alarm_current(vos, db):
-    answer = vos("GetAlarmCurrent")
-    if answer["retCode"] == -10008:
-        pytest.skip("the Alarm model has not landed in this tree")
-    assert all(set(alarm) == INFO_ALARM_CURRENT for alarm in ok(answer)["infoAlarmCurrents"])
+def test_get_alarm_current(vos, operator):
+    alarm = Alarm.objects.create(kind="asr_drop", severity="critical", subject_kind="routing_gateway", subject="7",
+                                 dedupe_key="asr_drop:7", figures={"value": 12.5})  # fmt: skip
+    Alarm.objects.create(kind="low_balance", severity="info", subject_kind="account", subject="1", dedupe_key="lb:1",
+                         resolved_at=timezone.now())  # fmt: skip
+    alarms.acknowledge([alarm.pk], operator)
+    (info,) = ok(vos("GetAlarmCurrent"))["infoAlarmCurrents"]
+    assert set(info) == INFO_ALARM_CURRENT
+    assert (info["id"], info["type"], info["level"], info["value"]) == (alarm.pk, 20000, 3, 12.5)
+    assert info["startTime"] == ms(alarm.first_seen) and info["stopTime"] is None
+    assert info["confirmUser"] == "operator" and isinstance(info["confirmTime"], int)
 
 
 def test_ip_limits_say_they_have_no_counterpart(vos, db):
