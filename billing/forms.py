@@ -20,7 +20,7 @@ from .models import Account, Payment, Rate, RateTable, RerateJob
 class AccountForm(BaseModelForm):
     fieldsets = (
         ("Account", ("name", "account_type", "rate_table", "description")),
-        ("Limits", ("credit_limit", "anti_overdraft", "capacity", "locked")),
+        ("Limits", ("credit_limit", "anti_overdraft", "capacity", "locked", "high_risk_exempt")),
         ("Alarms", ("alarm_email", "low_balance_threshold")),
     )
 
@@ -35,6 +35,7 @@ class AccountForm(BaseModelForm):
             "anti_overdraft",
             "capacity",
             "locked",
+            "high_risk_exempt",
             "alarm_email",
             "low_balance_threshold",
         )

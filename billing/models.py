@@ -47,6 +47,12 @@ class Account(models.Model):
         default=True, help_text="Limit each call to what balance plus credit can pay for."
     )
     capacity = models.PositiveIntegerField(default=0, help_text="Concurrent calls across all gateways (0 = no limit).")
+    high_risk_exempt = models.BooleanField(
+        "exempt from high-risk rules",
+        default=False,
+        help_text="Not judged by the anti-fraud rules on high-risk destinations "
+        "(they watch every account and gateway unless exempted here).",
+    )
     alarm_email = models.EmailField(blank=True)
     low_balance_threshold = models.DecimalField(
         **MONEY,

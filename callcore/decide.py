@@ -36,7 +36,7 @@ import msgspec
 
 from callcore import contract
 from callcore.contract import DEFAULT_FAILOVER_CODES, BillingMode, EndDirection, EndReason
-from callcore.setup_types import LiveStatus, RouteLimit, SetupRequest, SetupResult
+from callcore.setup_types import FraudCheck, FraudRuleCheck, LiveStatus, RouteLimit, SetupRequest, SetupResult
 
 # Calls with no conversation limit still end some day: a crashed node's
 # slots expire after this, and so does a forgotten dialog.
@@ -128,6 +128,9 @@ class Plan:
     check_balance: bool
     reservation: Decimal
     default_max_duration_s: int = DEFAULT_MAX_DURATION_S
+    # On a white list of the call's gateway: the anti-fraud rules never block a white-listed number.
+    caller_whitelisted: bool = False
+    callee_whitelisted: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -273,6 +276,10 @@ def _screen_lists(group_ids, number: str, snapshot, black: EndReason, white: End
     return None
 
 
+def _white_listed(group_ids, number: str, snapshot) -> bool:
+    return any((g := snapshot.list_group(i)) is not None and g.kind == "white" and g.matches(number) for i in group_ids)
+
+
 def _in_prefixes(number: str, prefixes) -> bool:
     return any(number.startswith(p) for p in prefixes)
 
@@ -335,6 +342,10 @@ def plan_call(
         )
         if reason is not None:
             return _refuse(reason, billing_mode, params, **known)
+        white = (
+            _white_listed(mapping_gateway.caller_list_group_ids, caller, snapshot),
+            _white_listed(mapping_gateway.callee_list_group_ids, callee, snapshot),
+        )
         if _in_prefixes(callee, mapping_gateway.prefix_forbid) or (
             mapping_gateway.prefix_allow and not _in_prefixes(callee, mapping_gateway.prefix_allow)
         ):
@@ -343,6 +354,8 @@ def plan_call(
             caller = transform(caller, mapping_gateway.caller_transforms)
         callee = transform(callee, mapping_gateway.callee_transforms)
 
+    else:
+        white = (False, False)
     if account.rate_table_id is None:
         return _refuse(EndReason.NO_RATE, billing_mode, params, **known)
     routes = _routes(facts, snapshot, account, mapping_gateway, caller, callee, route_stats)
@@ -368,6 +381,8 @@ def plan_call(
         # The first grant, at the first route's rate; the grant timer moves it on once the call is answered.
         reservation=grant_cost(routes[0].customer_rate, advance, precision) if account.anti_overdraft else Decimal(0),
         default_max_duration_s=default_max_duration_s,
+        caller_whitelisted=white[0],
+        callee_whitelisted=white[1],
     )
 
 
@@ -445,7 +460,83 @@ def asr_rank(route_stats: contract.RouteStats, min_attempts: int):
     return rank
 
 
-def live_request(plan: Plan) -> SetupRequest:
+# E.164 country calling codes of one and two digits; every other code has three (ITU-T E.164 annex).
+_CC1 = frozenset("17")
+_CC2 = frozenset({
+    "20", "27", "30", "31", "32", "33", "34", "36", "39", "40", "41", "43", "44", "45", "46", "47", "48", "49",
+    "51", "52", "53", "54", "55", "56", "57", "58", "60", "61", "62", "63", "64", "65", "66", "81", "82", "84",
+    "86", "90", "91", "92", "93", "94", "95", "98",
+})  # fmt: skip
+
+
+def country_code(number: str) -> str:
+    """The country calling code of an international number (as routed: no 00 or +), '' when too short."""
+    if len(number) < 4:
+        return ""
+    if number[0] in _CC1:
+        return number[0]
+    return number[:2] if number[:2] in _CC2 else number[:3]
+
+
+def high_risk(plan: Plan, snapshot_high_risk: bool) -> bool:
+    """A destination the high-risk rules watch: listed in a high-risk group, or dear (its first vendor's cost per
+    minute at or above SS_FRAUD_HIGH_RISK_COST_PER_MINUTE); for every gateway and account but exempt ones."""
+    gateway = plan.mapping_gateway
+    if plan.account.high_risk_exempt or (gateway is not None and gateway.high_risk_exempt):
+        return False
+    if snapshot_high_risk:
+        return True
+    dear = int(plan.parameters.get("SS_FRAUD_HIGH_RISK_COST_PER_MINUTE", 0))
+    return dear > 0 and _minute_cost_units(plan.routes[0]) >= dear
+
+
+def _minute_cost_units(route: RouteAttempt) -> int:
+    rate = route.vendor_rate or route.customer_rate
+    return contract.to_units(Decimal(rate.price_per_minute))
+
+
+def fraud_check(plan: Plan, node: str, listed_high_risk: bool) -> FraudCheck | None:
+    """The set-up fraud rules' view of the call (contract.fraud), or None when every rule is off.
+
+    ``listed_high_risk``: the routed callee is in a high-risk list group (the snapshot's answer).
+    """
+    params = plan.parameters
+    rules = []
+    for rule in contract.SETUP_RULES:
+        names = contract.RULE_PARAMS[rule]
+        if not params.get(names.enabled, False):
+            continue
+        window = int(params[names.window]) * 1000 if names.window else 0
+        rules.append(
+            FraudRuleCheck(
+                rule=str(rule),
+                warning=int(params[names.warning]),
+                critical=int(params[names.critical]),
+                window_ms=window,
+                expire_ms=int(params[names.expire]) * 1000,
+                report_only=bool(params[names.report_only]),
+            )
+        )
+    if not rules:
+        return None
+    gateway = plan.mapping_gateway
+    standalone = gateway is not None and gateway.dynamic_blacklist_standalone
+    caller_judged = is_number(plan.caller) and not plan.caller_whitelisted
+    return FraudCheck(
+        node=node,
+        caller=plan.caller if caller_judged else "",
+        callee="" if plan.callee_whitelisted else plan.callee,
+        high_risk=high_risk(plan, listed_high_risk),
+        country=country_code(plan.callee),
+        spend_units=_minute_cost_units(plan.routes[0]),
+        spend_limits=(0, 0),
+        spend_floor=int(params.get("SS_FRAUD_SPEND_VELOCITY_FLOOR", 0)),
+        rules=rules,
+        scope_gateway=gateway.id if standalone and int(params.get("SS_BLACK_LIST_DYNAMIC_RUN_MODE", 0)) == 1 else None,
+    )
+
+
+def live_request(plan: Plan, fraud: FraudCheck | None = None) -> SetupRequest:
     """The counters and limits the live state must check and take for this plan, in one round trip."""
     facts = plan.facts
     gateway = plan.mapping_gateway
@@ -483,7 +574,10 @@ def live_request(plan: Plan) -> SetupRequest:
             "source_ip": facts.source_ip,
             "start_ms": facts.now_ms,
             "snapshot_version": plan.snapshot_version,
+            # The high-risk rules' blocks end the account's live calls to such destinations (contract.fraud).
+            "hr": 1 if fraud is not None and fraud.high_risk else 0,
         },
+        fraud=fraud,
     )
 
 
@@ -526,6 +620,12 @@ _LIVE_REFUSALS = {
     LiveStatus.CALLEE_DYNAMIC_BLACKLISTED: EndReason.DYNAMIC_BLACKLISTED,
     LiveStatus.BALANCE_INSUFFICIENT: EndReason.BALANCE_INSUFFICIENT,
     LiveStatus.ROUTES_BUSY: EndReason.ROUTES_BUSY,
+    LiveStatus.ACCOUNT_DYNAMIC_BLACKLISTED: EndReason.DYNAMIC_BLACKLISTED,
+    LiveStatus.FRAUD_MALICIOUS_CALLER: EndReason.FRAUD_MALICIOUS_CALLER,
+    LiveStatus.FRAUD_CONCURRENT_CALLER: EndReason.FRAUD_CONCURRENT_CALLER,
+    LiveStatus.FRAUD_HIGH_RISK_RATE: EndReason.FRAUD_HIGH_RISK_RATE,
+    LiveStatus.FRAUD_SPEND_VELOCITY: EndReason.FRAUD_SPEND_VELOCITY,
+    LiveStatus.FRAUD_NEW_DESTINATION: EndReason.FRAUD_NEW_DESTINATION,
 }
 
 

@@ -21,6 +21,7 @@ the last vendor code is kept in a dialog variable.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -41,6 +42,7 @@ from callcore.contract import (
     Keys,
     RouteStats,
     VendorAttempt,
+    decode_answered,
     decode_state,
     decode_tried,
     encode_answered,
@@ -75,6 +77,10 @@ GRANTS_KEY = Keys(PREFIX).grants(NODE)
 # The htable (shared by this node's processes) where the grant timer marks a call it ends, for its timeout.
 CUT_TABLE = "sscut"
 CUT_REASONS = {1: dec.EndReason.BALANCE_EXHAUSTED, 2: dec.EndReason.MAX_DURATION}
+# Calls ended on request (Keys.disconnects: an anti-fraud block, an operator): any end reason, from 10 on.
+CUT_REASONS.update({10 + i: reason for i, reason in enumerate(dec.EndReason)})
+CUT_CODES = {reason.code: number for number, reason in CUT_REASONS.items() if number >= 10}
+DISCONNECTS_PER_TICK = 200
 # The node's cache of the shared bans (callcore.bans): kamailio.cfg.tmpl drops its sources before any Python.
 BAN_TABLE = "ipban"
 # The operator's own networks, never banned (checked by `python -m callcore` before Kamailio starts).
@@ -560,7 +566,8 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         if isinstance(planned, dec.Decision):
             decision = planned
         else:
-            request = dec.live_request(planned)
+            fraud = dec.fraud_check(planned, NODE, snap.listed_high_risk(planned.callee))
+            request = dec.live_request(planned, fraud)
             request.registry["node"] = NODE  # whose calls these are, should this node restart
             decision = dec.conclude(planned, self.live.setup(request, now_ms=start))
         if decision.action is dec.Action.DROP:
@@ -773,7 +780,8 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
     def _keep_answer(self, state, index, answer):
         """The answer and its vendor, kept in the live state so a call this node loses is still charged
         (contract.lost); sent without waiting by a SIP worker, as a lost copy only costs that charge."""
-        value = encode_answered(AnsweredCall(answer, state.routes[index]))
+        handle = int(pv("$dlg(h_entry)") or -1), int(pv("$dlg(h_id)") or -1)
+        value = encode_answered(AnsweredCall(answer, state.routes[index], *handle))
         command = ("HSET", self.keys.live_answered, state.call_id, value)
         if self.sip_worker:
             self.live.resp.send(command, self._answer_not_kept)
@@ -814,7 +822,38 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             self.renew_grants(now_ms())
         except Exception as exc:  # noqa: BLE001 - Redis away: the next tick tries again
             KSR.err(f"callcore: grant timer: {exc!r}\n")
+        try:
+            self.serve_disconnects()
+        except Exception as exc:  # noqa: BLE001 - Redis away: the requests wait for the next tick
+            KSR.err(f"callcore: disconnect requests: {exc!r}\n")
         return 1
+
+    def serve_disconnects(self):
+        """End the live calls others asked this node to end (Keys.disconnects: an anti-fraud block, an operator),
+        BYE both ways by the dialog's timeout, each marked with the end reason asked for its CDR.
+
+        An answered call is found by the handle its answer kept; one not answered yet is left to finish (it
+        costs nothing until answered, and a block refuses the next call).
+        """
+        key = self.keys.disconnects(NODE)
+        requests = self.live.resp.execute("LPOP", key, DISCONNECTS_PER_TICK) or []
+        for raw in requests:
+            try:
+                request = json.loads(raw)
+                call_id = str(request["call_id"])
+                code = CUT_CODES.get(request.get("end_reason"), CUT_CODES[dec.EndReason.OPERATOR_DISCONNECT.code])
+            except (ValueError, KeyError, TypeError):
+                KSR.warn(f"callcore: disconnect request ignored: {raw!r}\n")
+                continue
+            kept = self.live.resp.execute("HGET", self.keys.live_answered, call_id)
+            if not kept:
+                continue
+            answered = decode_answered(kept)
+            if answered.h_entry < 0:
+                continue
+            KSR.htable.sht_seti(CUT_TABLE, call_id, code)
+            if KSR.dialog.dlg_set_timeout_id(1, answered.h_entry, answered.h_id) < 0:
+                KSR.htable.sht_rm(CUT_TABLE, call_id)  # the dialog already ended
 
     def renew_grants(self, now):
         for call_id, raw in self.live.grants_due(GRANTS_KEY, now):
@@ -873,7 +912,8 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             keepalive=KEEPALIVE,
             max_duration_s=state.max_duration_s,
             balance_limited=state.balance_limited,
-            cut=_cut_reason(state.call_id) if d.var_get(V_GRANT) == "1" else None,
+            # Any call may have been ended on request (serve_disconnects), not only those the grant timer watches.
+            cut=_cut_reason(state.call_id),
         )
 
     def _finish(self, state, decision):
@@ -915,7 +955,8 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
 
     def _slot_keys(self, state):
         routes = [r.gateway_id for r in state.routes]
-        return self.keys.call_slots(state.account_id, state.mapping_gateway_id, state.phone_id, routes)
+        caller = state.caller if dec.is_number(state.caller) else ""  # its live calls, for the concurrent rule
+        return self.keys.call_slots(state.account_id, state.mapping_gateway_id, state.phone_id, routes, caller)
 
     def _release(self, state):
         self.live.teardown(state.call_id, state.account_id, self._slot_keys(state))

@@ -34,7 +34,11 @@ from callcore.cdr import dumps, loads
 from callcore.contract import (
     PENDING_DEBIT_HOLD_MS,
     RELEASE_LOST_LUA,
+    EndReason,
+    FraudRule,
     Keys,
+    account_high_risk_subject,
+    account_subject,
     decode_answered,
     from_units,
     lost_call_record,
@@ -53,6 +57,15 @@ log = logging.getLogger("callcore.live")
 # The answers given after the balance was computed; the earlier refusals never looked at it.
 _BALANCE_COUNTED = frozenset({LiveStatus.OK, LiveStatus.BALANCE_INSUFFICIENT, LiveStatus.ROUTES_BUSY})
 
+# A set-up rule's end reason (of its refusal, and of the live calls its block ends) and its answer.
+_FRAUD_REFUSALS = {
+    FraudRule.MALICIOUS_CALLER: (EndReason.FRAUD_MALICIOUS_CALLER.code, LiveStatus.FRAUD_MALICIOUS_CALLER),
+    FraudRule.CONCURRENT_CALLER: (EndReason.FRAUD_CONCURRENT_CALLER.code, LiveStatus.FRAUD_CONCURRENT_CALLER),
+    FraudRule.HIGH_RISK_RATE: (EndReason.FRAUD_HIGH_RISK_RATE.code, LiveStatus.FRAUD_HIGH_RISK_RATE),
+    FraudRule.SPEND_VELOCITY: (EndReason.FRAUD_SPEND_VELOCITY.code, LiveStatus.FRAUD_SPEND_VELOCITY),
+    FraudRule.NEW_DESTINATION: (EndReason.FRAUD_NEW_DESTINATION.code, LiveStatus.FRAUD_NEW_DESTINATION),
+}
+
 
 # KEYS: 1 mapping-gw slots, 2 account slots, 3 phone slots, 4 mapping-gw cps, 5 switch cps,
 #       ('' for 1, 3 and 4 when the call has no mapping gateway / no phone)
@@ -61,7 +74,8 @@ _BALANCE_COUNTED = frozenset({LiveStatus.OK, LiveStatus.BALANCE_INSUFFICIENT, Li
 # ARGV: 1 call id, 2 now ms, 3 slot expiry ms, 4 mapping cap, 5 account cap, 6 phone cap,
 #       7 mapping cps, 8 switch cps, 9 caller, 10 callee, 11 balance mode (0 none, 1 check),
 #       12 credit units, 13 snapshot balance units, 14 reservation units, 15 registry json,
-#       16 minimum available units, then per candidate route: cap, cps
+#       16 minimum available units, 17 the fraud check as JSON ('' = no rule; LiveState._fraud_json),
+#       then per candidate route: cap, cps
 SETUP_LUA = r"""
 local call_id = ARGV[1]
 local now = tonumber(ARGV[2])
@@ -108,9 +122,134 @@ local function release_reservation(hash, id)
   redis.call('ZREM', hash .. ':exp', id)
 end
 
--- checks first, writes after: a refused call leaves nothing behind
+
+-- Anti-fraud set-up rules (contract.fraud), judged on a call every other check admitted. A rule counts the
+-- call in its sliding window (a sorted set, no reset at any boundary); at its warning level it reports, at
+-- its critical level it blocks the rule's subject in the dynamic blacklist (unless report-only or exempt),
+-- asks the nodes holding the live calls that match the new entry to end them, and refuses this call.
+local function fraud_count(key, window)
+  redis.call('ZADD', key, now, call_id)
+  redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
+  redis.call('PEXPIRE', key, window)
+  return redis.call('ZCARD', key)
+end
+-- A sum over the window: members "amount:call id", a running total beside, lazily reduced.
+local function fraud_sum(key, window, amount)
+  local total = tonumber(redis.call('GET', key .. ':sum') or '0')
+  local gone = redis.call('ZRANGEBYSCORE', key, '-inf', now - window)
+  for _, m in ipairs(gone) do total = total - tonumber(string.match(m, '^(%d+):')) end
+  if #gone > 0 then redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window) end
+  if total < 0 or redis.call('EXISTS', key) == 0 then total = 0 end
+  total = total + amount
+  redis.call('ZADD', key, now, amount .. ':' .. call_id)
+  redis.call('SET', key .. ':sum', total, 'PX', window)
+  redis.call('PEXPIRE', key, window)
+  return total
+end
+local function evidence(key)
+  local out = {}
+  for _, m in ipairs(redis.call('ZRANGE', key, -20, -1)) do
+    out[#out + 1] = string.match(m, '^%d+:(.+)$') or m
+  end
+  if #out == 0 then out[1] = call_id end
+  return out
+end
+local function matches(subject, call)
+  local account = string.match(subject, '^acct:(%d+)')
+  if account then
+    if tostring(call.account_id) ~= account then return false end
+    return string.sub(subject, -3) ~= ':hr' or call.hr == 1
+  end
+  return call.caller == subject or call.callee == subject
+end
+local function fraud_judge(f, spec, count, previous, warning, critical, subject, key)
+  local name, report_only, expire = spec[1], spec[6] == 1, spec[5]
+  local crossed_warning = warning > 0 and previous < warning and count >= warning
+  local at_critical = critical > 0 and count >= critical
+  if not crossed_warning and not at_critical then return false end
+  local severity, blocked = 'warning', false
+  if at_critical then
+    severity = 'critical'
+    local exempt = tonumber(redis.call('ZSCORE', f.k.exempt, subject) or '0') > now
+    blocked = not report_only and not exempt
+    -- Counted on: a report-only or exempt critical is reported when crossed, not at every call after.
+    if not blocked and previous >= critical then
+      if not crossed_warning then return false end
+      severity = 'warning'
+    end
+  end
+  local event = {
+    rule = name, severity = severity, subject = subject, scope = f.scope,
+    mapping_gateway_id = f.scope == 'gateway' and f.blgw or cjson.null, account_id = f.acct,
+    figures = {count = count, window_s = math.floor(spec[4] / 1000), warning = warning, critical = critical},
+    evidence = evidence(key), blocked = blocked, ttl_s = blocked and math.floor(expire / 1000) or 0,
+    detected_ms = now, node = f.node,
+  }
+  redis.call('XADD', f.k.events, 'MAXLEN', '~', 100000, '*', 'e', cjson.encode(event))
+  if not blocked then return false end
+  redis.call('ZADD', f.k.blacklist, 'GT', now + expire, subject)
+  local registry = redis.call('HGETALL', KEYS[10])
+  for i = 1, #registry, 2 do
+    local ok, call = pcall(cjson.decode, registry[i + 1])
+    if ok and call.node and matches(subject, call) and (f.scope ~= 'gateway' or call.mapping_gateway_id == f.blgw) then
+      redis.call('RPUSH', f.k.disconnects .. call.node,
+        cjson.encode({call_id = registry[i], end_reason = spec[7], by = f.node .. ':' .. name}))
+    end
+  end
+  return true
+end
+local function fraud_rules(f)
+  for _, spec in ipairs(f.rules) do
+    local name, warning, critical, window = spec[1], spec[2], spec[3], spec[4]
+    local count, previous, subject, key = nil, nil, nil, nil
+    if name == 'malicious_caller' and f.caller ~= '' and f.callee ~= '' then
+      key, subject = f.k.malicious, f.caller
+      count = fraud_count(key, window)
+      previous = count - 1
+    elseif name == 'concurrent_caller' and f.caller ~= '' then
+      key, subject = f.k.concurrent, f.caller
+      previous = live_count(key)
+      count = previous + 1
+    elseif name == 'high_risk_rate' and f.hr == 1 then
+      key, subject = f.k.high_risk, f.ahs
+      count = fraud_count(key, window)
+      previous = count - 1
+    elseif name == 'spend_velocity' and f.spend > 0 then
+      key, subject = f.k.spend, f.as
+      count = fraud_sum(key, window, f.spend)
+      previous = count - f.spend
+      local daily = tonumber(redis.call('HGET', f.k.daily, tostring(f.acct)) or '0')
+      warning = warning > 0 and math.max(f.floor, math.floor(daily * warning / 100)) or 0
+      critical = critical > 0 and math.max(f.floor, math.floor(daily * critical / 100)) or 0
+    elseif name == 'new_destination' and f.cc ~= '' then
+      -- Judged once the account has a history (its first call a window ago): before that every country is new.
+      local since = tonumber(redis.call('HGET', f.k.destinations, '_since') or '0')
+      local first = tonumber(redis.call('HGET', f.k.destinations, f.cc) or '0')
+      if since == 0 then redis.call('HSET', f.k.destinations, '_since', now) end
+      if first == 0 then redis.call('HSET', f.k.destinations, f.cc, now); first = now end
+      if since > 0 and now - since >= window and now - first < window then
+        key, subject = f.k.new_destination, f.as
+        count = fraud_count(key, window)
+        previous = count - 1
+      end
+    end
+    if count and fraud_judge(f, spec, count, previous, warning, critical, subject, key) then
+      return spec[8]
+    end
+  end
+  return 0
+end
+
+local fraud = nil
+if ARGV[17] ~= '' then fraud = cjson.decode(ARGV[17]) end
+
+-- checks first, writes after: a refused call leaves nothing behind (but its count in the fraud windows)
 if listed(KEYS[6], ARGV[9]) or listed(KEYS[7], ARGV[9]) then return {6, 0, -1} end
 if listed(KEYS[6], ARGV[10]) or listed(KEYS[7], ARGV[10]) then return {7, 0, -1} end
+if fraud and (listed(KEYS[6], fraud.as) or listed(KEYS[7], fraud.as)
+    or fraud.hr == 1 and (listed(KEYS[6], fraud.ahs) or listed(KEYS[7], fraud.ahs))) then
+  return {11, 0, -1}
+end
 if cps_over(KEYS[5], tonumber(ARGV[8])) then return {5, 0, -1} end
 if cps_over(KEYS[4], tonumber(ARGV[7])) then return {4, 0, -1} end
 if full(KEYS[1], tonumber(ARGV[4])) then return {1, 0, -1} end
@@ -134,14 +273,18 @@ end
 local route = -1
 local ncand = (#KEYS - 11) / 2
 for i = 0, ncand - 1 do
-  local cap = tonumber(ARGV[17 + 2 * i])
-  local limit = tonumber(ARGV[18 + 2 * i])
+  local cap = tonumber(ARGV[18 + 2 * i])
+  local limit = tonumber(ARGV[19 + 2 * i])
   if not full(KEYS[12 + 2 * i], cap) and not cps_over(KEYS[13 + 2 * i], limit) then
     route = i
     break
   end
 end
 if ncand > 0 and route < 0 then return {9, available, -1} end
+if fraud then
+  local refused = fraud_rules(fraud)
+  if refused > 0 then return {refused, available, -1} end
+end
 
 cps_take(KEYS[5], tonumber(ARGV[8]))
 cps_take(KEYS[4], tonumber(ARGV[7]))
@@ -156,8 +299,10 @@ if ARGV[11] == '1' then
 end
 if route >= 0 then
   take(KEYS[12 + 2 * route])
-  cps_take(KEYS[13 + 2 * route], tonumber(ARGV[18 + 2 * route]))
+  cps_take(KEYS[13 + 2 * route], tonumber(ARGV[19 + 2 * route]))
 end
+-- the caller's live calls, for the concurrent-caller rule (given back at teardown with the slots)
+if fraud and fraud.k.concurrent ~= '' then take(fraud.k.concurrent) end
 -- Calls past their expiry went down with a crashed node (a live call tears itself down): a few
 -- leave the registry at each setup, so the live-call list never shows ghosts, at bounded cost.
 local lost = redis.call('ZRANGEBYSCORE', KEYS[11], '-inf', now, 'LIMIT', 0, 8)
@@ -341,7 +486,7 @@ class LiveState:
             req.call_id, now_ms, req.expiry_ms, req.mapping_capacity, req.account_capacity, req.phone_capacity,
             req.mapping_cps, req.switch_cps, req.caller, req.callee, "1" if req.check_balance else "0",
             to_units(req.credit_limit), to_units(req.snapshot_balance), to_units(req.reservation),
-            dumps(req.registry), to_units(req.minimum_available),
+            dumps(req.registry), to_units(req.minimum_available), self._fraud_json(req),
         ]  # fmt: skip
         for route in req.routes:
             keys += [k.slots("rgw", route.gateway_id), k.cps("rgw", route.gateway_id)]
@@ -355,6 +500,36 @@ class LiveState:
         # Refusals before the balance check never computed it: say "unknown", not 0.
         counted = req.check_balance and status in _BALANCE_COUNTED
         return SetupResult(status, from_units(available) if counted else None, index)
+
+    def _fraud_json(self, req: SetupRequest) -> str:
+        """SETUP_LUA's fraud argument: the call's facts for the rules, their levels and every key they use."""
+        fraud = req.fraud
+        if fraud is None or not fraud.rules:
+            return ""
+        k = self.keys
+        account, high_risk = account_subject(req.account_id), account_high_risk_subject(req.account_id)
+        pair = f"{fraud.caller}>{fraud.callee}"
+        gateway = fraud.scope_gateway
+        return dumps({
+            "node": fraud.node, "acct": req.account_id, "blgw": gateway, "scope": "gateway" if gateway else "central",
+            "caller": fraud.caller, "callee": fraud.callee, "hr": 1 if fraud.high_risk else 0, "cc": fraud.country,
+            "spend": fraud.spend_units, "floor": fraud.spend_floor, "as": account, "ahs": high_risk,
+            "rules": [
+                [r.rule, r.warning, r.critical, r.window_ms, r.expire_ms, 1 if r.report_only else 0,
+                 *_FRAUD_REFUSALS[r.rule]]
+                for r in fraud.rules
+            ],
+            "k": {
+                "events": k.fraud_events, "exempt": k.fraud_exempt, "blacklist": k.dynamic_blacklist(gateway),
+                "daily": k.fraud_daily_spend, "destinations": k.fraud_destinations(req.account_id),
+                "disconnects": k.disconnects(""),
+                "malicious": k.fraud_window(FraudRule.MALICIOUS_CALLER, pair),
+                "concurrent": k.fraud_window(FraudRule.CONCURRENT_CALLER, fraud.caller) if fraud.caller else "",
+                "high_risk": k.fraud_window(FraudRule.HIGH_RISK_RATE, high_risk),
+                "spend": k.fraud_window(FraudRule.SPEND_VELOCITY, account),
+                "new_destination": k.fraud_window(FraudRule.NEW_DESTINATION, f"{account}:{fraud.country}"),
+            },
+        })  # fmt: skip
 
     def next_route(self, call_id, previous_gateway_id, routes: list[RouteLimit], expiry_ms, now_ms=None) -> int:
         """Index into ``routes`` of the next route with a free slot (taken), -1 if none, -2 if Redis is away."""

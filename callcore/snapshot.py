@@ -197,6 +197,10 @@ class IndexedSnapshot:
         self.routing_schedules = {s.id: s for s in snapshot.routing_schedules}
         self.phones = {p.username: p for p in snapshot.phones}
         self.list_groups = {g.id: ListGroupIndex(g) for g in snapshot.list_groups}
+        # Every high-risk list group applies to every call (anti-fraud): one index of them all.
+        high_risk = [g for g in snapshot.list_groups if g.kind == "highrisk"]
+        self.high_risk_numbers = frozenset(n for g in high_risk for n in g.numbers)
+        self.high_risk_prefixes: PrefixIndex[bool] = PrefixIndex({p: True for g in high_risk for p in g.prefixes})
 
         self._rates: dict[int, PrefixIndex[tuple[contract.Rate, ...]]] = {}
         for table in snapshot.rate_tables:
@@ -264,6 +268,12 @@ class IndexedSnapshot:
 
     def list_group(self, group_id: int) -> ListGroupIndex | None:
         return self.list_groups.get(group_id)
+
+    def listed_high_risk(self, number: str) -> bool:
+        """Whether ``number`` is in a high-risk list group (a destination the anti-fraud rules watch)."""
+        return number in self.high_risk_numbers or (
+            len(self.high_risk_prefixes) > 0 and self.high_risk_prefixes.longest(number) is not None
+        )
 
 
 def _rate_start(rate: contract.Rate) -> int:

@@ -124,6 +124,25 @@ class EndReason(enum.Enum):
         "live_state_unavailable", 503, "Live state (Redis) did not answer and the account is prepaid"
     )
     VENDOR_CANCELLED = EndReasonInfo("vendor_cancelled", 487, "The attempt was cancelled")
+    # Anti-fraud set-up rules (contract.fraud): the call that reaches a rule's critical level is refused
+    # with its rule's reason (the calls after it by the dynamic blacklist entry it adds), and the live
+    # calls matching that entry are ended with the same reason.
+    FRAUD_MALICIOUS_CALLER = EndReasonInfo(
+        "fraud_malicious_caller", 403, "Anti-fraud: the caller called this callee too often (malicious caller)"
+    )
+    FRAUD_CONCURRENT_CALLER = EndReasonInfo(
+        "fraud_concurrent_caller", 403, "Anti-fraud: the caller number is on too many calls at once"
+    )
+    FRAUD_HIGH_RISK_RATE = EndReasonInfo(
+        "fraud_high_risk_rate", 403, "Anti-fraud: too many calls a minute from the account to high-risk destinations"
+    )
+    FRAUD_SPEND_VELOCITY = EndReasonInfo(
+        "fraud_spend_velocity", 403, "Anti-fraud: the account reserved vendor cost too fast for its usual spend"
+    )
+    FRAUD_NEW_DESTINATION = EndReasonInfo(
+        "fraud_new_destination", 403, "Anti-fraud: too many calls from the account to a country new to it"
+    )
+    OPERATOR_DISCONNECT = EndReasonInfo("operator_disconnect", 200, "An operator ended the call from the portal or API")
 
     @property
     def code(self) -> str:

@@ -33,9 +33,12 @@ class Keys:
         """Sorted set of the calls holding a slot of ``kind`` (mgw, account, phone, rgw), score = expiry ms."""
         return f"{self.prefix}:live:slots:{kind}:{ident}"
 
-    def call_slots(self, account_id, mapping_gateway_id, phone_id, route_gateway_ids) -> list[str]:
-        """Every slot key a call may hold: its teardown removes the call from each."""
+    def call_slots(self, account_id, mapping_gateway_id, phone_id, route_gateway_ids, caller: str = "") -> list[str]:
+        """Every slot key a call may hold: its teardown removes the call from each (``caller``: its number's
+        live calls, counted for the concurrent-caller rule when it is judged)."""
         keys = [self.slots("account", account_id)]
+        if caller:
+            keys.append(self.fraud_window("concurrent_caller", caller))
         if mapping_gateway_id is not None:
             keys.append(self.slots("mgw", mapping_gateway_id))
         if phone_id is not None:
@@ -124,6 +127,17 @@ class Keys:
         """Sorted set of exempt blacklist subjects (contract.fraud), score = exemption expiry epoch ms: a subject
         with a future score is never added to the dynamic blacklist by a rule (an admin released it)."""
         return f"{self.prefix}:fraud:exempt"
+
+    @property
+    def fraud_daily_spend(self) -> str:
+        """Hash of each account's average daily vendor cost (money units), the spend-velocity rule's base;
+        written by the worker."""
+        return f"{self.prefix}:fraud:daily"
+
+    def fraud_destinations(self, account_id: int) -> str:
+        """Hash of the country codes an account has called (field = code, value = first call ms; ``_since`` = its
+        first call at all), for the new-destination rule."""
+        return f"{self.prefix}:fraud:dest:{account_id}"
 
     def fraud_window(self, rule: str, subject: str) -> str:
         """A fraud rule's sliding window for one subject (sorted set, member = call id, score = epoch ms)."""

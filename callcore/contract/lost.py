@@ -52,6 +52,9 @@ class AnsweredCall(msgspec.Struct, array_like=True, gc=False):
 
     answer_ms: int
     route: RouteState
+    # The dialog's handle on its node, by which that node's timer ends the call on request (Keys.disconnects).
+    h_entry: int = -1
+    h_id: int = -1
 
 
 _answered_decoder = msgspec.json.Decoder(AnsweredCall)
@@ -169,8 +172,9 @@ def release_lost_args(call_id: str, raw_entry, record: CdrRecord, now_ms: int) -
 def release_lost_keys(keys: Keys, entry: dict) -> list[str]:
     """RELEASE_LOST_LUA's keys for the call of registry ``entry``."""
     slot_keys = keys.call_slots(
-        entry["account_id"], entry.get("mapping_gateway_id"), entry.get("phone_id"), entry.get("route_gateway_ids", [])
-    )
+        entry["account_id"], entry.get("mapping_gateway_id"), entry.get("phone_id"), entry.get("route_gateway_ids", []),
+        caller=entry.get("caller", ""),
+    )  # fmt: skip
     return [
         keys.reservations(entry["account_id"]), keys.live_calls, keys.live_calls_expiry, keys.cdr_stream,
         keys.live_answered, keys.grants(entry.get("node", "")), *slot_keys,

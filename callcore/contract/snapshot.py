@@ -78,7 +78,7 @@ AuthMode = Literal["ip", "ip_port"]
 RoutePolicy = Literal["priority", "least_cost", "asr"]
 Transport = Literal["udp", "tcp"]
 PoolMode = Literal["random", "round_robin"]
-ListKind = Literal["black", "white"]
+ListKind = Literal["black", "white", "highrisk"]
 
 
 class _Schema(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
@@ -111,6 +111,8 @@ class Account(_Schema):
     anti_overdraft: bool
     capacity: int
     rate_table_id: int | None
+    # Its calls are not judged by the anti-fraud rules on high-risk destinations (an operator's choice).
+    high_risk_exempt: bool = False
 
 
 class Rate(_Schema):
@@ -213,6 +215,8 @@ class MappingGateway(_Schema):
     enabled: bool
     # Refuse a caller that is not a number (anonymous, withheld) rather than record it as sent.
     require_caller_number: bool = False
+    # Its calls are not judged by the anti-fraud rules on high-risk destinations (an operator's choice).
+    high_risk_exempt: bool = False
 
 
 class RoutingGateway(_Schema):

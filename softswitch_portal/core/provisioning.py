@@ -77,12 +77,22 @@ def redis_users(prefix: str) -> dict[str, RedisUser]:
         # The portal publishes the snapshot and the IP-country table, releases blacklist entries and bans,
         # reads the live calls and the dead letters, asks nodes to end calls, and queues Celery tasks.
         "portal": RedisUser("portal", everything + CELERY_KEYS, channels=(f"{p}:*", *CELERY_CHANNELS)),
-        # The call core counts its calls and bans and records CDRs and fraud events; what the portal and the
-        # worker publish for it is read-only, so it cannot change its own configuration.
+        # The call core counts its calls and bans, records CDRs and fraud events, and blocks what its set-up
+        # fraud rules catch (the dynamic blacklist); what the portal and the worker publish for it is
+        # read-only, so it cannot change its own configuration.
         "callcore": RedisUser(
             "callcore",
-            (f"{p}:live:*", f"{p}:stats", f"{p}:ban:*", f"{p}:bans", f"{p}:bans:*", f"{p}:fraud:*", f"{p}:cdr"),
-            read_only=(f"{p}:snapshot:*", f"{p}:ipcountry:*", f"{p}:routestats:*", f"{p}:dynbl:*"),
+            (
+                f"{p}:live:*",
+                f"{p}:stats",
+                f"{p}:ban:*",
+                f"{p}:bans",
+                f"{p}:bans:*",
+                f"{p}:fraud:*",
+                f"{p}:cdr",
+                f"{p}:dynbl:*",
+            ),
+            read_only=(f"{p}:snapshot:*", f"{p}:ipcountry:*", f"{p}:routestats:*"),
             channels=(f"{p}:*",),
         ),
         # The ingest reads the CDR stream, files dead letters, moves live balances and pending debits, counts

@@ -200,8 +200,9 @@ def build_snapshot():
             anti_overdraft=anti_overdraft,
             capacity=capacity,
             rate_table_id=rate_table_id,
+            high_risk_exempt=high_risk_exempt,
         )
-        for pk, name, account_type, balance, credit_limit, locked, anti_overdraft, capacity, rate_table_id in (
+        for pk, name, account_type, balance, credit_limit, locked, anti_overdraft, capacity, rate_table_id, high_risk_exempt in (  # noqa: E501
             Account.objects.order_by("id").values_list(
                 "id",
                 "name",
@@ -212,6 +213,7 @@ def build_snapshot():
                 "anti_overdraft",
                 "capacity",
                 "rate_table_id",
+                "high_risk_exempt",
             )
         )
     )
@@ -293,6 +295,7 @@ def build_snapshot():
             route_policy=route_policy,
             enabled=enabled,
             require_caller_number=require_caller_number,
+            high_risk_exempt=high_risk_exempt,
         )
         for (
             pk,
@@ -310,6 +313,7 @@ def build_snapshot():
             route_policy,
             enabled,
             require_caller_number,
+            high_risk_exempt,
         ) in MappingGateway.objects.order_by("id").values_list(
             "id",
             "name",
@@ -326,6 +330,7 @@ def build_snapshot():
             "route_policy",
             "enabled",
             "require_caller_number",
+            "high_risk_exempt",
         )
     )
 

@@ -149,6 +149,12 @@ class MappingGateway(models.Model):
     dynamic_blacklist_standalone = models.BooleanField(
         default=False, help_text="Keep a dynamic blacklist of its own instead of the switch-wide one."
     )
+    high_risk_exempt = models.BooleanField(
+        "exempt from high-risk rules",
+        default=False,
+        help_text="Not judged by the anti-fraud rules on high-risk destinations "
+        "(they watch every account and gateway unless exempted here).",
+    )
     require_caller_number = models.BooleanField(
         default=False,
         help_text="Refuse calls whose caller is not a number (anonymous, withheld, empty): 403, end reason "

@@ -199,6 +199,21 @@ END_REASON_ROWS = [
         live=refused(LiveStatus.CALLEE_DYNAMIC_BLACKLISTED),
     ),
     _reject(
+        "an account on the dynamic blacklist (or its high-risk calls) is refused",
+        EndReason.DYNAMIC_BLACKLISTED,
+        live=refused(LiveStatus.ACCOUNT_DYNAMIC_BLACKLISTED),
+    ),
+    *(
+        _reject(f"a call that reaches the {name} rule's critical level is refused", reason, live=refused(status))
+        for name, reason, status in (
+            ("malicious caller", EndReason.FRAUD_MALICIOUS_CALLER, LiveStatus.FRAUD_MALICIOUS_CALLER),
+            ("concurrent caller", EndReason.FRAUD_CONCURRENT_CALLER, LiveStatus.FRAUD_CONCURRENT_CALLER),
+            ("high-risk rate", EndReason.FRAUD_HIGH_RISK_RATE, LiveStatus.FRAUD_HIGH_RISK_RATE),
+            ("spend velocity", EndReason.FRAUD_SPEND_VELOCITY, LiveStatus.FRAUD_SPEND_VELOCITY),
+            ("new destination", EndReason.FRAUD_NEW_DESTINATION, LiveStatus.FRAUD_NEW_DESTINATION),
+        )
+    ),
+    _reject(
         "a balance the live state finds short is refused",
         EndReason.BALANCE_INSUFFICIENT,
         live=refused(LiveStatus.BALANCE_INSUFFICIENT, D("0.0100")),

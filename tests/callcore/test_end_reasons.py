@@ -89,7 +89,9 @@ SET_UP_REFUSALS = [
     EndReason.DYNAMIC_BLACKLISTED, EndReason.PREFIX_FORBIDDEN, EndReason.MAPPING_CAPACITY,
     EndReason.ACCOUNT_CAPACITY, EndReason.PHONE_CAPACITY, EndReason.MAPPING_CPS, EndReason.SWITCH_CPS,
     EndReason.BALANCE_INSUFFICIENT, EndReason.NO_RATE, EndReason.NO_ROUTE, EndReason.ROUTES_BUSY,
-    EndReason.LIVE_STATE_UNAVAILABLE,
+    EndReason.LIVE_STATE_UNAVAILABLE, EndReason.FRAUD_MALICIOUS_CALLER, EndReason.FRAUD_CONCURRENT_CALLER,
+    EndReason.FRAUD_HIGH_RISK_RATE, EndReason.FRAUD_SPEND_VELOCITY, EndReason.FRAUD_NEW_DESTINATION,
+    EndReason.INVALID_CALLEE, EndReason.CALLER_NUMBER_REQUIRED,
 ]  # fmt: skip
 ROWS = [
     *[_by_decide(reason) for reason in SET_UP_REFUSALS],
@@ -116,6 +118,9 @@ ROWS = [
         _ended(event="dialog:timeout", keepalive=True, now_ms=NOW + 30_000, answered_ms=NOW, max_duration_s=7200),
         EndDirection.SERVER, 200),
     Row(EndReason.SWITCH_RESTART, "lost_call_record", _lost_call, EndDirection.SERVER, 0),
+    # Ended on request (kemi's serve_disconnects marks the cut): an operator, or an anti-fraud block.
+    Row(EndReason.OPERATOR_DISCONNECT, "end_of_call",
+        _ended(event="dialog:timeout", cut=EndReason.OPERATOR_DISCONNECT, **ANSWERED), EndDirection.SERVER, 200),
 ]  # fmt: skip
 
 

@@ -193,7 +193,13 @@ def live_redis():
     client = redis.Redis.from_url(settings.REDIS_URL, decode_responses=True)
     k = keys()
     # Each test starts with no live calls, counters, CDRs or vendor ASR figures of the tests before it.
-    patterns = [*live_key_patterns(), k.cdr_stream, k.dynamic_blacklist(), k.dynamic_blacklist("*")]
+    patterns = [
+        *live_key_patterns(),
+        k.cdr_stream,
+        k.dynamic_blacklist(),
+        k.dynamic_blacklist("*"),
+        f"{k.prefix}:fraud:*",
+    ]
     for pattern in [*patterns, k.route_stats_minute("*")]:
         for key in client.scan_iter(pattern, count=1000):
             client.delete(key)
