@@ -6,8 +6,9 @@ from axes.models import AccessAttempt
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.text import Truncator
 
-from softswitch_portal.generic.tables import BaseTable, ChoiceColumn, DateTimeColumn, NumberColumn
+from softswitch_portal.generic.tables import BaseTable, ChoiceColumn, DateTimeColumn, NumberColumn, TextColumn
 from softswitch_portal.generic.utils import object_url
 
 from .lockout import cooloff_time, failure_limit
@@ -24,7 +25,10 @@ class ChangesColumn(tables.Column):
         super().__init__(*args, **kwargs)
 
     def render(self, record):
-        rows = [(field, *self.before_after(change)) for field, change in sorted(record.changes_dict.items())]
+        rows = []
+        for field, change in sorted(record.changes_dict.items()):
+            before, after = self.before_after(change, self.shown_items)
+            rows.append((field, Truncator(before).chars(self.shown_chars), Truncator(after).chars(self.shown_chars)))
         if not rows:
             return "—"
         return format_html_join(
@@ -38,14 +42,21 @@ class ChangesColumn(tables.Column):
         changes = sorted(record.changes_dict.items())
         return "; ".join("{}: {} → {}".format(field, *self.before_after(change)) for field, change in changes)
 
+    # The table shows the gist (a role's hundred permissions would fill the page); the export has it all.
+    shown_items = 6
+    shown_chars = 200
+
     @staticmethod
-    def before_after(change):
+    def before_after(change, shown_items=None):
         # A many-to-many change is recorded as the objects added or removed, not as two values.
         if isinstance(change, dict):
-            objects = ", ".join(str(item) for item in change.get("objects", ()))
+            items = [str(item) for item in change.get("objects", ())]
+            if shown_items is not None and len(items) > shown_items:
+                items = [*items[:shown_items], f"and {len(items) - shown_items} more"]
+            objects = ", ".join(items)
             return ("", f"+ {objects}") if change.get("operation") == "add" else (f"− {objects}", "")
         before, after = change
-        return before, after
+        return "" if before is None else str(before), "" if after is None else str(after)
 
 
 class AuditObjectColumn(tables.Column):
@@ -122,10 +133,12 @@ class AccessAttemptTable(BaseTable):
     attempt_time = DateTimeColumn(verbose_name="Last failure")
     state = LockoutStateColumn(verbose_name="State")
     release = ReleaseColumn()
+    user_agent = TextColumn(length=60)
 
     class Meta(BaseTable.Meta):
         model = AccessAttempt
         fields = ("username", "ip_address", "failures_since_start", "attempt_time", "state", "user_agent", "path_info")
+        sequence = ("username", "ip_address", "failures_since_start", "attempt_time", "state", "release", "...")
         exclude = ("actions",)
         order_by = ("-attempt_time",)
 

@@ -18,7 +18,19 @@ from . import filtersets, tables
 from .models import LoginEvent
 
 
-class LogEntryListView(generic.ObjectListView):
+class AuditPageMixin:
+    """The audit pages sit under Security, named for what operators look for, not for the library's models."""
+
+    page_names = ("", "")
+
+    def model_context(self, request):
+        singular, plural = self.page_names
+        return {**super().model_context(request), "area": "Security", "verbose_name": singular,
+                "verbose_name_plural": plural}  # fmt: skip
+
+
+class LogEntryListView(AuditPageMixin, generic.ObjectListView):
+    page_names = ("audit log entry", "audit log")
     queryset = LogEntry.objects.select_related("actor", "content_type")
     filterset = filtersets.LogEntryFilterSet
     table = tables.LogEntryTable
@@ -88,20 +100,24 @@ class ObjectHistoryView(generic.BaseObjectView):
     max_per_page = generic.ObjectListView.max_per_page
 
 
-class LoginEventListView(generic.ObjectListView):
+class LoginEventListView(AuditPageMixin, generic.ObjectListView):
+    page_names = ("login", "logins")
     queryset = LoginEvent.objects.all()
     filterset = filtersets.LoginEventFilterSet
     table = tables.LoginEventTable
 
 
-class AccessAttemptListView(generic.ObjectListView):
+class AccessAttemptListView(AuditPageMixin, generic.ObjectListView):
+    page_names = ("login lockout", "login lockouts")
     queryset = AccessAttempt.objects.all()
     filterset = filtersets.AccessAttemptFilterSet
     table = tables.AccessAttemptTable
     export_exclude = ("post_data", "get_data")
 
 
-class AccessAttemptReleaseView(generic.ObjectDeleteView):
+class AccessAttemptReleaseView(AuditPageMixin, generic.ObjectDeleteView):
     """Releasing a lockout forgets the failures behind it, so the user may log in at once."""
+
+    page_names = ("login lockout", "login lockouts")
 
     queryset = AccessAttempt.objects.all()
