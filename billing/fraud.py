@@ -65,7 +65,7 @@ from callcore.contract import (
     rule_params,
     to_units,
 )
-from softswitch_portal.core.redis import Waiter, redis_client
+from softswitch_portal.core.redis import Waiter, prefix, redis_client
 
 log = logging.getLogger("billing.fraud")
 
@@ -223,6 +223,32 @@ def daily_spend(account_ids: Iterable[int], until: dt.datetime) -> dict[int, int
         days = min(SPEND_HISTORY_DAYS, max(1, -(-(until - first).total_seconds() // 86400)))
         averages[account_id] = to_units(Decimal(total or 0) / Decimal(int(days)))
     return averages
+
+
+def publish_daily_spend(now: dt.datetime | None = None, client=None) -> int:
+    """Each customer's average daily vendor cost into ``Keys.fraud_daily_spend``, the base of the call core's
+    spend-velocity rule at set-up (worker, hourly); returns how many accounts have a history.
+
+    Replaced whole in one transaction, so a call never sees half of it.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT id FROM billing_account WHERE account_type = 'customer'")
+        ids = [row[0] for row in cursor.fetchall()]
+    spend = {str(a): units for a, units in daily_spend(ids, now).items() if units > 0}
+    own = client is None
+    client = client if client is not None else redis_client(Waiter.JOB, name="worker:fraud-daily-spend")
+    try:
+        key = Keys(prefix()).fraud_daily_spend
+        pipe = client.pipeline(transaction=True)
+        pipe.delete(key)
+        if spend:
+            pipe.hset(key, mapping=spend)
+        pipe.execute()
+    finally:
+        if own:
+            client.close()
+    return len(spend)
 
 
 # -- observations

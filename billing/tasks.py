@@ -2,7 +2,7 @@
 
 from celery import shared_task
 
-from . import lost_calls, partitions, rerating, route_stats
+from . import fraud, lost_calls, partitions, rerating, route_stats
 
 
 @shared_task
@@ -21,6 +21,12 @@ def publish_route_asr():
     """Publish the routing gateways' attempts and connected calls over the ASR window for the call core's Best
     ASR route policy (billing.route_stats); returns how many gateways had attempts."""
     return len(route_stats.publish().gateways)
+
+
+@shared_task
+def publish_fraud_daily_spend():
+    """Each customer's average daily vendor cost for the call core's spend-velocity rule (billing.fraud)."""
+    return fraud.publish_daily_spend()
 
 
 @shared_task

@@ -307,6 +307,12 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": envint("BEAT_ROUTE_ASR_SECONDS", 30),
         "options": {"expires": envint("BEAT_ROUTE_ASR_SECONDS", 30) // 2},
     },
+    # The spend-velocity rule's base at set-up: each customer's average daily vendor cost (billing.fraud).
+    "publish-fraud-daily-spend": {
+        "task": "billing.tasks.publish_fraud_daily_spend",
+        "schedule": envint("BEAT_FRAUD_DAILY_SPEND_SECONDS", 3600),
+        "options": {"expires": envint("BEAT_FRAUD_DAILY_SPEND_SECONDS", 3600) - 60},
+    },
     # A gone node's calls are recorded and released within this of billing.lost_calls.STALE_AFTER_S.
     "release-lost-calls": {
         "task": "billing.tasks.release_lost_calls",

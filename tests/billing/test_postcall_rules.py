@@ -327,6 +327,18 @@ def test_the_spend_limits_follow_the_accounts_average_daily_cost(prefix, redis_c
     assert ctx.spend_limits(acme.pk, levels) == (1_000_000, 1_000_000)
 
 
+def test_the_call_cores_spend_base_is_published_for_every_customer_with_a_history(prefix, redis_client, book):
+    acme, vendor = book["acme"], book["vendor_a"]
+    old = [connected(700 + n, acme, EDGE_MS - 2 * 86_400_000 + n * 700_000, 600, "442071838750", vendor=vendor)
+           for n in range(20)]  # fmt: skip
+    ingest(redis_client, *old)
+    first = dt.datetime.fromtimestamp(old[0]["start_ms"] / 1000, dt.UTC)
+    key = Keys(prefix).fraud_daily_spend
+    redis_client.hset(key, "999999", 1)  # an account gone since: dropped with the rest
+    assert fraud.publish_daily_spend(first + dt.timedelta(days=4)) == 1
+    assert redis_client.hgetall(key) == {str(acme.pk).encode(): str(80_000 // 4).encode()}
+
+
 # -- long calls
 
 
