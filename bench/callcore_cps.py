@@ -1812,6 +1812,53 @@ def flood_run(redis_url, redis_probe, out, children, rates, seconds) -> dict:
     return runs
 
 
+def fraud_rules_run(redis_url, redis_probe, out, children, rates, seconds, hold_ms, rounds) -> dict:
+    """The set-up fraud rules' cost: each rate's step with the five rules all on, then all off, ``rounds``
+    times, on one switch (the same workers, caches and Redis), so the machine's drift hits both alike.
+
+    The traffic is counted by every rule and trips none: callers and callees differ per call (malicious and
+    concurrent caller, new destination), the callees are listed high-risk with the rate's level above the
+    step's calls (high-risk rate), and the spend floor is above what a step reserves (spend velocity).
+    """
+    from callcore.contract import RULE_PARAMS, SETUP_RULES
+    from security.models import BlackWhiteListGroup, ListEntry
+
+    group, _ = BlackWhiteListGroup.objects.get_or_create(name="bench high risk", kind="highrisk")
+    ListEntry.objects.get_or_create(group=group, number=CALLEE_PREFIX, match="prefix")
+    set_parameter("SS_FRAUD_HIGH_RISK_RATE_CRITICAL", 10**6)
+    set_parameter("SS_FRAUD_HIGH_RISK_RATE_WARNING", 10**6)
+    set_parameter("SS_FRAUD_SPEND_VELOCITY_FLOOR", 10**12)
+
+    def rules(on):
+        for rule in SETUP_RULES:
+            set_parameter(RULE_PARAMS[rule].enabled, 1 if on else 0)
+
+    switch = Callcore(out / "fraud-rules", CALLCORE_PORT, children, redis_url).start()
+    steps = {"on": {r: [] for r in rates}, "off": {r: [] for r in rates}}
+    try:
+        warm_up(switch, redis_probe, out, 20 * children)
+        for n in range(rounds):
+            for state in ("on", "off") if n % 2 == 0 else ("off", "on"):
+                rules(state == "on")
+                for rate in rates:
+                    step = run_step(switch, redis_probe, out, rate, seconds, hold_ms, check_cdrs=False)
+                    steps[state][rate].append(step)
+                    log(f"  rules {state:<3} {rate:>5} CPS  ok {step['successful']:>6} failed {step['failed']:>4}  "
+                        f"switch {1000 * step['switch_cpu_ms_per_call']:.0f} us/call")  # fmt: skip
+    finally:
+        rules(True)
+        group.delete()
+        switch.stop()
+    summary_rows = {}
+    for rate in rates:
+        on = statistics.median(s["switch_cpu_ms_per_call"] for s in steps["on"][rate])
+        off = statistics.median(s["switch_cpu_ms_per_call"] for s in steps["off"][rate])
+        summary_rows[rate] = {"on_us": round(1000 * on), "off_us": round(1000 * off), "ratio": round(on / off, 3)}
+        log(f"  {rate} CPS: median switch CPU per call, rules on {1000 * on:.0f} us, off {1000 * off:.0f} us, "
+            f"on/off {on / off:.3f}")  # fmt: skip
+    return {"steps": steps, "summary": summary_rows}
+
+
 def cpu_breakdown(redis_url, redis_probe, out, children, rate, seconds, hold_ms) -> dict:
     """One step with each process counting its CPU per KEMI entry point (callcore.cpuacct)."""
     from callcore import cpuacct
@@ -2130,6 +2177,16 @@ def main():
     parser.add_argument("--flood", type=int, nargs="*", default=[], metavar="RATE",
                         help="illegal-call flood steps (INVITEs/s from an unknown source, each answered 403), "
                         "with illegal-call CDRs on, then off; each ramp stops at its first failing step")  # fmt: skip
+    parser.add_argument(
+        "--fraud-rules",
+        type=int,
+        nargs="*",
+        default=[],
+        metavar="RATE",
+        help="the switch's CPU per call with every set-up fraud rule on against all off, at these "
+        "rates, rounds alternating on one switch (traffic that counts in every window, trips none)",
+    )
+    parser.add_argument("--fraud-rounds", type=int, default=3)
     parser.add_argument("--skip-callcore", action="store_true")
     parser.add_argument("--skip-concurrency", action="store_true")
     parser.add_argument("--concurrency-rate", type=int)
@@ -2265,6 +2322,14 @@ def main():
                 switch.stop()
             for step in results["ramps"][key]:
                 sample_cdr = sample_cdr or step.get("sample_cdr")
+            json_path.write_text(json.dumps(results, indent=1, default=str))
+
+        if args.fraud_rules:
+            log(f"\nfraud rules: the set-up rules all on against all off, {args.fraud_rounds} rounds each, alternating")
+            results["fraud_rules"] = fraud_rules_run(
+                settings.REDIS_URL, redis_probe, out, args.children, args.fraud_rules, seconds, args.hold_ms,
+                args.fraud_rounds,
+            )  # fmt: skip
             json_path.write_text(json.dumps(results, indent=1, default=str))
 
         if args.cpu_breakdown:

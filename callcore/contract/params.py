@@ -383,16 +383,21 @@ PARAMETERS += (
     Parameter(
         "SS_FRAUD_SPEND_VELOCITY_FLOOR",
         int,
-        200000,
+        # 100.00: what a new customer's ordinary traffic reserves in 5 minutes (a minute of vendor cost per
+        # call) stays under it; a pump of dear calls crosses it in minutes, and the high-risk rule sooner.
+        1000000,
         "Spend velocity (reserved): money units (10000 = 1.00) in the window below which the rule never trips, "
         "whatever the account's history; the limit of an account without one.",
         min_value=0,
         max_value=10**12,
     ),
-    # The first calls of an account to a country it never called: counted for that country's first window.
+    # The first calls of an account to a country it never called: counted for that country's first window,
+    # once the account has a history (a window after its first call). An alarm only by default: a wholesale
+    # customer opens new countries as a matter of course, and a block here is on the whole account; the
+    # high-risk and spend rules stop the pumps that go to new countries.
     *_fraud_rule(
         "new_destination", "new destination", "calls from one account to a country new to it",
-        warning=10, critical=20, window=3600, expire=3600,
+        warning=10, critical=0, window=3600, expire=3600,
     ),
     # A callee that never answers: test numbers, Wangiri (VOS3000: 10 unanswered calls in 3600 s).
     *_fraud_rule(
