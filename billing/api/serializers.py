@@ -8,7 +8,7 @@ from callcore.contract import MONEY_PLACES
 from softswitch_portal.api.serializers import ValidatedModelSerializer
 
 from ..choices import PaymentKind
-from ..models import CDR, Account, Payment, Rate, RateTable
+from ..models import CDR, Account, Payment, Rate, RateTable, RerateChange, RerateJob
 
 
 class AccountSerializer(ValidatedModelSerializer):
@@ -63,3 +63,16 @@ class CDRSerializer(serializers.ModelSerializer):
         model = CDR
         fields = "__all__"
         read_only_fields = [field.name for field in CDR._meta.concrete_fields]
+
+
+class RerateJobSerializer(ValidatedModelSerializer):
+    class Meta:
+        model = RerateJob
+        fields = "__all__"
+        read_only_fields = ("status",)
+
+
+class RerateChangeSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = RerateChange
+        fields = "__all__"

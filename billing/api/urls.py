@@ -10,5 +10,7 @@ router.register("payments", views.PaymentViewSet)
 router.register("rate-tables", views.RateTableViewSet)
 router.register("rates", views.RateViewSet)
 router.register("cdrs", views.CDRViewSet)
+router.register("rerating-jobs", views.RerateJobViewSet)
+router.register("rerating-changes", views.RerateChangeViewSet)
 
 urlpatterns = router.urls

@@ -1,10 +1,14 @@
 """Billing viewsets: the list pages' filtersets, payments through billing.services, CDRs by keyset or CSV."""
 
+from functools import partial
+
+from django.db import transaction
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.renderers import BrowsableAPIRenderer, JSONRenderer
 from rest_framework.response import Response
 
@@ -14,9 +18,11 @@ from softswitch_portal.api.renderers import CSVRenderer
 from softswitch_portal.api.viewsets import BaseModelViewSet, ReadOnlyModelViewSet
 from softswitch_portal.generic.export import ModelColumns, stream_csv
 
-from .. import filtersets, services
+from .. import filtersets, rerating_filtersets, services
 from ..choices import PaymentKind
-from ..models import CDR, Account, Payment, Rate, RateTable
+from ..forms import RerateJobForm
+from ..models import CDR, Account, Payment, Rate, RateTable, RerateChange, RerateJob
+from ..tasks import rerate
 from . import serializers
 
 
@@ -115,3 +121,35 @@ class CDRViewSet(ReadOnlyModelViewSet):
         rows = (columns.row(obj) for obj in columns.prepare(queryset).iterator(chunk_size=self.export_chunk_size))
         stamp = timezone.localtime().strftime("%Y%m%d-%H%M%S")
         return stream_csv(f"cdrs-{stamp}.csv", columns.header, rows)
+
+
+@extend_schema_view(create=extend_schema(request=serializers.RerateJobSerializer))
+class RerateJobViewSet(BaseModelViewSet):
+    """Re-rating a period's CDRs at today's rates moves balances by the difference: it needs the money scope."""
+
+    queryset = RerateJob.objects.select_related("account", "rate_table", "created_by")
+    serializer_class = serializers.RerateJobSerializer
+    filterset_class = rerating_filtersets.RerateJobFilterSet
+    http_method_names = ["get", "post", "head", "options"]
+    scopes = {"create": APIScope.MONEY}
+
+    def create(self, request, *args, **kwargs):
+        # The page's form checks the scope and the period, naming the field; one definition for both.
+        form = RerateJobForm(data=request.data)
+        if not form.is_valid():
+            raise ValidationError(form.errors)
+        with transaction.atomic():
+            job = form.save(commit=False)
+            job.created_by = request.user
+            job.save()
+            # Queued once the job row is committed, or the worker could look for it before it exists.
+            transaction.on_commit(partial(rerate.delay, job.pk))
+        return Response(self.get_serializer(job).data, status=status.HTTP_201_CREATED)
+
+
+class RerateChangeViewSet(ReadOnlyModelViewSet):
+    """What each re-rating changed: every CDR's fee and vendor cost before and after."""
+
+    queryset = RerateChange.objects.all()
+    serializer_class = serializers.RerateChangeSerializer
+    filterset_class = rerating_filtersets.RerateChangeFilterSet

@@ -1,7 +1,10 @@
 """The base of every FilterSet: one per model, shared by the list pages and the REST API."""
 
+import datetime as dt
+
 import django_filters
 from django import forms
+from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
@@ -9,6 +12,14 @@ from .forms import style_widgets
 from .lookups import LookupField, LookupFilter, default_kind
 
 ANY_YES_NO = (("", "Any"), ("true", "Yes"), ("false", "No"))
+# PostgreSQL takes UTC offsets up to 15:59; Python parses up to 23:59, and a query with more fails in the database.
+MAX_UTC_OFFSET = dt.timedelta(hours=15, minutes=59)
+
+
+def validate_utc_offset(value):
+    offset = value.utcoffset() if value is not None else None
+    if offset is not None and abs(offset) > MAX_UTC_OFFSET:
+        raise ValidationError("The time zone offset must be within ±15:59.")
 
 
 class NumberInFilter(django_filters.BaseInFilter, django_filters.NumberFilter):
@@ -59,6 +70,9 @@ class BaseFilterSet(django_filters.FilterSet):
             form = super().form
             style_widgets(form.fields)
             for field in form.fields.values():
+                if isinstance(field, forms.DateTimeField):
+                    # Per form: the fields are the form's own copies.
+                    field.validators.append(validate_utc_offset)
                 if isinstance(field, LookupField):
                     field.empty_label = "Any"
                 elif isinstance(field, forms.NullBooleanField):

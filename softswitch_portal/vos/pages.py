@@ -1,26 +1,13 @@
 """Portal pages of the VOS API access rules: which networks may call which actions by address alone."""
 
-import django_filters
 import django_tables2 as tables
 
 from softswitch_portal.generic import views as generic
-from softswitch_portal.generic.filtersets import BOOKKEEPING, FREE_TEXT, BaseFilterSet
 from softswitch_portal.generic.forms import BaseModelForm
 from softswitch_portal.generic.tables import BaseTable
 
+from .filtersets import VosAccessRuleFilterSet
 from .models import VosAccessRule
-
-
-class VosAccessRuleFilterSet(BaseFilterSet):
-    network = django_filters.CharFilter(lookup_expr="startswith", label="Network starts with")
-    directory = django_filters.CharFilter(lookup_expr="icontains", label="Directory contains")
-
-    search_fields = ("network__startswith", "directory__icontains", "memo__icontains")
-    unfiltered_fields = {"memo": FREE_TEXT, "created": BOOKKEEPING}
-
-    class Meta:
-        model = VosAccessRule
-        fields = ("id", "network", "directory")
 
 
 class VosAccessRuleTable(BaseTable):

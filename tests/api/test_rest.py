@@ -41,6 +41,13 @@ def test_a_bad_filter_is_a_400_naming_it(api, accounts):
     assert set(response.json()) == {"caller_ip", "start_time_after"}
 
 
+def test_a_time_offset_the_database_cannot_take_is_a_400_not_a_500(api, accounts):
+    # Found by the schema test: Python parses offsets up to 23:59, PostgreSQL refuses beyond 15:59.
+    response = api.get("/api/billing/cdrs/", {"start_time_after": "2030-03-02T22:26:32-18:42"})
+    assert response.status_code == 400 and "start_time_after" in response.json()
+    assert api.get("/api/billing/cdrs/", {"start_time_after": "2030-03-02T22:26:32+05:45"}).status_code == 200
+
+
 def test_it_orders_by_any_field(api, accounts):
     names = [row["name"] for row in api.get("/api/billing/accounts/", {"ordering": "-name"}).json()["results"]]
     assert names == ["Carrier One clearing", "Beta Voice", "Acme Telecom"]
@@ -216,3 +223,26 @@ def test_the_list_pages_and_the_api_share_each_filterset():
 
     assert CDRViewSet.filterset_class is CDRListView.filterset
     assert AccountViewSet.filterset_class is AccountListView.filterset
+
+
+def test_a_rerating_job_is_made_with_the_pages_checks_and_the_money_scope(api, make_client, with_token, accounts):
+    start = timezone.now() - dt.timedelta(days=2)
+    body = {"account": accounts["acme"].pk, "start": start.isoformat(), "end": timezone.now().isoformat()}
+    _, write_token = make_client(scopes=["read", "write"])
+    refused = with_token(write_token).post("/api/billing/rerating-jobs/", body, format="json")
+    assert refused.status_code == 403 and "'money' scope" in refused.json()["detail"]
+    made = api.post("/api/billing/rerating-jobs/", body, format="json")
+    assert made.status_code == 201, made.content
+    assert made.json()["status"] == "queued" and made.json()["account"] == accounts["acme"].pk
+    backwards = api.post("/api/billing/rerating-jobs/", {**body, "end": start.isoformat()}, format="json")
+    assert backwards.status_code == 400 and "end" in backwards.json()
+
+
+def test_vos_access_rules_are_managed_through_the_api(api):
+    made = api.post("/api/vos/access-rules/", {"network": "192.0.2.0/24", "directory": "/external/server/GetCdr"},
+                    format="json")  # fmt: skip
+    assert made.status_code == 201, made.content
+    bad = api.post("/api/vos/access-rules/", {"network": "192.0.2.0/24", "directory": "/elsewhere"}, format="json")
+    assert bad.status_code == 400 and "directory" in bad.json()
+    listed = api.get("/api/vos/access-rules/", {"q": "192.0.2"}).json()["results"]
+    assert [row["directory"] for row in listed] == ["/external/server/GetCdr"]

@@ -1,0 +1,1 @@
+"""The VOS API access rules as REST endpoints."""
