@@ -138,8 +138,9 @@ class Bans:
     # -- offences --------------------------------------------------------------
 
     def offend(self, ip: str, snapshot, cause: BanCause, limit: int = 1, subject: str = "", also=None) -> int:
-        """Count one offence of ``ip`` (and ``also``: (cause, limit, subject) of a second counter); ban it in
-        Redis when a limit is reached, and in this node's cache. Returns the ban's remaining seconds, 0 if none.
+        """Count one offence of ``ip`` (``subject``: the username it named, shown with the ban) and, with ``also``
+        ((cause, limit, subject)), against a second counter kept by that subject; ban ``ip`` in Redis when a
+        limit is reached, and in this node's cache. Returns the ban's remaining seconds, 0 if none.
 
         Raises redis errors: the caller decides what a Redis that does not answer means.
         """
@@ -147,7 +148,7 @@ class Bans:
             return 0
         params = snapshot.parameters if snapshot is not None else {}
         keys = [self.keys.ban(ip), self.keys.bans, self.keys.bans_version, self.keys.ban_offences(ip),
-                self.keys.ban_counter(cause.value, subject or ip)]  # fmt: skip
+                self.keys.ban_counter(cause.value, ip)]  # fmt: skip
         args = [
             ip, _now_ms(), self.node, params.get("SS_BAN_SECONDS", 300), params.get("SS_BAN_MAX_SECONDS", 86400),
             params.get("SS_BAN_WINDOW_SECONDS", 60) * 1000, BAN_OFFENCE_MEMORY_S, cause.value, limit, subject,
@@ -169,7 +170,7 @@ class Bans:
         per_ip = params.get("SS_BAN_AUTH_FAILURES_PER_IP", 5)
         per_user = params.get("SS_BAN_AUTH_FAILURES_PER_USER", 10)
         also = (BanCause.AUTH_FAILURES_USER, per_user, username) if username else None
-        return self.offend(ip, snapshot, BanCause.AUTH_FAILURES, per_ip, also=also)
+        return self.offend(ip, snapshot, BanCause.AUTH_FAILURES, per_ip, username, also=also)
 
     # -- the node's cache ------------------------------------------------------
 

@@ -1,6 +1,22 @@
 from django.contrib import admin
 
-from .models import BlacklistExemption, BlackWhiteListGroup, DynamicBlacklistEntry, ListEntry
+from .models import Ban, BlacklistExemption, BlackWhiteListGroup, DynamicBlacklistEntry, ListEntry
+
+
+@admin.register(Ban)
+class BanAdmin(admin.ModelAdmin):
+    """Read-only: bans are made by the call core and released on the ban page, which also clears them in Redis."""
+
+    list_display = ("ip", "cause", "subject", "count", "offences", "node", "first_seen", "last_seen", "expires_at",
+                    "released_at")  # fmt: skip
+    list_filter = ("cause", "node")
+    search_fields = ("ip", "subject")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
 
 
 @admin.register(BlackWhiteListGroup)

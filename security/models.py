@@ -12,6 +12,9 @@ from softswitch_portal.validators import validate_number, validate_prefix
 
 # The API clients and their request log live in a module of their own; imported so the app registers them.
 from .api_clients import APIClient, APIRequestLog  # noqa: F401
+
+# The call core's source-IP bans, as recorded from Redis (security.bans); imported so the app registers it.
+from .bans import Ban  # noqa: F401
 from .choices import (
     AlarmKind,
     AlarmSeverity,

@@ -1,12 +1,27 @@
 """Celery tasks of the security app."""
 
 from celery import shared_task
+from django.conf import settings
 
 from callcore.contract import Keys
 from softswitch_portal.core.redis import Waiter, prefix, redis_client
 
-from . import alarms, dynamic_blacklist, fraud_events
+from . import alarms, bans, dynamic_blacklist, firewall, fraud_events
 from .review_run import review_run  # noqa: F401 (defined beside its replay; imported so the worker has it)
+
+
+@shared_task
+def record_bans():
+    """Copy the call core's live source-IP bans into the ban history (the ban page)."""
+    return bans.record()
+
+
+@shared_task
+def export_firewall():
+    """Keep the nftables sets of banned sources in step with the bans in Redis (when FIREWALL_EXPORT is set)."""
+    if not settings.FIREWALL_EXPORT:
+        return None
+    return firewall.export(bans.live_bans(), settings.FIREWALL_TABLE)
 
 
 @shared_task

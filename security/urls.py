@@ -3,6 +3,7 @@ from django.urls import path
 from softswitch_portal.generic.urls import model_urls
 
 from . import api_client_pages, views
+from .ban_views import urlpatterns as ban_urls
 from .review_run_views import urlpatterns as review_run_urls
 
 app_name = "security"
@@ -60,4 +61,6 @@ urlpatterns = [
     path("alarms/action/", views.AlarmActionView.as_view(), name="alarm_action"),
     # The review run: the post-call rules replayed over a period (security.review_run).
     *review_run_urls,
+    # The call core's source-IP bans: recorded from Redis, released by an operator; never added or edited here.
+    *ban_urls,
 ]

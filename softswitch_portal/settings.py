@@ -273,6 +273,10 @@ CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = envstr("CELERY_RESULT_BACKEND", REDIS_URL)
 CELERY_TASK_ALWAYS_EAGER = envbool("CELERY_TASK_ALWAYS_EAGER", False)
 CELERY_TIMEZONE = TIME_ZONE
+# The firewall export (security.firewall): the bans as nftables sets in this table; needs CAP_NET_ADMIN.
+FIREWALL_EXPORT = envbool("FIREWALL_EXPORT", False)
+FIREWALL_TABLE = envstr("FIREWALL_TABLE", "softswitch")
+
 # Each periodic job expires before its next run, so a backlog never piles up.
 CELERY_BEAT_SCHEDULE = {
     "ensure-cdr-partitions": {
@@ -335,6 +339,18 @@ CELERY_BEAT_SCHEDULE = {
         "task": "security.tasks.detect_baseline_alarms",
         "schedule": envint("BEAT_BASELINE_ALARMS_SECONDS", 300),
         "options": {"expires": envint("BEAT_BASELINE_ALARMS_SECONDS", 300) - 30},
+    },
+    # The call core's source-IP bans (security.bans): recorded for the ban page's history, and exported to the
+    # nftables set (security.firewall) when FIREWALL_EXPORT is set; a ban already drops traffic on every node.
+    "record-bans": {
+        "task": "security.tasks.record_bans",
+        "schedule": envint("BEAT_BANS_SECONDS", 10),
+        "options": {"expires": envint("BEAT_BANS_SECONDS", 10)},
+    },
+    "export-firewall": {
+        "task": "security.tasks.export_firewall",
+        "schedule": envint("BEAT_FIREWALL_SECONDS", 5),
+        "options": {"expires": envint("BEAT_FIREWALL_SECONDS", 5)},
     },
 }
 

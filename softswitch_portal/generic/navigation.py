@@ -41,6 +41,7 @@ MENU = (
             ("Black/white lists", "security:blackwhitelistgroup_list"),
             ("List entries", "security:listentry_list"),
             ("Dynamic blacklist", "security:dynamicblacklistentry_list"),
+            ("IP bans", "security:ban_list"),
             ("Alarms", "security:alarm_list"),
             ("Blacklist exemptions", "security:blacklistexemption_list"),
             ("Audit log", "auditlog:logentry_list"),

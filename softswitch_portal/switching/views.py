@@ -108,8 +108,11 @@ class PhoneListView(generic.ObjectListView):
 
 class PhoneView(generic.ObjectView):
     queryset = Phone.objects.select_related("account")
+    # Shown as set or not, never their value: to a digest client a hash is as good as the password.
+    secret_fields = ("ha1", "ha1b")
     fieldsets = (
         ("Phone", ("username", "account", "enabled", "description")),
+        ("Digest secret", ("ha1", "ha1b", "digest_realm")),
         ("Limits", ("capacity", "allowed_networks", "allowed_countries")),
         RECORD,
     )

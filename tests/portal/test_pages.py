@@ -198,7 +198,7 @@ PAGES = [
         },
         created={"username": "4930777", "allowed_countries": ["DE", "AT"]},
         invalid=(
-            ("password", "short", "at least 8 characters"),
+            ("password", "short", "at least 10 characters"),
             ("allowed_networks", "300.1.1.1", "'300.1.1.1' is not an IP address or CIDR network"),
             ("allowed_countries", "DE, Germany", "'GERMANY' is not a two-letter country code"),
             ("username", "49-30", "is not a phone number"),
