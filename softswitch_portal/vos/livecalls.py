@@ -16,7 +16,7 @@ import msgspec
 import redis
 from django.utils import timezone
 
-from callcore.contract import Keys
+from callcore.contract import EndReason, Keys
 from security.api_clients import APIScope
 from softswitch_portal.core.redis import Waiter, prefix, redis_client
 from softswitch_portal.switching.models import MappingGateway, RoutingGateway
@@ -27,8 +27,6 @@ from .registry import action
 
 # E8's "setup" for a call not yet answered: VOS's keepTime < 0 is a state.
 STATE_SETUP = -1
-# The end reason the node records for a call an operator ended through this API.
-OPERATOR_END_REASON = "operator_disconnect"
 
 
 def vos_call_id(call_id: str) -> int:
@@ -140,7 +138,11 @@ def disconnect_current_call(call, body):
             pipe = client.pipeline(transaction=False)
             for vos_id in sorted(wanted):
                 call_id, entry = found[vos_id]
-                request = {"call_id": call_id, "end_reason": OPERATOR_END_REASON, "by": f"vos:{call.who}"}
+                request = {
+                    "call_id": call_id,
+                    "end_reason": EndReason.OPERATOR_DISCONNECT.code,
+                    "by": f"vos:{call.who}",
+                }
                 pipe.rpush(keys.disconnects(entry.get("node", "")), json.dumps(request))
             pipe.execute()
         finally:

@@ -425,7 +425,7 @@ def test_disconnect_current_call(vos, acme, live):
     call_id = zlib.crc32(b"abc@192.0.2.10") & 0x7FFFFFFF
     ok(vos("DisconnectCurrentCall", {"callIds": [call_id]}))
     (request,) = [json.loads(item) for item in live.lrange(keys.disconnects("node-a"), 0, -1)]
-    assert request["call_id"] == "abc@192.0.2.10" and request["by"] == "vos:127.0.0.1"
+    assert request == {"call_id": "abc@192.0.2.10", "end_reason": "operator_disconnect", "by": "vos:127.0.0.1"}
     assert vos("DisconnectCurrentCall", {"callIds": [call_id + 1]})["retCode"] == -10007
     assert vos("DisconnectCurrentCall", {"callIds": ["x"]})["retCode"] == -10004
 
