@@ -12,10 +12,12 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 # call core's packages must come from a venv built with it.
 PYTHON=/usr/bin/python3
 
-packages=(python3 python3-venv postgresql redis-server kamailio kamailio-python3-modules)
+# nftables and iproute2: the worker's export of the call core's bans to the kernel (FIREWALL_EXPORT).
+packages=(python3 python3-venv postgresql redis-server kamailio kamailio-python3-modules nftables iproute2)
 if [ "${1:-}" = "--test" ]; then
-  # The tests' real peers: SIPp as customer and vendors, Chromium for the browser tests.
-  packages+=(sip-tester chromium)
+  # The tests' real peers: SIPp as customer and vendors, Chromium for the browser tests, and sipvicious's
+  # svwar and svcrack as the scanners the switch must tell nothing.
+  packages+=(sip-tester chromium sipvicious)
 fi
 missing=()
 for p in "${packages[@]}"; do

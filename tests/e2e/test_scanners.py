@@ -6,6 +6,7 @@ Each tool runs both ways: as installed, and from a copy whose User-Agent is a
 softphone's, so what the switch answers is all that stands in the way.
 """
 
+import os
 import re
 import shutil
 import subprocess
@@ -23,8 +24,10 @@ pytestmark = [pytest.mark.sip, needs_sip, pytest.mark.django_db]
 SIPVICIOUS = Path("/usr/share/sipvicious/sipvicious")
 PASSWORD = "Tr0ub4dor&3-horse"
 SOFTPHONE = "Z 5.6.2 v2.10.20.6"  # a softphone's User-Agent
+# Skipped without sipvicious on a developer's machine, never under CI: there it fails, as the SIP tools do.
 needs_sipvicious = pytest.mark.skipif(
-    not (SIPVICIOUS.is_dir() and shutil.which("svwar")), reason="sipvicious is installed by scripts/setup.sh --test"
+    not (SIPVICIOUS.is_dir() and shutil.which("svwar")) and not os.environ.get("CI"),
+    reason="sipvicious is installed by scripts/setup.sh --test",
 )
 
 
