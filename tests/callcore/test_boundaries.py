@@ -18,7 +18,13 @@ import callcore
 
 ROOT = Path(__file__).resolve().parents[2]
 # What the Django apps may import from the call core: the contract, and the pure planning modules.
-REACHABLE_FROM_THE_PORTAL = {"callcore", "callcore.contract", "callcore.decide", "callcore.setup_types"}
+REACHABLE_FROM_THE_PORTAL = {
+    "callcore",
+    "callcore.contract",
+    "callcore.decide",
+    "callcore.setup_types",
+    "callcore.snapshot_index",
+}
 
 
 def contracts() -> dict[str, dict]:
