@@ -32,6 +32,10 @@ if [ ${#missing[@]} -gt 0 ]; then
   if [[ " ${missing[*]} " == *" kamailio "* ]] && command -v systemctl >/dev/null && systemctl is-active -q kamailio 2>/dev/null; then
     $SUDO systemctl disable --now kamailio >/dev/null 2>&1 || true
   fi
+  # Likewise rtpengine's packaged service: the Procfile runs the switch's own, on its own control port.
+  if [[ " ${missing[*]} " == *" rtpengine-daemon "* ]] && command -v systemctl >/dev/null; then
+    $SUDO systemctl disable --now rtpengine-daemon rtpengine-recording-daemon >/dev/null 2>&1 || true
+  fi
 fi
 
 if ! pg_isready -q -h 127.0.0.1 -p "${DB_PORT:-5432}"; then
