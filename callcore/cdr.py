@@ -214,7 +214,7 @@ _call_uuid = cdr_call_uuid
 
 def refusal_record(
     *, call_id, start_ms, source_ip, source_port, user_agent, caller, callee, reason, billing_mode, decision,
-    snapshot_version, node,
+    snapshot_version, node, decision_trace="",
 ) -> CdrRecord:  # fmt: skip
     """The CDR of a call refused before any vendor was tried (illegal calls included)."""
     record = CdrRecord(
@@ -233,6 +233,7 @@ def refusal_record(
         billing_mode=billing_mode,
         node=node,
         snapshot_version=snapshot_version,
+        decision_trace=decision_trace,
     )
     if decision is not None:
         if decision.account is not None:
@@ -291,4 +292,5 @@ def call_record(
         vendors_tried=tried,
         node=node,
         snapshot_version=state.snapshot_version,
+        decision_trace=state.decision_trace,
     )

@@ -36,6 +36,7 @@ import msgspec
 
 from callcore import contract
 from callcore.contract import DEFAULT_FAILOVER_CODES, BillingMode, EndDirection, EndReason
+from callcore.contract.trace import LimitSource, Skip, encode_trace
 from callcore.setup_types import FraudCheck, FraudRuleCheck, LiveStatus, RouteLimit, SetupRequest, SetupResult
 
 # Calls with no conversation limit still end some day: a crashed node's
@@ -131,6 +132,8 @@ class Plan:
     # On a white list of the call's gateway: the anti-fraud rules never block a white-listed number.
     caller_whitelisted: bool = False
     callee_whitelisted: bool = False
+    # The candidates ``_routes`` skipped, (gateway, Skip) in the order met, when the caller asked for them.
+    trace: list | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -289,8 +292,12 @@ def plan_call(
     snapshot,
     default_max_duration_s: int = DEFAULT_MAX_DURATION_S,
     route_stats: contract.RouteStats | None = None,
+    trace: list | None = None,
 ) -> Plan | Decision:
-    """Identify, screen, transform, rate and route from the snapshot alone (and ``route_stats``, when given)."""
+    """Identify, screen, transform, rate and route from the snapshot alone (and ``route_stats``, when given).
+
+    ``trace``: a list to receive each candidate vendor skipped, as (gateway, Skip) (``_routes``).
+    """
     params = snapshot.parameters
     if is_scanner(facts.user_agent):
         return Decision(Action.DROP, EndReason.SCANNER_DROPPED, BillingMode.ILLEGAL, record_cdr=False)
@@ -358,7 +365,7 @@ def plan_call(
         white = (False, False)
     if account.rate_table_id is None:
         return _refuse(EndReason.NO_RATE, billing_mode, params, **known)
-    routes = _routes(facts, snapshot, account, mapping_gateway, caller, callee, route_stats)
+    routes = _routes(facts, snapshot, account, mapping_gateway, caller, callee, route_stats, trace)
     if not routes:
         reason = EndReason.NO_ROUTE
         if snapshot.route_candidates(callee) and snapshot.rate(account.rate_table_id, callee, facts.now_ms) is None:
@@ -383,15 +390,24 @@ def plan_call(
         default_max_duration_s=default_max_duration_s,
         caller_whitelisted=white[0],
         callee_whitelisted=white[1],
+        trace=trace,
     )
 
 
-def _routes(facts, snapshot, account, mapping_gateway, caller, callee, route_stats=None) -> list[RouteAttempt]:
+def _routes(
+    facts, snapshot, account, mapping_gateway, caller, callee, route_stats=None, trace=None
+) -> list[RouteAttempt]:
+    """The vendors for the call in policy order; each candidate skipped goes to ``trace`` (a list) with why.
+
+    The trace costs nothing unless asked for: only the skips test it.
+    """
     params = snapshot.parameters
     rate_sent_number = int(params["SERVER_BILLING_GATEWAY_ROUTE_PREFIX"]) == 1
     routes = []
     for gateway in snapshot.route_candidates(callee):
         if not snapshot.in_schedule(gateway, facts.now_ms):
+            if trace is not None:
+                trace.append((gateway, Skip.SCHEDULE))
             continue
         callee_out = gateway.tech_prefix + transform(callee, gateway.callee_transforms)
         # Number rules would make "00anonymous" of a withheld caller: it goes out as it came.
@@ -401,6 +417,8 @@ def _routes(facts, snapshot, account, mapping_gateway, caller, callee, route_sta
         rated = callee_out if rate_sent_number else callee
         customer_rate = snapshot.rate(account.rate_table_id, rated, facts.now_ms)
         if customer_rate is None:
+            if trace is not None:
+                trace.append((gateway, Skip.NO_RATE))
             continue
         vendor_rate = None
         vendor = snapshot.accounts.get(gateway.clearing_account_id) if gateway.clearing_account_id else None
@@ -409,6 +427,8 @@ def _routes(facts, snapshot, account, mapping_gateway, caller, callee, route_sta
             # The margin is kept: a vendor dearer than what the customer pays, or
             # whose price for this number is unknown, would carry the call at a loss.
             if vendor_rate is None or Decimal(vendor_rate.price_per_minute) > Decimal(customer_rate.price_per_minute):
+                if trace is not None:
+                    trace.append((gateway, Skip.MARGIN))
                 continue
         routes.append(
             RouteAttempt(
@@ -435,7 +455,11 @@ def _routes(facts, snapshot, account, mapping_gateway, caller, callee, route_sta
     elif policy == "asr" and route_stats is not None:
         routes.sort(key=asr_rank(route_stats, int(params["SS_ROUTE_ASR_MIN_ATTEMPTS"])))
     limit = int(params["SS_GATEWAY_SWITCH_LIMIT"])
-    return routes[:limit] if limit > 0 else routes
+    if limit <= 0 or len(routes) <= limit:
+        return routes
+    if trace is not None:
+        trace.extend((snapshot.routing_gateways[r.gateway_id], Skip.SWITCH_LIMIT) for r in routes[limit:])
+    return routes[:limit]
 
 
 def asr_rank(route_stats: contract.RouteStats, min_attempts: int):
@@ -610,6 +634,38 @@ def route_max_duration(plan: Plan, route: RouteAttempt, available: Decimal | Non
     return min(limits)
 
 
+def route_limit(plan: Plan, route: RouteAttempt) -> tuple[int, LimitSource]:
+    """``route_max_duration`` with what set it, for the decision trace (the first of equal limits)."""
+    seconds, source = plan.default_max_duration_s, LimitSource.DEFAULT
+    if plan.parameters["SS_ENABLE_CALL_LIMIT"]:
+        gateway = plan.mapping_gateway
+        if gateway is not None and gateway.conversation_limit and gateway.conversation_limit < seconds:
+            seconds, source = gateway.conversation_limit, LimitSource.MAPPING_GATEWAY
+        if route.conversation_limit and route.conversation_limit < seconds:
+            seconds, source = route.conversation_limit, LimitSource.ROUTE
+    return seconds, source
+
+
+def trace_text(decision: Decision, skipped: list | None = None) -> str:
+    """The decision trace its CDR carries (contract.trace): the route policy, the vendors planned, those skipped
+    and why, those the set-up found busy, and the maximum duration with what set it.
+
+    ``skipped``: the trace list given to ``plan_call``, for a refusal that has no plan (no route, no rate).
+    """
+    plan = decision.plan
+    gateway = plan.mapping_gateway if plan is not None else decision.mapping_gateway
+    policy = gateway.route_policy if gateway is not None else "priority"
+    if plan is None:
+        return encode_trace(policy, (), [(g.id, why) for g, why in skipped]) if skipped else ""
+    skips = [(g.id, why) for g, why in plan.trace or ()]
+    routes = [r.gateway_id for r in plan.routes]
+    if decision.action is not Action.ROUTE:
+        return encode_trace(policy, routes, skips)
+    busy = routes[: len(routes) - len(decision.routes)]
+    seconds, source = route_limit(plan, decision.routes[0])
+    return encode_trace(policy, routes, skips, busy, seconds, source)
+
+
 _LIVE_REFUSALS = {
     LiveStatus.MAPPING_CAPACITY: EndReason.MAPPING_CAPACITY,
     LiveStatus.ACCOUNT_CAPACITY: EndReason.ACCOUNT_CAPACITY,
@@ -756,6 +812,7 @@ def call_state(facts: CallFacts, decision: Decision) -> contract.CallState:
         invite_timeout_ms=int(params["SS_SIP_TIMEOUT_INVITE"]) * 1000,
         route_max_s=[route_max_duration(plan, r) for r in decision.routes],
         grant=_grant_terms(plan, decision.routes) if account.anti_overdraft else None,
+        decision_trace=trace_text(decision),
     )
 
 

@@ -562,7 +562,8 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             sequence=self.sequence,
         )
         self.sequence += 1
-        planned = dec.plan_call(facts, snap, DEFAULT_MAX_DURATION_S, self.route_stats)
+        trace = []  # the vendors skipped, for the CDR's decision trace
+        planned = dec.plan_call(facts, snap, DEFAULT_MAX_DURATION_S, self.route_stats, trace)
         if isinstance(planned, dec.Decision):
             decision = planned
         else:
@@ -597,7 +598,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
                 KSR.tm.t_newtran()
                 KSR.tm.t_reply(decision.sip_status, decision.reason.description)
             if decision.record_cdr:
-                self._refusal_cdr(snap, decision.reason, decision.billing_mode, start, decision, facts)
+                self._refusal_cdr(snap, decision.reason, decision.billing_mode, start, decision, facts, trace)
             return 1
         return self.route(snap, facts, decision)
 
@@ -961,7 +962,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
     def _release(self, state):
         self.live.teardown(state.call_id, state.account_id, self._slot_keys(state))
 
-    def _refusal_cdr(self, snap, reason, billing_mode, start, decision, facts=None):
+    def _refusal_cdr(self, snap, reason, billing_mode, start, decision, facts=None, trace=None):
         record = cdr_mod.refusal_record(
             call_id=pvs("$ci"),
             start_ms=start,
@@ -975,6 +976,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             decision=decision,
             snapshot_version=snap.version,
             node=NODE,
+            decision_trace=dec.trace_text(decision, trace) if decision is not None else "",
         )
         if self.sip_worker:
             self.sink.emit_later(record)

@@ -17,6 +17,7 @@ import msgspec
 
 from .codes import BillingMode, EndDirection
 from .jsontext import json_text
+from .trace import DECISION_TRACE_WIDTH
 
 __all__ = [
     "CDR_SCHEMA",
@@ -109,6 +110,8 @@ class CdrRecord(msgspec.Struct, kw_only=True):
     snapshot_version: _int(-(2**63), _BIGINT) | None = None
     # The end was not seen (the call core died mid-call): stopped at its node's last heartbeat (contract.lost).
     estimated: bool = False
+    # Why each candidate vendor was skipped and the limits that applied (contract.trace); empty in older records.
+    decision_trace: _text(DECISION_TRACE_WIDTH) = ""
 
 
 # Each text field's column width, from the declarations above.

@@ -100,6 +100,7 @@ class CallState(msgspec.Struct, array_like=True, gc=False):
     # allows less than ``max_duration_s`` (the dialog's timeout) is cut at its own limit by the grant timer.
     route_max_s: list[int] = []
     grant: GrantTerms | None = None  # anti-overdraft calls only: their quota grants
+    decision_trace: str = ""  # for its CDR (contract.trace)
 
 
 _state_decoder = msgspec.json.Decoder(CallState)
