@@ -293,6 +293,11 @@ class CDR(models.Model):
     estimated = models.BooleanField(
         default=False, help_text="The call core died mid-call: the end is its last heartbeat, charged up to then."
     )
+    disconnected_by = models.CharField(
+        max_length=150,
+        blank=True,
+        help_text="Who asked the switch to end the call: an operator (portal:, api:, vos:) or an anti-fraud rule.",
+    )
     ingested = models.DateTimeField(db_default=Now(), editable=False)
 
     class Meta:

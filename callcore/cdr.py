@@ -251,7 +251,7 @@ def refusal_record(
 
 def call_record(
     state: CallState, *, route: RouteState, answer_ms, stop_ms, ring_ms, tried, direction, reason, sip_status,
-    callee_call_id, node,
+    callee_call_id, node, disconnected_by="",
 ) -> CdrRecord:  # fmt: skip
     """The CDR of a call that was sent to vendors, from the state the adapter kept in the dialog."""
     start_ms = state.start_ms
@@ -293,4 +293,5 @@ def call_record(
         node=node,
         snapshot_version=state.snapshot_version,
         decision_trace=state.decision_trace,
+        disconnected_by=disconnected_by,
     )

@@ -40,6 +40,7 @@ from callcore.contract import (
     BanCause,
     BillingMode,
     Keys,
+    Registration,
     RouteStats,
     VendorAttempt,
     decode_answered,
@@ -47,8 +48,10 @@ from callcore.contract import (
     decode_tried,
     encode_answered,
     encode_cdr,
+    encode_registration,
     encode_state,
     encode_tried,
+    registration_field,
 )
 from callcore.live import LiveState
 from callcore.resp import RespClient
@@ -76,11 +79,15 @@ ROUTE_ASR_KEY = Keys(PREFIX).route_asr
 GRANTS_KEY = Keys(PREFIX).grants(NODE)
 # The htable (shared by this node's processes) where the grant timer marks a call it ends, for its timeout.
 CUT_TABLE = "sscut"
+# Beside it, who asked for the cut (Keys.disconnects' "by"), for the CDR's disconnected_by.
+CUT_BY_TABLE = "ssby"
 CUT_REASONS = {1: dec.EndReason.BALANCE_EXHAUSTED, 2: dec.EndReason.MAX_DURATION}
 # Calls ended on request (Keys.disconnects: an anti-fraud block, an operator): any end reason, from 10 on.
 CUT_REASONS.update({10 + i: reason for i, reason in enumerate(dec.EndReason)})
 CUT_CODES = {reason.code: number for number, reason in CUT_REASONS.items() if number >= 10}
 DISCONNECTS_PER_TICK = 200
+# The registrar's expiry bounds (kamailio.cfg.tmpl) and its default, to record each contact's expiry as it does.
+REG_MIN_S, REG_MAX_S, REG_DEFAULT_S = 60, 3600, 3600
 # The node's cache of the shared bans (callcore.bans): kamailio.cfg.tmpl drops its sources before any Python.
 BAN_TABLE = "ipban"
 # The operator's own networks, never banned (checked by `python -m callcore` before Kamailio starts).
@@ -494,7 +501,33 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         KSR.auth.consume_credentials()
         if KSR.registrar.save("location", 0) < 0:
             KSR.sl.sl_reply_error()
+            return 1
+        try:
+            self._record_registration(phone, username)
+        except Exception as exc:  # noqa: BLE001 - the phone is registered; only the portal's list misses it
+            KSR.warn(f"callcore: registration of {username!r} not recorded: {exc!r}\n")
         return 1
+
+    def _record_registration(self, phone, username):
+        """What the registrar saved, into the live state for the portal (usrloc is this node's memory only)."""
+        wildcard, contacts = sipsyntax.register_contacts(
+            pvs("$hdr(Contact)"), pvs("$hdr(Expires)"), default_s=REG_DEFAULT_S, min_s=REG_MIN_S, max_s=REG_MAX_S
+        )
+        now = now_ms()
+        aor = username.split("@", 1)[0]
+        source_ip, source_port, transport = pvs("$si"), int(pv("$sp") or 0), pvs("$pr")
+        user_agent = pvs("$ua")[:200]
+        rows = []
+        for contact, seconds in contacts:
+            expires_ms = now + seconds * 1000 if seconds else 0
+            record = Registration(
+                aor=aor, contact=contact[:500], source_ip=source_ip, source_port=source_port, transport=transport,
+                user_agent=user_agent, registered_ms=now, expires_ms=expires_ms, node=NODE, phone_id=phone.id,
+            )  # fmt: skip
+            rows.append((registration_field(NODE, aor, contact[:500]), expires_ms, encode_registration(record)))
+        clear = registration_field(NODE, aor, "") if wildcard else ""
+        if rows or clear:
+            self.live.record_registrations_later(now, clear, rows)
 
     def _authenticated(self, snap, username, checks):
         """The phone whose digest answer this request carries, or None once it has been challenged again.
@@ -843,7 +876,8 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
                 request = json.loads(raw)
                 call_id = str(request["call_id"])
                 code = CUT_CODES.get(request.get("end_reason"), CUT_CODES[dec.EndReason.OPERATOR_DISCONNECT.code])
-            except (ValueError, KeyError, TypeError):
+                by = str(request.get("by") or "")
+            except (ValueError, KeyError, TypeError, AttributeError):
                 KSR.warn(f"callcore: disconnect request ignored: {raw!r}\n")
                 continue
             kept = self.live.resp.execute("HGET", self.keys.live_answered, call_id)
@@ -852,9 +886,12 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             answered = decode_answered(kept)
             if answered.h_entry < 0:
                 continue
+            if by:
+                KSR.htable.sht_sets(CUT_BY_TABLE, call_id, by)
             KSR.htable.sht_seti(CUT_TABLE, call_id, code)
             if KSR.dialog.dlg_set_timeout_id(1, answered.h_entry, answered.h_id) < 0:
                 KSR.htable.sht_rm(CUT_TABLE, call_id)  # the dialog already ended
+                KSR.htable.sht_rm(CUT_BY_TABLE, call_id)
 
     def renew_grants(self, now):
         for call_id, raw in self.live.grants_due(GRANTS_KEY, now):
@@ -943,6 +980,8 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
                 sip_status=decision.sip_status,
                 callee_call_id=pvs("$dlg(callid)") if answered else "",
                 node=NODE,
+                # Only an answered call is ended on request (serve_disconnects).
+                disconnected_by=_cut_by(state.call_id) if answered else "",
             )
             record_line = encode_cdr(record)
             # A call that talked keeps its money held until the ingest has debited it (contract.pending).
@@ -991,6 +1030,15 @@ def _cut_reason(call_id):
         return None
     KSR.htable.sht_rm(CUT_TABLE, call_id)
     return CUT_REASONS.get(int(why))
+
+
+def _cut_by(call_id):
+    """Who asked serve_disconnects to end this call (its note taken), or "" when nobody did."""
+    by = KSR.htable.sht_get(CUT_BY_TABLE, call_id)
+    if by is None:
+        return ""
+    KSR.htable.sht_rm(CUT_BY_TABLE, call_id)
+    return str(by)
 
 
 def _count_cpu(directory):

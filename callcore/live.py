@@ -383,6 +383,36 @@ return false
 # (sorted set, call id -> due ms) with the grants in the hash ``{index}:calls``.
 # At the answer: index the call, unless its teardown already came.
 # KEYS: 1 grant index, 2 live-call registry  ARGV: 1 call id, 2 due ms, 3 grant json
+# The contacts a REGISTER saved (contract.registrations), and the expired ones of every node dropped.
+# KEYS: 1 registrations, 2 their expiry index
+# ARGV: 1 now ms, 2 a field prefix whose contacts all go ("*": "node|aor|", else ''), then per contact:
+#       field, expiry ms (at or before now: removed), Registration JSON
+REGISTER_LUA = r"""
+local now = tonumber(ARGV[1])
+if ARGV[2] ~= '' then
+  for _, m in ipairs(redis.call('ZRANGE', KEYS[2], 0, -1)) do
+    if string.sub(m, 1, #ARGV[2]) == ARGV[2] then
+      redis.call('HDEL', KEYS[1], m)
+      redis.call('ZREM', KEYS[2], m)
+    end
+  end
+end
+for i = 3, #ARGV, 3 do
+  local field, expiry = ARGV[i], tonumber(ARGV[i + 1])
+  if expiry > now then
+    redis.call('HSET', KEYS[1], field, ARGV[i + 2])
+    redis.call('ZADD', KEYS[2], expiry, field)
+  else
+    redis.call('HDEL', KEYS[1], field)
+    redis.call('ZREM', KEYS[2], field)
+  end
+end
+local expired = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 100)
+for _, m in ipairs(expired) do redis.call('HDEL', KEYS[1], m) end
+if #expired > 0 then redis.call('ZREM', KEYS[2], unpack(expired)) end
+return #expired
+"""
+
 GRANT_START_LUA = r"""
 if redis.call('HEXISTS', KEYS[2], ARGV[1]) == 0 then return 0 end
 redis.call('HSET', KEYS[1] .. ':calls', ARGV[1], ARGV[3])
@@ -464,6 +494,7 @@ class LiveState:
         self._release_lost = Script(RELEASE_LOST_LUA)  # at a node's start only: loaded when first run
         # The grant timer's scripts (one process per node), and the answer's.
         self._grants = {"start": Script(GRANT_START_LUA), "due": Script(GRANTS_DUE_LUA), "renew": Script(RENEW_LUA)}
+        self._register = Script(REGISTER_LUA)
 
     def setup(self, req: SetupRequest, now_ms: int | None = None) -> SetupResult:
         now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
@@ -662,3 +693,33 @@ class LiveState:
     def grant_done(self, index_key: str, call_id: str) -> None:
         """Out of the index: the timer already set the call's end."""
         self.resp.execute("ZREM", index_key, call_id)
+
+    # -- registrations (contract.registrations), for the portal's registered phones
+
+    def _register_args(self, now_ms, clear_prefix, contacts):
+        args = [now_ms, clear_prefix]
+        for field, expires_ms, value in contacts:
+            args += [field, expires_ms, value]
+        return [self.keys.registrations, self.keys.registrations_expiry], args
+
+    def record_registrations(self, now_ms: int, clear_prefix: str, contacts) -> int:
+        """Record what a REGISTER saved (``contacts``: (field, expiry ms, Registration JSON)); returns how many
+        expired entries (of any node) it dropped. Raises RedisError."""
+        keys, args = self._register_args(now_ms, clear_prefix, contacts)
+        return int(self.resp.run(self._register, keys, args))
+
+    def record_registrations_later(self, now_ms: int, clear_prefix: str, contacts) -> None:
+        """``record_registrations`` without waiting: a lost record only hides the phone from the portal until
+        its next REGISTER; the SIP registration itself is Kamailio's."""
+        keys, args = self._register_args(now_ms, clear_prefix, contacts)
+
+        def failed(error):
+            if isinstance(error, redis.ResponseError) and str(error).startswith("NOSCRIPT"):
+                try:
+                    self.record_registrations(now_ms, clear_prefix, contacts)
+                    return
+                except redis.RedisError as exc:
+                    error = exc
+            log.warning("registration not recorded in the live state: %r", error)
+
+        self.resp.send(("EVALSHA", self._register.sha, len(keys), *keys, *args), failed)

@@ -158,3 +158,61 @@ def accepts_sdp(accept: str) -> bool:
         return True  # "no body wanted" makes no sense on an INVITE: not worth refusing a call over
     ranges = {media_type(entry) for entry in accept.split(",")}
     return bool(ranges & {"application/sdp", "application/*", "*/*", "multipart/mixed"})
+
+
+def _split_contacts(value: str) -> list[str]:
+    """A Contact header's contacts: split at commas outside quotes and angle brackets."""
+    parts, current, quoted, bracketed = [], [], False, False
+    for char in value:
+        if char == '"':
+            quoted = not quoted
+        elif char == "<" and not quoted:
+            bracketed = True
+        elif char == ">" and not quoted:
+            bracketed = False
+        elif char == "," and not quoted and not bracketed:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(char)
+    parts.append("".join(current))
+    return [part.strip() for part in parts if part.strip()]
+
+
+def _seconds(text: str) -> int | None:
+    text = text.strip()
+    return int(text) if text.isdigit() and len(text) <= 10 else None
+
+
+def register_contacts(
+    contact: str, expires: str, *, default_s: int, min_s: int, max_s: int
+) -> tuple[bool, list[tuple[str, int]]]:
+    """What a REGISTER the registrar saved asked for: (``*``: every contact removed, [(contact URI, seconds)]).
+
+    Each contact's lifetime as the registrar reckons it: its ``expires`` parameter, else the Expires header,
+    else ``default_s``; 0 removes it, any other is kept within ``min_s``..``max_s``.
+    """
+    contact = contact.strip()
+    header_s = _seconds(expires)
+    if contact == "*":
+        return True, []
+    contacts = []
+    for part in _split_contacts(contact):
+        if "<" in part and ">" in part:
+            uri = part[part.index("<") + 1 : part.index(">")].strip()
+            params = part[part.index(">") + 1 :]
+        else:
+            uri, _, params = part.partition(";")
+            params = ";" + params
+        seconds = None
+        for param in params.split(";"):
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "expires":
+                seconds = _seconds(value)
+        if seconds is None:
+            seconds = header_s if header_s is not None else default_s
+        if seconds:
+            seconds = min(max(seconds, min_s), max_s)
+        if uri:
+            contacts.append((uri, seconds))
+    return False, contacts

@@ -73,6 +73,7 @@ COLUMNS = [
     ("node", "text"),
     ("snapshot_version", "bigint"),
     ("estimated", "boolean"),
+    ("disconnected_by", "text"),
 ]
 COLUMN_NAMES = [name for name, _ in COLUMNS]
 _TIMES = {"start_ms": "start_time", "answer_ms": "answer_time", "stop_ms": "stop_time"}

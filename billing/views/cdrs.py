@@ -10,6 +10,7 @@ from django.utils.http import urlencode
 from django_tables2.paginators import LazyPaginator
 
 from callcore.contract import END_REASONS_BY_CODE, BillingMode
+from callcore.contract.trace import LimitSource, Skip, decode_trace
 from softswitch_portal.generic import views as generic
 from softswitch_portal.generic.keyset import keyset_page
 from softswitch_portal.switching.models import RoutingGateway
@@ -189,11 +190,51 @@ def decision_trace(cdr):
     return vendors
 
 
+LIMIT_SOURCES = {
+    LimitSource.DEFAULT: "SS_DEFAULT_MAX_DURATION (no conversation limit)",
+    LimitSource.MAPPING_GATEWAY: "the mapping gateway's conversation limit",
+    LimitSource.ROUTE: "the first vendor's conversation limit",
+}
+SKIP_LABELS = {skip.value: skip.label for skip in Skip}
+
+
+def routing_decision(cdr):
+    """The CDR's decision trace for the page: the policy, the vendors planned and those skipped with why."""
+    if not cdr.decision_trace:
+        return None
+    trace = decode_trace(cdr.decision_trace)
+    ids = set(trace.routes) | set(trace.busy) | {gateway for gateway, _ in trace.skipped}
+    names = dict(RoutingGateway.objects.filter(pk__in=ids).values_list("pk", "name")) if ids else {}
+
+    def gateway(pk):
+        return {
+            "name": names.get(pk, f"#{pk}"),
+            "url": reverse("switching:routinggateway", args=[pk]) if pk in names else None,
+        }
+
+    skipped = []
+    for pk, code in trace.skipped:
+        skipped.append({**gateway(pk), "reason": code, "why": SKIP_LABELS.get(code, code)})
+    for pk in trace.busy:
+        skipped.append({**gateway(pk), "reason": Skip.BUSY.value, "why": Skip.BUSY.label})
+    return {
+        "policy": trace.policy,
+        "routes": [gateway(pk) for pk in trace.routes],
+        "skipped": skipped,
+        "max_duration_s": trace.max_duration_s,
+        "max_by": LIMIT_SOURCES.get(trace.max_by, trace.max_by),
+    }
+
+
 class CDRView(generic.ObjectView):
     queryset = CDR.objects.select_related(*CDR_RELATED)
     fieldsets = (
         # First and across the page: what the switch decided, and why the call ended.
-        ("Decision trace", ("billing_mode", "end_reason", "sip_status", "end_direction", "vendors_tried")),
+        (
+            "Decision trace",
+            ("billing_mode", "end_reason", "sip_status", "end_direction", "disconnected_by", "vendors_tried"),
+        ),
+        ("Routing decision", ("decision_trace",)),
         (
             "Call",
             (
@@ -256,12 +297,14 @@ class CDRView(generic.ObjectView):
             if obj.sip_status
             else None,
             "vendors_tried": render_to_string("billing/cdr_vendors_tried.html", {"vendors": decision_trace(obj)}),
+            "decision_trace": render_to_string("billing/cdr_decision_trace.html", {"trace": routing_decision(obj)}),
         }
         for panel in panels:
             for row in panel["rows"]:
                 if trace.get(row["name"]) is not None:
                     row["value"] = trace[row["name"]]
         panels[0]["wide"] = True
+        panels[1]["wide"] = True
         return panels
 
     def get_extra_context(self, request, obj):

@@ -9,6 +9,7 @@
 * ``state``: the call state the call core keeps in each dialog;
 * ``lost``: the record and the once-only release of a call its node lost, the heartbeat's interval;
 * ``pending``: a charged call's reservation, kept from its teardown until the ingest has debited it;
+* ``registrations``: the contacts each node's REGISTERs saved, for the portal's registered phones;
 * ``routestats`` and ``ipcountry``: the Best ASR figures and the IP-to-country table.
 
 It must stay importable without Django. Names are re-exported here, so
@@ -26,6 +27,7 @@ from .lost import *  # noqa: F403
 from .money import *  # noqa: F403
 from .params import *  # noqa: F403
 from .pending import *  # noqa: F403
+from .registrations import *  # noqa: F403
 from .routestats import *  # noqa: F403
 from .signing import *  # noqa: F403
 from .snapshot import *  # noqa: F403

@@ -112,6 +112,8 @@ class CdrRecord(msgspec.Struct, kw_only=True):
     estimated: bool = False
     # Why each candidate vendor was skipped and the limits that applied (contract.trace); empty in older records.
     decision_trace: _text(DECISION_TRACE_WIDTH) = ""
+    # Who asked for the call to end (Keys.disconnects' ``by``: an operator, an API client, an anti-fraud rule).
+    disconnected_by: _text(150) = ""
 
 
 # Each text field's column width, from the declarations above.

@@ -143,6 +143,16 @@ class Keys:
         """A fraud rule's sliding window for one subject (sorted set, member = call id, score = epoch ms)."""
         return f"{self.prefix}:fraud:win:{rule}:{subject}"
 
+    @property
+    def registrations(self) -> str:
+        """Hash of the contacts every node's REGISTERs saved (``registration_field`` -> ``Registration``)."""
+        return f"{self.prefix}:live:registrations"
+
+    @property
+    def registrations_expiry(self) -> str:
+        """The registrations' expiry index (sorted set, member = field, score = expiry ms)."""
+        return f"{self.prefix}:live:registrations:expiry"
+
     def disconnects(self, node: str) -> str:
         """List of requests to end live calls held by ``node`` (JSON ``{"call_id", "end_reason", "by"}``);
         the node's own timer pops them and ends each call with BYE both ways."""
