@@ -34,7 +34,16 @@ class AccountFilterSet(BaseFilterSet):
 
     class Meta:
         model = Account
-        fields = ("id", "name", "account_type", "rate_table", "locked", "anti_overdraft", "alarm_email")
+        fields = (
+            "id",
+            "name",
+            "account_type",
+            "rate_table",
+            "locked",
+            "anti_overdraft",
+            "high_risk_exempt",
+            "alarm_email",
+        )
 
 
 class PaymentFilterSet(BaseFilterSet):

@@ -22,7 +22,7 @@ class AccountView(generic.ObjectView):
     fieldsets = (
         ("Account", ("name", "account_type", "rate_table", "description")),
         ("Money", ("balance", "credit_limit", "available", "low_balance_threshold")),
-        ("Limits", ("anti_overdraft", "capacity", "locked")),
+        ("Limits", ("anti_overdraft", "capacity", "locked", "high_risk_exempt")),
         ("Alarms", ("alarm_email",)),
         ("Record", ("id", "created", "updated")),
     )

@@ -62,6 +62,7 @@ class MappingGatewayFilterSet(BaseFilterSet):
             "remote_port",
             "route_policy",
             "dynamic_blacklist_standalone",
+            "high_risk_exempt",
             "require_caller_number",
             "enabled",
         )

@@ -39,7 +39,13 @@ class MappingGatewayView(generic.ObjectView):
         ("Numbers", ("caller_transforms", "callee_transforms", "prefix_allow", "prefix_forbid")),
         (
             "Screening",
-            ("caller_list_groups", "callee_list_groups", "dynamic_blacklist_standalone", "require_caller_number"),
+            (
+                "caller_list_groups",
+                "callee_list_groups",
+                "dynamic_blacklist_standalone",
+                "high_risk_exempt",
+                "require_caller_number",
+            ),
         ),
         ("Routing", ("route_policy",)),
         RECORD,
