@@ -595,6 +595,9 @@ def live_request(plan: Plan, fraud: FraudCheck | None = None) -> SetupRequest:
             "billing_mode": int(plan.billing_mode),
             "caller": plan.caller,
             "callee": plan.callee,
+            # As received, for the portal's current calls (the two above are after the mapping's transforms).
+            "caller_in": facts.caller,
+            "callee_in": facts.callee,
             "source_ip": facts.source_ip,
             "start_ms": facts.now_ms,
             "snapshot_version": plan.snapshot_version,

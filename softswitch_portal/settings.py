@@ -93,6 +93,7 @@ INSTALLED_APPS = [
     "billing",
     "security",
     "softswitch_portal.vos",
+    "softswitch_portal.live",
 ]
 
 MIDDLEWARE = [

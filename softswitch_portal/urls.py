@@ -14,14 +14,17 @@ urlpatterns = [
     path("billing/", include("billing.urls")),
     path("switching/", include("softswitch_portal.switching.urls")),
     path("security/", include("security.urls")),
+    # Live operations: current calls and forced disconnect, registered phones, traffic statistics.
+    path("calls/", include("softswitch_portal.live.urls")),
     # The change log, each object's history, the logins and the login lockouts.
     path("audit/", include("softswitch_portal.core.urls")),
     # The REST API: the apps' routers, and the schema, docs and lookups (softswitch_portal.api.urls).
-    path("api/", APIRootView.as_view(areas=("billing", "switching", "security", "vos")), name="api-root"),
+    path("api/", APIRootView.as_view(areas=("billing", "switching", "security", "vos", "live")), name="api-root"),
     path("api/billing/", include("billing.api.urls")),
     path("api/switching/", include("softswitch_portal.switching.api.urls")),
     path("api/security/", include("security.api.urls")),
     path("api/vos/", include("softswitch_portal.vos.api.urls")),
+    path("api/live/", include("softswitch_portal.live.api.urls")),
     path("api/", include("softswitch_portal.api.urls")),
     # The VOS3000-compatible API: POST /external/server/<Action>; its access rules' pages under vos/.
     path("external/server/<str:action>", ExternalServerView.as_view(), name="vos-action"),

@@ -28,7 +28,7 @@ CREDIT_LIMIT = "billing.change_credit_limit"
 LARGE_PAYMENT = "billing.add_large_payment"
 WIDE_NETWORK = "switching.authorize_wide_network"
 
-PORTAL_APPS = ("billing", "security", "switching", "core")
+PORTAL_APPS = ("billing", "security", "switching", "core", "live")
 WRITE = ("add", "change", "delete")
 
 # role: ((actions, apps or "app.model" labels), ...); "trust" is the three permissions above.
@@ -41,10 +41,13 @@ ROLES = {
     "Switching engineer": (
         (("view",), PORTAL_APPS),
         (WRITE, ("switching", "core.systemparameter")),
+        # End a live call now (forced disconnect); the NOC only watches.
+        (("disconnect",), ("live.livecall",)),
     ),
     "Security reviewer": (
         (("view",), (*PORTAL_APPS, "auditlog", "axes")),
         (WRITE, ("security",)),
+        (("disconnect",), ("live.livecall",)),
         # Confirm, release, or release and exempt what the anti-fraud rules blocked (the review queue).
         (("review",), ("security.dynamicblacklistentry",)),
         (("delete",), ("axes.accessattempt",)),
@@ -52,6 +55,7 @@ ROLES = {
     "Administrator": (
         (("view", *WRITE), (*PORTAL_APPS, "auditlog", "axes", "auth")),
         (("review",), ("security.dynamicblacklistentry",)),
+        (("disconnect",), ("live.livecall",)),
         (("trust",), ()),
     ),
 }

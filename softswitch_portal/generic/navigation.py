@@ -15,6 +15,14 @@ MENU = (
         ),
     ),
     (
+        "Live",
+        (
+            ("Current calls", "live:current_calls"),
+            ("Registered phones", "live:registrations"),
+            ("Statistics", "live:statistics"),
+        ),
+    ),
+    (
         "Reports",
         (
             ("Revenue details", "billing:report_revenue"),

@@ -12,13 +12,14 @@ are left out; ``callerLocalIp``/``calleeLocalIp`` name the node holding the call
 import json
 import zlib
 
-import msgspec
 import redis
 from django.utils import timezone
 
 from callcore.contract import EndReason, Keys
 from security.api_clients import APIScope
 from softswitch_portal.core.redis import Waiter, prefix, redis_client
+from softswitch_portal.live.calls import answer_ms_of
+from softswitch_portal.live.calls import live_calls as registry_calls
 from softswitch_portal.switching.models import MappingGateway, RoutingGateway
 
 from . import fields
@@ -39,26 +40,10 @@ def _client():
 
 def live_calls(answered=None):
     """Every live call: Call-ID -> registry entry; ``answered`` (a dict) is filled with Call-ID -> answer ms."""
-    keys = Keys(prefix())
-    client = _client()
-    try:
-        raw = client.hgetall(keys.live_calls)
-        answers = client.hgetall(keys.live_answered) if answered is not None else {}
-    finally:
-        client.close()
-    calls = {}
-    for call_id, entry in raw.items():
-        try:
-            calls[call_id.decode()] = msgspec.json.decode(entry)
-        except (msgspec.DecodeError, UnicodeDecodeError):
-            continue  # not ours to judge: the registry's owner cleans it
+    kept = None if answered is None else {}
+    calls = registry_calls(kept)
     if answered is not None:
-        for call_id, value in answers.items():
-            try:
-                # AnsweredCall is an array: [answer_ms, route].
-                answered[call_id.decode()] = msgspec.json.decode(value)[0]
-            except (msgspec.DecodeError, UnicodeDecodeError, IndexError, TypeError, KeyError):
-                continue
+        answered.update({call_id: answer_ms_of(value) for call_id, value in kept.items()})
     return calls
 
 
