@@ -1,0 +1,96 @@
+"""Live operations end to end: calls held by SIPp on two call-core nodes, seen on the current-calls page and
+disconnected through the portal (BYE both ways, an operator_disconnect CDR naming who did it); a phone's
+registration seen on the registered-phones page."""
+
+import time
+
+import pytest
+from django.urls import reverse
+
+from billing import ingest
+from billing.models import CDR
+from callcore.contract import EndDirection
+
+from .conftest import SECOND_SWITCH_PORT, SWITCH_PORT, VENDOR_A, keys, needs_sip, wait_for_cdrs
+
+# The CDR ingest commits its own transactions.
+pytestmark = [pytest.mark.sip, needs_sip, pytest.mark.django_db(transaction=True)]
+
+
+def ingest_the_stream():
+    ingester = ingest.Ingester("e2e", batch_size=100, block_ms=0)
+    ingester.run(drain=True)
+    ingester.client.close()
+
+
+def wait_answered(client, count, timeout=15):
+    """The live calls the current-calls API lists as answered, once there are ``count``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        rows = client.get(reverse("live-api:livecall-list"), {"state": "answered"}).json()["results"]
+        if len(rows) >= count or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.2)
+
+
+@pytest.fixture
+def operator_client(client, django_user_model):
+    client.force_login(django_user_model.objects.create_superuser("alice", "alice@example.com", "pw-not-real-42"))
+    return client
+
+
+def test_a_call_held_on_each_of_two_nodes_is_ended_from_the_portal_and_its_cdr_says_who(
+    callcore, second_callcore, switch_config, sipp, live_redis, operator_client
+):
+    switch_config.publish()
+    sipp.vendor("uas_answer.xml", VENDOR_A, calls=2)
+    held = [
+        sipp.customer("uac_wait_bye.xml", "12125550100", port=port, background=True, timeout=40)
+        for port in (SWITCH_PORT, SECOND_SWITCH_PORT)
+    ]
+    calls = wait_answered(operator_client, 2)
+    assert sorted(c["node"] for c in calls) == ["e2e", "e2e-2"], calls
+    page = operator_client.get(reverse("live:current_calls")).content.decode()
+    assert 'data-testid="live-count">2<' in page and "E2E trunk" in page and "Vendor A" in page
+
+    for call in calls:
+        response = operator_client.post(reverse("live:disconnect"), {"call_id": call["call_id"]}, follow=True)
+        assert f"Asked {call['node']} to end the call" in response.content.decode()
+
+    # Each node's grant timer serves its own requests: BYE to both sides, and both SIPp ends see theirs.
+    assert [process.wait(timeout=30) for process in held] == [0, 0]
+    assert sipp.wait_vendors() == [0, 0, 0]
+    records = wait_for_cdrs(live_redis, 2)
+    assert {(r["node"], r["end_reason"], r["end_direction"], r["disconnected_by"]) for r in records} == {
+        ("e2e", "operator_disconnect", EndDirection.SERVER, "portal:alice"),
+        ("e2e-2", "operator_disconnect", EndDirection.SERVER, "portal:alice"),
+    }
+    ingest_the_stream()
+    stored = CDR.objects.filter(call_uuid__in=[r["call_uuid"] for r in records])
+    assert sorted(stored.values_list("end_reason", "end_direction", "disconnected_by", "node")) == [
+        ("operator_disconnect", 2, "portal:alice", "e2e"),
+        ("operator_disconnect", 2, "portal:alice", "e2e-2"),
+    ]
+    assert all(cdr.hold_time_ms > 0 for cdr in stored)
+    assert live_redis.hlen(keys().live_calls) == 0
+    detail = operator_client.get(reverse("billing:cdr", args=[stored[0].pk])).content.decode()
+    assert "portal:alice" in detail
+
+
+def test_a_phone_registered_through_the_second_node_is_listed_with_its_contact(
+    second_callcore, switch_config, sipp, live_redis, operator_client
+):
+    from softswitch_portal.switching.models import Phone
+
+    Phone.objects.create(username="2001", password="correct-horse-9", account=switch_config.customer)
+    switch_config.publish()
+    live_redis.delete(keys().registrations, keys().registrations_expiry)
+    result = sipp.customer("uac_register.xml", "2001", source="127.0.0.2", CODE=200, port=SECOND_SWITCH_PORT,
+                           extra=("-au", "2001", "-ap", "correct-horse-9"))  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    deadline = time.monotonic() + 5
+    while not live_redis.hlen(keys().registrations) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    page = operator_client.get(reverse("live:registrations")).content.decode()
+    assert "sip:2001@127.0.0.2:" in page and "e2e-2" in page and "E2E Customer" in page
+    assert ">1</strong> contact registered" in page
