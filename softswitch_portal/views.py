@@ -16,6 +16,8 @@ from security import alarms
 from security.choices import BlacklistStatus
 from security.models import BlackWhiteListGroup, DynamicBlacklistEntry, ListEntry
 from softswitch_portal.core.models import SystemParameter
+from softswitch_portal.generic.charts import svg_chart
+from softswitch_portal.live import stats
 from softswitch_portal.switching.models import (
     CallerNumberPool,
     MappingGateway,
@@ -125,7 +127,14 @@ def home(request):
             ],
         ),
     ]
-    return render(request, "home.html", {"areas": areas, "since": since, **attention()})
+    return render(request, "home.html", {"areas": areas, "since": since, "traffic": traffic_chart(now), **attention()})
+
+
+def traffic_chart(now):
+    """Calls per hour over the last 24 hours (live.stats, bounded to the last two days' partitions)."""
+    hours = stats.hourly(days=2, now=now)[-24:]
+    points = [(timezone.localtime(h["hour"]).strftime("%H:00"), h["attempts"]) for h in hours]
+    return svg_chart(points, title="Calls")
 
 
 def attention():

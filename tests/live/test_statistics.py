@@ -106,3 +106,16 @@ def test_the_page_shows_the_windows_and_the_hourly_charts(client, django_user_mo
                                                    "routing_gateway": traffic["one"].pk})  # fmt: skip
     assert "Pick one gateway" in both.content.decode()
     assert "Some choices are not valid" in client.get(reverse("live:statistics"), {"days": "99"}).content.decode()
+
+
+def test_the_home_page_charts_the_calls_of_each_of_the_last_24_hours(client, django_user_model, traffic):
+    client.force_login(django_user_model.objects.create_superuser("h", "h@example.com", "pw-not-real-42"))
+    assert "No calls in this period." in client.get(reverse("home")).content.decode()
+    for minutes in (1, 2, 61):
+        CDR.objects.create(call_uuid=f"h{minutes}", start_time=timezone.now() - dt.timedelta(minutes=minutes),
+                           billing_mode=1, mapping_gateway=traffic["a"])  # fmt: skip
+    page = client.get(reverse("home")).content.decode()
+    assert "Calls per hour, last 24 hours" in page and "<svg" in page
+    hour = timezone.localtime(timezone.now() - dt.timedelta(minutes=1))
+    # The SVG's tooltip of each bar: its hour and its count (two calls in this hour unless it just began).
+    assert f"{hour:%H}:00: " in page
