@@ -9,8 +9,11 @@ import json
 
 import pytest
 
+from callcore import decide as dec
 from callcore.contract import (
     NEVER_EXPIRES_MS,
+    RULE_PARAMS,
+    SETUP_RULES,
     FraudRule,
     account_high_risk_subject,
     account_subject,
@@ -18,6 +21,8 @@ from callcore.contract import (
 )
 from callcore.live import LiveStatus, RouteLimit, SetupRequest
 from callcore.setup_types import FraudCheck, FraudRuleCheck
+
+from . import factories as F
 
 NOW = 1_900_000_000_000
 EXPIRY = NOW + 3_600_000
@@ -183,3 +188,49 @@ def test_without_rules_nothing_is_counted(live, client, prefix):
 def test_an_operators_permanent_account_entry_refuses_the_calls_it_covers(live, client, member):
     client.zadd(live.keys.dynamic_blacklist(), {member: NEVER_EXPIRES_MS})
     assert call(live, 1, fraud(FraudRule.HIGH_RISK_RATE)) is LiveStatus.ACCOUNT_DYNAMIC_BLACKLISTED
+
+
+# ---------------------------------------------------------------------------
+# What decide gives the rules (pure: the snapshot and the call alone)
+
+
+def _check(**world):
+    snap = F.indexed(**world)
+    plan = dec.plan_call(F.facts(), snap)
+    assert isinstance(plan, dec.Plan), plan
+    return dec.fraud_check(plan, "n1", snap.listed_high_risk(plan.callee))
+
+
+def test_a_callee_in_a_high_risk_group_is_high_risk_for_every_gateway_unless_one_is_exempt():
+    listed = [F.list_group(30, "highrisk", prefixes=("4477009",))]
+    assert _check(list_groups=listed).high_risk is True  # attached to no gateway, it applies to all
+    assert _check(list_groups=listed, gateway={"high_risk_exempt": True}).high_risk is False
+    assert _check(list_groups=listed, customer={"high_risk_exempt": True}).high_risk is False
+    assert _check().high_risk is False
+
+
+def test_a_destination_as_dear_as_the_parameter_is_high_risk_listed_or_not():
+    cheap = _check(params={"SS_FRAUD_HIGH_RISK_COST_PER_MINUTE": 10**9})
+    dear = _check(params={"SS_FRAUD_HIGH_RISK_COST_PER_MINUTE": cheap.spend_units})
+    assert (cheap.high_risk, dear.high_risk) == (False, True)
+
+
+def test_a_white_listed_number_is_never_judged_by_the_rules():
+    white = [F.list_group(20, "white", numbers=("15551230000",)), F.list_group(21, "white", prefixes=("44",))]
+    check = _check(list_groups=white, gateway={"caller_list_group_ids": (20,), "callee_list_group_ids": (21,)})
+    assert (check.caller, check.callee) == ("", "")
+    assert _check().caller == "15551230000"
+
+
+def test_rules_switched_off_are_not_sent_and_none_at_all_sends_nothing():
+    off = {RULE_PARAMS[r].enabled: False for r in SETUP_RULES}
+    assert _check(params=off) is None
+    one = {**off, RULE_PARAMS[FraudRule.HIGH_RISK_RATE].enabled: True}
+    assert [r.rule for r in _check(params=one).rules] == ["high_risk_rate"]
+
+
+def test_a_block_goes_to_the_gateways_own_list_only_in_standalone_run_mode():
+    standalone = {"dynamic_blacklist_standalone": True}
+    assert _check(gateway=standalone).scope_gateway is None  # central run mode: one list for all
+    assert _check(gateway=standalone, params={"SS_BLACK_LIST_DYNAMIC_RUN_MODE": 1}).scope_gateway == 1
+    assert _check(params={"SS_BLACK_LIST_DYNAMIC_RUN_MODE": 1}).scope_gateway is None
