@@ -12,6 +12,7 @@ from billing.filtersets import AccountFilterSet, CDRFilterSet, PaymentFilterSet,
 from billing.models import CDR, Account, Rate, RateTable
 from billing.rerating_filtersets import RerateChangeFilterSet, RerateJobFilterSet
 from security.api_client_filtersets import APIClientFilterSet, APIRequestLogFilterSet
+from security.ban_tables import BanFilterSet
 from security.filtersets import (
     AlarmFilterSet,
     BlacklistExemptionFilterSet,
@@ -57,6 +58,7 @@ FILTERSETS = [
     APIClientFilterSet,
     APIRequestLogFilterSet,
     AlarmFilterSet,
+    BanFilterSet,
 ]
 
 
