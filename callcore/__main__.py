@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from callcore import bans, decide, sipsyntax
+from callcore import bans, decide, media, sipsyntax
 from callcore.contract import HEARTBEAT_INTERVAL_S, SIGNING_KEY_ENV, SignatureError, signing_key
 
 HERE = Path(__file__).resolve().parent
@@ -124,6 +124,7 @@ def settings_from_env() -> dict:
         "keepalive_step": 1 if keepalive else 0,  # the module's check, every second: a list head
         "keepalive_failures": whole_number("SS_DIALOG_KEEPALIVE_FAILURES", 2, 1),
         "kemi_script": str(HERE / "kemi.py"),
+        "rtpengine_ng": media.NG_ADDRESS,  # the media proxy's control address (scripts/rtpengine.sh)
         "heartbeat_seconds": HEARTBEAT_INTERVAL_S,
         "shm_mb": shm_mb(),
         "sanity_checks": sipsyntax.SANITY_CHECKS,

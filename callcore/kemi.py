@@ -33,7 +33,7 @@ import KSR  # provided by app_python3
 from callcore import bans as bans_mod
 from callcore import cdr as cdr_mod
 from callcore import decide as dec
-from callcore import geo, sipsyntax
+from callcore import geo, media, sipsyntax
 from callcore.contract import (
     ROUTE_STATS_POLL_S,
     AnsweredCall,
@@ -111,6 +111,8 @@ V_RING = "ring"  # ms of the first provisional answer (post-dial delay)
 V_ANSWER = "ans"  # ms of the answer
 V_DONE = "done"  # 1 once the CDR is written: events can repeat
 V_GRANT = "grant"  # 1: once answered, the call is in the node's grant index (anti-overdraft, or a route's limit)
+V_MEDIA = "mp"  # 1 while the current attempt's media goes through rtpengine (kamailio.cfg.tmpl reads it too)
+V_MEDIA_USED = "mpu"  # 1 once any attempt went through rtpengine: the call is deleted there at its end
 # The dialog module's state 3, "confirmed_na": the 200 OK went out and no ACK came back.
 DLG_ANSWERED_NOT_ACKED = "3"
 
@@ -162,6 +164,9 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         self.last_flush = 0.0  # of the drop counter: the first drop of a process is counted at once
         self.pid = None
         self.branch_from = None  # the From of the branch t_relay is creating ("" = the caller's own)
+        self.branch_media = False  # the branch t_relay is creating relays its media through rtpengine
+        self.media = None  # this process's rtpengine control socket, opened on first use
+        self.media_check_due = 0  # ms: the media timeout's next look at rtpengine's calls
         self.profile = None  # cProfile of this worker, when SS_PROFILE_DIR is set
         # SIP workers send a call's teardown without waiting for Redis (LiveState.teardown_later): their
         # next call reads its reply. Other processes (timers) may not talk to Redis again for long.
@@ -685,6 +690,12 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             self.branch_from = f"sip:{route.caller}@{pvs('$fd')}" if route.caller != state.caller_in else ""
         elif first and route.caller != state.caller_in:
             KSR.uac.uac_replace_from_uri(f"sip:{route.caller}@{pvs('$fd')}")
+        # The SDP is rewritten per branch: a failover's branch is built from the INVITE as received.
+        self.branch_media = self._media_proxied(state, route)
+        KSR.dialog.var_sets(V_MEDIA, "1" if self.branch_media else "")
+        if self.branch_media:
+            KSR.dialog.var_sets(V_MEDIA_USED, "1")
+            KSR.tm.t_on_branch("ksr_branch_vendor")
         # The vendor sees its own address in the Request-URI, as VOS sends it.
         KSR.seturi(f"sip:{route.callee}@{route.host}:{route.port}")
         KSR.setdsturi(f"sip:{route.host}:{route.port};transport={route.transport}")
@@ -695,12 +706,32 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             relayed = KSR.tm.t_relay()
         finally:
             self.branch_from = None
+            self.branch_media = False
         if relayed < 0 and first:
             KSR.tm.t_reply(500, "Vendor Unreachable")  # the transaction exists since invite()
         return 1
 
+    def _media_proxied(self, state, route):
+        """Whether this attempt's media goes through rtpengine: the gateways' settings, the caller's SDP."""
+        snap = self.snapshot()
+        vendor = snap.routing_gateways.get(route.gateway_id) if snap else None
+        customer = snap.mapping_gateways.get(state.mapping_gateway_id) if snap else None
+        routing_mode = vendor.media_proxy if vendor else "off"
+        mapping_mode = customer.media_proxy if customer else "off"
+        if routing_mode == mapping_mode == "off":
+            return False
+        return media.proxy_media(mapping_mode, routing_mode, media.sdp_address(pvs("$rb")), state.source_ip)
+
     def ksr_branch_vendor(self, msg):
-        """Branch route of an attempt when the vendors get different callers: this vendor's From."""
+        """Branch route of an attempt: this vendor's From when the vendors get different callers, and the SDP
+        offer rewritten by rtpengine when its media goes through the switch."""
+        try:
+            if self.branch_media and KSR.rtpengine.rtpengine_offer(media.OFFER_FLAGS) < 0:
+                # No media proxy to be had: a gateway set to hide its media must not be sent the caller's.
+                KSR.err("callcore: rtpengine did not take the offer: branch dropped\n")
+                return -1  # kamailio.cfg.tmpl's branch route drops it
+        except Exception as exc:  # noqa: BLE001
+            KSR.err(f"callcore: branch route media: {exc!r}\n")
         try:
             if self.branch_from is not None:
                 if self.branch_from:
@@ -729,6 +760,9 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
                     d.var_sets(V_RING, str(now_ms()))
                 if status == 183 and KSR.textops.has_body_type("application/sdp") > 0:
                     d.var_sets(V_EARLY, "1")
+            media_proxied = 180 <= status < 300 and KSR.dialog.var_get(V_MEDIA) == "1"
+            if media_proxied and KSR.textops.has_body_type("application/sdp") > 0:
+                KSR.rtpengine.rtpengine_answer(media.ANSWER_FLAGS)
         except Exception as exc:  # noqa: BLE001
             KSR.err(f"callcore: reply route: {exc!r}\n")
         return 1
@@ -857,10 +891,48 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         except Exception as exc:  # noqa: BLE001 - Redis away: the next tick tries again
             KSR.err(f"callcore: grant timer: {exc!r}\n")
         try:
+            self.watch_media(now_ms())
+        except Exception as exc:  # noqa: BLE001 - rtpengine or Redis away: the next look tries again
+            KSR.err(f"callcore: media timeout: {exc!r}\n")
+        try:
             self.serve_disconnects()
         except Exception as exc:  # noqa: BLE001 - Redis away: the requests wait for the next tick
             KSR.err(f"callcore: disconnect requests: {exc!r}\n")
         return 1
+
+    def _media_client(self):
+        if self.media is None:
+            self.media = media.NgClient()
+        return self.media
+
+    def watch_media(self, now):
+        """The media timeout (SS_MEDIA_TIMEOUT_SECONDS): each answered call rtpengine relays that carried no RTP
+        either way for that long is asked to end, of the node that holds it (Keys.disconnects), which ends it
+        BYE both ways with end reason media_timeout."""
+        snap = self.snapshot()
+        timeout_s = int(snap.parameters.get("SS_MEDIA_TIMEOUT_SECONDS", 0)) if snap else 0
+        if not timeout_s or now < self.media_check_due:
+            return
+        self.media_check_due = now + min(5000, timeout_s * 500)
+        client = self._media_client()
+        call_ids = client.call_ids()
+        if not call_ids:
+            return
+        resp = self.live.resp
+        answered = resp.execute("HMGET", self.keys.live_answered, *call_ids)
+        registry = resp.execute("HMGET", self.keys.live_calls, *call_ids)
+        for call_id, kept, entry in zip(call_ids, answered, registry, strict=True):
+            if not kept or not entry:
+                continue
+            try:
+                query = client.query(call_id)
+            except media.MediaProxyError:
+                continue  # ended meanwhile
+            if not media.is_silent(media.last_media_s(query), decode_answered(kept).answer_ms, now, timeout_s):
+                continue
+            node = json.loads(entry).get("node") or NODE
+            request = json.dumps({"call_id": call_id, "end_reason": dec.EndReason.MEDIA_TIMEOUT.code})
+            resp.execute("RPUSH", self.keys.disconnects(node), request)
 
     def serve_disconnects(self):
         """End the live calls others asked this node to end (Keys.disconnects: an anti-fraud block, an operator),
@@ -957,6 +1029,11 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
     def _finish(self, state, decision):
         d = KSR.dialog
         d.var_sets(V_DONE, "1")
+        if d.var_get(V_MEDIA_USED) == "1":
+            try:
+                self._media_client().delete(state.call_id)
+            except OSError as exc:  # rtpengine drops a call idle for its own timeout in the end
+                KSR.warn(f"callcore: rtpengine delete of {state.call_id}: {exc!r}\n")
         end = now_ms()
         answered = int(d.var_get(V_ANSWER) or 0) or None
         answer = answered if decision.acknowledged else None  # what the caller is charged from

@@ -143,6 +143,10 @@ class EndReason(enum.Enum):
         "fraud_new_destination", 403, "Anti-fraud: too many calls from the account to a country new to it"
     )
     OPERATOR_DISCONNECT = EndReasonInfo("operator_disconnect", 200, "An operator ended the call from the portal or API")
+    # Last: kemi's cut marks number the reasons in this order, and calls live across a restart of one process.
+    MEDIA_TIMEOUT = EndReasonInfo(
+        "media_timeout", 200, "No RTP through the media proxy for SS_MEDIA_TIMEOUT_SECONDS: the switch hung up"
+    )
 
     @property
     def code(self) -> str:

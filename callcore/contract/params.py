@@ -539,6 +539,15 @@ PARAMETERS += (
         min_value=60,
         max_value=30 * 86400,
     ),
+    Parameter(
+        "SS_MEDIA_TIMEOUT_SECONDS",
+        int,
+        0,
+        "Seconds without RTP in either direction after which an answered call through the media proxy is ended "
+        "(BYE both ways, end reason media_timeout); 0 = off. Calls whose media flows directly are not watched.",
+        min_value=0,
+        max_value=3600,
+    ),
 )  # fmt: skip
 
 PARAMETERS_BY_NAME: dict[str, Parameter] = {p.name: p for p in PARAMETERS}

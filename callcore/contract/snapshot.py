@@ -29,6 +29,7 @@ __all__ = [
     "Transport",
     "PoolMode",
     "ListKind",
+    "MediaProxy",
     "SnapshotError",
     "digest_ha1",
     "digest_ha1b",
@@ -79,6 +80,9 @@ RoutePolicy = Literal["priority", "least_cost", "asr"]
 Transport = Literal["udp", "tcp"]
 PoolMode = Literal["random", "round_robin"]
 ListKind = Literal["black", "white", "highrisk"]
+# Whether a gateway's calls relay their media through the switch (rtpengine): never, always, or when the
+# caller's SDP names an address other than the one its INVITE came from (a NAT between them).
+MediaProxy = Literal["off", "always", "nat"]
 
 
 class _Schema(msgspec.Struct, frozen=True, forbid_unknown_fields=True, gc=False):
@@ -217,6 +221,7 @@ class MappingGateway(_Schema):
     require_caller_number: bool = False
     # Its calls are not judged by the anti-fraud rules on high-risk destinations (an operator's choice).
     high_risk_exempt: bool = False
+    media_proxy: MediaProxy = "off"
 
 
 class RoutingGateway(_Schema):
@@ -241,6 +246,7 @@ class RoutingGateway(_Schema):
     conversation_limit: int
     dynamic_blacklist_standalone: bool
     enabled: bool
+    media_proxy: MediaProxy = "off"
 
 
 class Phone(_Schema):

@@ -296,6 +296,7 @@ def build_snapshot():
             enabled=enabled,
             require_caller_number=require_caller_number,
             high_risk_exempt=high_risk_exempt,
+            media_proxy=media_proxy,
         )
         for (
             pk,
@@ -314,6 +315,7 @@ def build_snapshot():
             enabled,
             require_caller_number,
             high_risk_exempt,
+            media_proxy,
         ) in MappingGateway.objects.order_by("id").values_list(
             "id",
             "name",
@@ -331,6 +333,7 @@ def build_snapshot():
             "enabled",
             "require_caller_number",
             "high_risk_exempt",
+            "media_proxy",
         )
     )
 
@@ -364,6 +367,7 @@ def build_snapshot():
             conversation_limit=conversation_limit,
             dynamic_blacklist_standalone=standalone,
             enabled=enabled,
+            media_proxy=media_proxy,
         )
         for (
             pk,
@@ -382,6 +386,7 @@ def build_snapshot():
             conversation_limit,
             standalone,
             enabled,
+            media_proxy,
         ) in RoutingGateway.objects.order_by("id").values_list(
             "id",
             "name",
@@ -399,6 +404,7 @@ def build_snapshot():
             "conversation_limit",
             "dynamic_blacklist_standalone",
             "enabled",
+            "media_proxy",
         )
     )
 

@@ -17,6 +17,14 @@ class Transport(models.TextChoices):
     TCP = "tcp", "TCP"
 
 
+class MediaProxy(models.TextChoices):
+    """Whether a gateway's calls relay their media (RTP) through the switch (callcore.media)."""
+
+    OFF = "off", "Off: media flows directly between the peers"
+    ALWAYS = "always", "Always through the switch"
+    NAT = "nat", "When the caller is behind NAT"
+
+
 class PoolMode(models.TextChoices):
     RANDOM = "random", "Random"
     ROUND_ROBIN = "round_robin", "Round robin"

@@ -13,7 +13,7 @@ from softswitch_portal.core.models import SystemParameter
 from softswitch_portal.generic.forms import ArrayTextField, BaseModelForm
 from softswitch_portal.validators import validate_ip_or_cidr, validate_number, validate_prefix
 
-from .choices import WEEKDAYS, TransformTarget
+from .choices import WEEKDAYS, MediaProxy, TransformTarget
 from .models import (
     PHONE_PASSWORD_MIN_LENGTH,
     CallerNumberPool,
@@ -53,7 +53,18 @@ def transforms_field(target, label):
     )
 
 
-class MappingGatewayForm(BaseModelForm):
+class MediaProxyMixin:
+    """The media proxy setting may be left out (an API client, an older form): off, the model's default."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["media_proxy"].required = False
+
+    def clean_media_proxy(self):
+        return self.cleaned_data.get("media_proxy") or MediaProxy.OFF
+
+
+class MappingGatewayForm(MediaProxyMixin, BaseModelForm):
     remote_ips = ip_list(label="Remote IPs", help_text="Source IPs or CIDR networks calls are accepted from.")
     prefix_allow = prefix_list(required=False, label="Allowed prefixes", help_text="Callee prefixes; empty = all.")
     prefix_forbid = prefix_list(required=False, label="Forbidden prefixes")
@@ -76,6 +87,7 @@ class MappingGatewayForm(BaseModelForm):
             ),
         ),
         ("Routing", ("route_policy",)),
+        ("Media", ("media_proxy",)),
     )
 
     class Meta:
@@ -101,6 +113,7 @@ class MappingGatewayForm(BaseModelForm):
             "high_risk_exempt",
             "require_caller_number",
             "route_policy",
+            "media_proxy",
         )
 
     def clean_remote_ips(self):
@@ -132,7 +145,7 @@ def is_wide_network(value):
     return network.prefixlen < (WIDE_IPV4 if network.version == 4 else WIDE_IPV6)
 
 
-class RoutingGatewayForm(BaseModelForm):
+class RoutingGatewayForm(MediaProxyMixin, BaseModelForm):
     prefixes = prefix_list(required=False, help_text="Callee prefixes this vendor serves (VOS prefix); empty = all.")
     failover_codes = ArrayTextField(
         required=False,
@@ -156,6 +169,7 @@ class RoutingGatewayForm(BaseModelForm):
         ("Billing", ("clearing_account",)),
         ("Numbers", ("caller_transforms", "callee_transforms", "caller_number_pool")),
         ("Failover and schedule", ("failover_codes", "schedules")),
+        ("Media", ("media_proxy",)),
     )
 
     class Meta:
@@ -180,6 +194,7 @@ class RoutingGatewayForm(BaseModelForm):
             "caller_number_pool",
             "failover_codes",
             "schedules",
+            "media_proxy",
         )
 
 

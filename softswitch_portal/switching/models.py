@@ -22,7 +22,7 @@ from softswitch_portal.validators import (
     validate_sip_status_list,
 )
 
-from .choices import WEEKDAYS, AuthMode, PoolMode, RoutePolicy, TransformTarget, Transport
+from .choices import WEEKDAYS, AuthMode, MediaProxy, PoolMode, RoutePolicy, TransformTarget, Transport
 
 LIMIT_HELP = "0 = no limit."
 
@@ -115,6 +115,13 @@ class CallerNumberPool(models.Model):
             raise ValidationError({"numbers": "A pool needs at least one number."})
 
 
+MEDIA_PROXY_HELP = (
+    "Relay the calls' media (RTP) through the switch's media proxy: always (the peers never see each other's "
+    "addresses), or only when the caller's SDP names another address than the one its call came from (a NAT). "
+    "A call through the proxy on either gateway goes through it."
+)
+
+
 class MappingGateway(models.Model):
     """A customer's ingress trunk: calls come in from its IPs and are billed to its account."""
 
@@ -168,6 +175,9 @@ class MappingGateway(models.Model):
         "vendor rate first. Best ASR: highest answer-seizure ratio over the last SS_ROUTE_ASR_WINDOW_MINUTES first "
         "(a vendor with fewer than SS_ROUTE_ASR_MIN_ATTEMPTS attempts is tried first, to be measured); equal ones "
         "by priority.",
+    )
+    media_proxy = models.CharField(
+        max_length=8, choices=MediaProxy.choices, default=MediaProxy.OFF, help_text=MEDIA_PROXY_HELP
     )
     enabled = models.BooleanField(default=True)
     description = models.TextField(blank=True)
@@ -279,6 +289,12 @@ class RoutingGateway(models.Model):
     )
     conversation_limit = models.PositiveIntegerField(default=0, help_text=f"Max call seconds. {LIMIT_HELP}")
     dynamic_blacklist_standalone = models.BooleanField(default=False)
+    media_proxy = models.CharField(
+        max_length=8,
+        choices=MediaProxy.choices,
+        default=MediaProxy.OFF,
+        help_text=MEDIA_PROXY_HELP + " A vendor behind NAT shows it only in its answer: set it to always.",
+    )
     enabled = models.BooleanField(default=True)
     description = models.TextField(blank=True)
     created = models.DateTimeField(auto_now_add=True)

@@ -121,6 +121,9 @@ ROWS = [
     # Ended on request (kemi's serve_disconnects marks the cut): an operator, or an anti-fraud block.
     Row(EndReason.OPERATOR_DISCONNECT, "end_of_call",
         _ended(event="dialog:timeout", cut=EndReason.OPERATOR_DISCONNECT, **ANSWERED), EndDirection.SERVER, 200),
+    # The media timeout: kemi's watch_media asks the call's node to end it, as an operator's request is.
+    Row(EndReason.MEDIA_TIMEOUT, "end_of_call",
+        _ended(event="dialog:timeout", cut=EndReason.MEDIA_TIMEOUT, **ANSWERED), EndDirection.SERVER, 200),
 ]  # fmt: skip
 
 

@@ -31,6 +31,7 @@ SWITCH_PORT = int(os.environ.get("E2E_PORT_BASE", "15060"))
 VENDOR_A = SWITCH_PORT + 10
 VENDOR_B = SWITCH_PORT + 11
 SECOND_SWITCH_PORT = SWITCH_PORT + 1  # the second_callcore fixture's node
+RTPENGINE_NG_PORT = SWITCH_PORT + 30  # the media proxy's control port (tests/e2e/test_media.py starts it)
 
 pytestmark = pytest.mark.sip
 
@@ -104,6 +105,7 @@ def callcore_node(state: Path, port: int, node: str):
         SS_FLOOD_REQUESTS_PER_2S="1000",
         # The keep-alive test waits for the first failed OPTIONS, not the second.
         SS_DIALOG_KEEPALIVE_FAILURES="1",
+        SS_RTPENGINE_NG=f"127.0.0.1:{RTPENGINE_NG_PORT}",
     )
     log = open(state / "kamailio.log", "w")  # noqa: SIM115 - closed at teardown
     running = {"state": state, "log": state / "kamailio.log", "port": port, "node": node}

@@ -26,6 +26,8 @@ DOMAIN_TABLE = {
 }
 # This project's own, beyond DOMAIN.md's table: the Best ASR route policy's measure.
 PROJECT_TABLE = {
+    # The media proxy's silence limit (callcore.media), off by default.
+    "SS_MEDIA_TIMEOUT_SECONDS": 0,
     "SS_ROUTE_ASR_WINDOW_MINUTES": 60,
     "SS_ROUTE_ASR_MIN_ATTEMPTS": 20,
     # Payments above it need the large-payment permission (softswitch_portal.core.roles).
