@@ -166,6 +166,7 @@ class CDRFilterSet(BaseFilterSet):
         "rate_area": "a copy of the rate's area: filter by rate prefix",
         "vendor_rate_area": "a copy of the vendor rate's area: filter by vendor rate prefix",
         "vendors_tried": "a JSON list: open the CDR to read it",
+        "decision_trace": "the call core's short account of its choice: open the CDR to read it",
         "ingested": "ingest bookkeeping: start_time is what operators search by",
     }
 

@@ -298,6 +298,12 @@ class CDR(models.Model):
         blank=True,
         help_text="Who asked the switch to end the call: an operator (portal:, api:, vos:) or an anti-fraud rule.",
     )
+    decision_trace = models.CharField(
+        max_length=1000,
+        blank=True,
+        help_text="Why each candidate vendor was skipped and the limits that applied, as the call core decided "
+        "(the routing simulator's vocabulary).",
+    )
     ingested = models.DateTimeField(db_default=Now(), editable=False)
 
     class Meta:

@@ -73,6 +73,7 @@ COLUMNS = [
     ("node", "text"),
     ("snapshot_version", "bigint"),
     ("estimated", "boolean"),
+    ("decision_trace", "text"),
     ("disconnected_by", "text"),
 ]
 COLUMN_NAMES = [name for name, _ in COLUMNS]
