@@ -34,13 +34,13 @@ class Skip(enum.StrEnum):
         member.label = label
         return member
 
-    PREFIX = "prefix", "serves no prefix of the callee, or a shorter one than the longest match"
+    PREFIX = "prefix", "no prefix of the callee, or not the longest match"
     DISABLED = "disabled", "disabled"
     SCHEDULE = "schedule", "outside its routing schedules"
-    NO_RATE = "no_rate", "the customer's rate table has no rate for the number"
-    MARGIN = "margin", "the vendor's rate is dearer than the customer's, or unknown"
-    SWITCH_LIMIT = "switch_limit", "past SS_GATEWAY_SWITCH_LIMIT in policy order"
-    CAPACITY = "capacity", "at its capacity (live calls)"
+    NO_RATE = "no_rate", "no customer rate for the number"
+    MARGIN = "margin", "vendor rate dearer than the customer's, or none"
+    SWITCH_LIMIT = "switch_limit", "past SS_GATEWAY_SWITCH_LIMIT"
+    CAPACITY = "capacity", "at its capacity"
     CPS = "cps", "at its CPS limit this second"
     # The set-up's one round trip takes the first vendor with a free slot and CPS token and says no more.
     BUSY = "busy", "at its capacity or CPS limit at set-up"

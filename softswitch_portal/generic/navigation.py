@@ -41,6 +41,7 @@ MENU = (
             ("Routing schedules", "switching:routingschedule_list"),
             ("Caller number pools", "switching:callernumberpool_list"),
             ("System parameters", "switching:systemparameter_list"),
+            ("Routing simulator", "switching:simulator"),
         ),
     ),
     (

@@ -1,6 +1,8 @@
+from django.urls import path
+
 from softswitch_portal.generic.urls import model_urls
 
-from . import views
+from . import simulator_views, views
 
 app_name = "switching"
 
@@ -54,4 +56,5 @@ urlpatterns = [
         edit_view=views.SystemParameterEditView,
         delete_view=views.SystemParameterDeleteView,
     ),
+    path("simulator/", simulator_views.SimulatorView.as_view(), name="simulator"),
 ]

@@ -1,5 +1,8 @@
+from django.urls import path
+
 from softswitch_portal.api.routers import PortalRouter
 
+from .. import simulator_views
 from . import views
 
 app_name = "switching-api"
@@ -13,4 +16,7 @@ router.register("routing-schedules", views.RoutingScheduleViewSet)
 router.register("caller-number-pools", views.CallerNumberPoolViewSet)
 router.register("parameters", views.SystemParameterViewSet)
 
-urlpatterns = router.urls
+urlpatterns = [
+    *router.urls,
+    path("simulate/", simulator_views.SimulatorAPIView.as_view(), name="simulate"),
+]
