@@ -70,16 +70,16 @@ def encode_trace(
     policy: str, routes, skipped, busy=(), max_duration_s: int | None = None, max_by: str = ""
 ) -> str:  # fmt: skip
     """The CDR's text; ``routes`` and ``busy`` gateway ids, ``skipped`` (gateway id, Skip) pairs."""
-    parts = [f"policy={policy}"]
+    # Concatenation, not f-strings: formatting an enum member runs Python code, and this runs on every call.
+    text = "policy=" + policy
     if routes:
-        parts.append("routes=" + ",".join(map(str, routes)))
+        text += ";routes=" + ",".join(map(str, routes))
     if skipped:
-        parts.append("skip=" + ",".join(f"{gateway}:{reason}" for gateway, reason in skipped))
+        text += ";skip=" + ",".join([str(gateway) + ":" + reason for gateway, reason in skipped])
     if busy:
-        parts.append("busy=" + ",".join(map(str, busy)))
+        text += ";busy=" + ",".join(map(str, busy))
     if max_duration_s is not None:
-        parts.append(f"max={max_duration_s}:{max_by}")
-    text = ";".join(parts)
+        text += ";max=" + str(max_duration_s) + ":" + max_by
     if len(text) > DECISION_TRACE_WIDTH:
         text = text[: text.rfind(",", 0, DECISION_TRACE_WIDTH - 3)] + ",..."
     return text
