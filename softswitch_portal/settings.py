@@ -4,6 +4,7 @@ The helpers fail loudly on a malformed value: a typo in production must stop
 the process at start, not silently fall back to a default.
 """
 
+import ipaddress
 import os
 from pathlib import Path
 
@@ -190,6 +191,16 @@ SNAPSHOT_SIGNING_KEY = envstr("SNAPSHOT_SIGNING_KEY", "")
 # The HMAC key of the configuration snapshot, shared with the call core (callcore.contract.signing); no
 # default: without it nothing is published, as the call cores refuse an unsigned snapshot.
 SNAPSHOT_SIGNING_KEY = envstr("SNAPSHOT_SIGNING_KEY", "")
+
+# Who may scrape /metrics without a login (softswitch_portal.core.metrics): comma-separated networks.
+METRICS_ALLOWED_NETWORKS = envlist("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128")
+for _network in METRICS_ALLOWED_NETWORKS:
+    try:
+        ipaddress.ip_network(_network, strict=False)
+    except ValueError:
+        raise ImproperlyConfigured(f"METRICS_ALLOWED_NETWORKS: {_network!r} is not a network") from None
+# Prometheus scrapes the portal's own port over plain HTTP from the host: no redirect to HTTPS for it.
+SECURE_REDIRECT_EXEMPT = [r"^metrics$"]
 
 # Checked wherever a password is set (the admin, createsuperuser, changepassword, seed_demo's SS_ADMIN_PASSWORD);
 # only the demo's own admin/admin is exempt.

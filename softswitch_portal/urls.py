@@ -5,12 +5,15 @@ from django.urls import include, path
 
 from . import views
 from .api.views import APIRootView
+from .core.metrics import metrics_view
 from .vos.views import ExternalServerView
 
 urlpatterns = [
     path("", views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    # Prometheus: no login, from METRICS_ALLOWED_NETWORKS only.
+    path("metrics", metrics_view, name="metrics"),
     path("billing/", include("billing.urls")),
     path("switching/", include("softswitch_portal.switching.urls")),
     path("security/", include("security.urls")),
