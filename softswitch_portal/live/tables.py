@@ -10,7 +10,6 @@ from django.utils.timezone import template_localtime
 
 from softswitch_portal.generic.tables import DateTimeColumn, NumberColumn, PageInfoMixin
 
-
 ANSWERED = mark_safe('<span class="badge badge-yes">Answered</span>')
 SETTING_UP = mark_safe('<span class="badge badge-light" title="Set up, not answered yet">Setting up</span>')
 
@@ -58,6 +57,8 @@ class CurrentCallTable(DictTable):
 
     class Meta(DictTable.Meta):
         empty_text = "No calls in progress."
+        # The action first: on a narrow screen the table scrolls, and the button must not scroll away.
+        sequence = ("disconnect", "...")
         order_by = ("-start",)
         row_attrs = {"data-call-id": lambda record: record["call_id"]}
 
@@ -110,9 +111,9 @@ class CurrentCallTable(DictTable):
 
 class ConcurrencyTable(DictTable):
     name = tables.Column(verbose_name="Name")
-    calls = NumberColumn(verbose_name="Live calls")
+    calls = NumberColumn(verbose_name="Calls")
     answered = NumberColumn(verbose_name="Answered")
-    cps = NumberColumn(verbose_name="CPS now")
+    cps = NumberColumn(verbose_name="CPS")
 
     class Meta(DictTable.Meta):
         empty_text = "None."
@@ -155,47 +156,36 @@ def _figure(value, unit=""):
 
 
 class GatewayStatsTable(DictTable):
-    """One row per gateway, each window's attempts, ASR, NER, ACD, PDD and minutes side by side."""
+    """One row per gateway and window (5, 15, 60 minutes): attempts, connected, ASR, NER, ACD, PDD, minutes."""
 
     name = tables.Column(verbose_name="Gateway")
+    window = tables.Column(verbose_name="Last", attrs={"td": {"class": "num"}, "th": {"class": "num"}})
+    attempts = NumberColumn()
+    connected = NumberColumn()
+    asr = NumberColumn(verbose_name="ASR %", default="—")
+    ner = NumberColumn(verbose_name="NER %", default="—")
+    acd = NumberColumn(verbose_name="ACD s", default="—")
+    pdd = NumberColumn(verbose_name="PDD s", default="—")
+    minutes = NumberColumn()
 
     class Meta(DictTable.Meta):
         empty_text = "No traffic in the last hour."
+        row_attrs = {"class": lambda record: "window-first" if record["window"] == min(record["windows"]) else ""}
 
-    def __init__(self, data, *args, windows=(), detail=None, **kwargs):
-        flat = []
-        for row in data:
-            item = {"id": row["id"], "name": row["name"]}
-            for minutes, figures in row["windows"].items():
-                for key, value in figures.items():
-                    item[f"{key}_{minutes}"] = value
-            flat.append(item)
-        extra = []
-        for minutes in windows:
-            for key, label in (
-                ("attempts", "Attempts"),
-                ("asr", "ASR %"),
-                ("ner", "NER %"),
-                ("acd", "ACD s"),
-                ("pdd", "PDD s"),
-                ("minutes", "Minutes"),
-            ):
-                css = "num window-start" if key == "attempts" else "num"
-                extra.append(
-                    (
-                        f"{key}_{minutes}",
-                        tables.Column(
-                            verbose_name=f"{label} {minutes}m" if key == "attempts" else label,
-                            attrs={"td": {"class": css}, "th": {"class": css}},
-                            default="—",
-                        ),
-                    )
-                )
-        super().__init__(flat, *args, extra_columns=extra, **kwargs)
+    def __init__(self, data, *args, detail=None, **kwargs):
+        rows = [
+            {"id": row["id"], "name": row["name"], "window": minutes, "windows": tuple(row["windows"]), **figures}
+            for row in data
+            for minutes, figures in row["windows"].items()
+        ]
+        super().__init__(rows, *args, **kwargs)
         self.detail = detail
 
     def render_name(self, value, record):
         return _link(self.detail, record["id"], value) if self.detail else value
+
+    def render_window(self, value):
+        return f"{value} min"
 
 
 class HourlyTable(DictTable):

@@ -70,7 +70,7 @@ class CurrentCallsView(PermissionView):
         if not valid:
             rows = []
         summary = calls.concurrency(rows, now)
-        table = tables.CurrentCallTable(rows, can_disconnect=request.user.has_perm(DISCONNECT), request=request)
+        table = tables.CurrentCallTable(rows, can_disconnect=request.user.has_perm(DISCONNECT))
         RequestConfig(request, paginate=False).configure(table)
         paginate(request, table)
         context = {
@@ -145,7 +145,7 @@ class RegistrationsView(PermissionView):
             ]
         elif form.is_bound:
             rows = []
-        table = tables.RegistrationTable(rows, request=request)
+        table = tables.RegistrationTable(rows)
         RequestConfig(request, paginate=False).configure(table)
         paginate(request, table)
         return render(
@@ -195,9 +195,9 @@ class StatisticsView(PermissionView):
             gateway = data["mapping_gateway"]
         hours = stats.hourly(days=days, side=gateway_side, gateway=gateway)
         detail = "switching:mappinggateway" if side == stats.MAPPING else "switching:routinggateway"
-        table = tables.GatewayStatsTable(stats.recent(side), windows=stats.WINDOWS_MIN, detail=detail, request=request)
+        table = tables.GatewayStatsTable(stats.recent(side), detail=detail)
         RequestConfig(request, paginate=False).configure(table)
-        hourly_table = tables.HourlyTable(hours, request=request, prefix="h-")
+        hourly_table = tables.HourlyTable(hours, prefix="h-")
         RequestConfig(request, paginate=False).configure(hourly_table)
         return render(
             request,

@@ -98,7 +98,7 @@ def test_the_page_shows_the_windows_and_the_hourly_charts(client, django_user_mo
                        mapping_gateway=traffic["a"], hold_time_ms=61_000)  # fmt: skip
     page = client.get(reverse("live:statistics")).content.decode()
     assert ">gw-a</a>" in page
-    for text in ("Attempts 5m", "Attempts 15m", "Attempts 60m", "ASR %", "NER %", "ACD s", "PDD s", "<svg"):
+    for text in ("5 min", "15 min", "60 min", "Attempts", "ASR %", "NER %", "ACD s", "PDD s", "<svg"):
         assert text in page, text
     page = client.get(reverse("live:statistics"), {"side": "routing", "routing_gateway": traffic["one"].pk})
     assert page.status_code == 200 and "Per hour, the last 2 days: one" in page.content.decode()
