@@ -96,6 +96,69 @@ def check_worker_settings() -> None:
         raise SystemExit(f"callcore: {exc} (the portal's; `make run` keeps it in the local env file)") from exc
 
 
+# Prometheus metrics of the node (Kamailio's xhttp_prom: counters in shared memory, every process adding to the
+# same ones), served on a TCP port of their own; histogram buckets of the set-up's Redis round trip, in seconds.
+RTT_BUCKETS = "0.0002:0.0005:0.001:0.002:0.005:0.01:0.025:0.05:0.1:0.25"
+METRIC_DECLARATIONS = (
+    ("prom_counter", "name=ss_calls_routed_total;"),
+    ("prom_counter", "name=ss_calls_answered_total;"),
+    ("prom_counter", "name=ss_calls_refused_total; label=reason"),
+    ("prom_counter", "name=ss_calls_ended_total; label=reason"),
+    ("prom_gauge", "name=ss_live_calls;"),
+    ("prom_gauge", "name=ss_cps;"),
+    ("prom_histogram", f"name=ss_redis_rtt_seconds; buckets={RTT_BUCKETS}"),
+    ("prom_gauge", "name=ss_cdr_spool_bytes;"),
+    ("prom_gauge", "name=ss_snapshot_version;"),
+    ("prom_gauge", "name=ss_snapshot_age_seconds;"),
+    ("prom_gauge", "name=ss_bans;"),
+)
+
+
+def metrics_settings(sip_port: int) -> dict:
+    """The configuration's metrics blocks: SS_METRICS_PORT (the SIP port + 4000 unless set; 0: none) on
+    SS_METRICS_LISTEN (127.0.0.1)."""
+    port = whole_number("SS_METRICS_PORT", sip_port + 4000 if sip_port + 4000 <= 65535 else 0, 0, 65535)
+    if not port:
+        return {
+            "metrics_port": 0,
+            "metrics_listen": "",
+            "metrics_modules": "",
+            "metrics_guard": "",
+            "metrics_preroute": "",
+            "metrics_routes": "",
+        }
+    address = env("SS_METRICS_LISTEN", "127.0.0.1")
+    declarations = "\n".join(f'modparam("xhttp_prom", "{kind}", "{spec}")' for kind, spec in METRIC_DECLARATIONS)
+    return {
+        "metrics_port": port,
+        # Prometheus sends GET without a Content-Length.
+        "metrics_listen": f"listen=tcp:{address}:{port}\ntcp_accept_no_cl=yes",
+        "metrics_modules": f"""loadmodule "xhttp.so"
+loadmodule "xhttp_prom.so"
+modparam("xhttp_prom", "xhttp_prom_beginning", "")
+modparam("xhttp_prom", "xhttp_prom_timeout", 0)
+{declarations}
+modparam("rtimer", "timer", "name=ss_metrics;interval=1;mode=1;")
+modparam("rtimer", "exec", "timer=ss_metrics;route=SS_METRICS")""",
+        # SIP sent to the metrics port is not served.
+        "metrics_guard": f"if ($Rp == {port}) {{\n        exit;\n    }}",
+        # HTTP to it has no Call-ID: pre-routing would drop it before xhttp sees it.
+        "metrics_preroute": f"if ($Rp == {port}) {{\n        return;\n    }}",
+        "metrics_routes": f"""route[SS_METRICS] {{
+    python_exec("ksr_metrics_timer");
+}}
+
+# HTTP on any TCP socket comes here: /metrics is served on the metrics port only.
+event_route[xhttp:request] {{
+    if ($Rp != {port} || !prom_check_uri()) {{
+        xhttp_reply("403", "Forbidden", "text/plain", "metrics are served at /metrics on port {port}\n");
+        exit;
+    }}
+    prom_dispatch();
+}}""",
+    }
+
+
 def settings_from_env() -> dict:
     check_worker_settings()
     keepalive = keepalive_seconds()
@@ -130,6 +193,7 @@ def settings_from_env() -> dict:
         "sanity_checks": sipsyntax.SANITY_CHECKS,
         "sanity_uris": sipsyntax.SANITY_URIS,
         "schemes_regex": "^(" + "|".join(sorted(sipsyntax.SUPPORTED_SCHEMES)) + ")$",
+        **metrics_settings(port),
     }
 
 
@@ -157,6 +221,7 @@ def child_environment(values: dict) -> dict:
         os.pathsep
     )
     environment["CALLCORE_STATE_DIR"] = values["state_dir"]
+    environment["SS_METRICS_PORT"] = str(values["metrics_port"])  # kemi.py counts only when they are served
     environment.setdefault("SS_NODE", os.uname().nodename)
     return environment
 

@@ -100,6 +100,11 @@ AUTH_GUESSES = frozenset({-2, -6, -8})
 DECOY_HA1 = os.urandom(16).hex()
 
 
+# The node's Prometheus metrics (kamailio.cfg.tmpl's xhttp_prom, on SS_METRICS_PORT; 0: not served, not counted).
+METRICS = int(os.environ.get("SS_METRICS_PORT") or 0) > 0
+PROM = KSR.xhttp_prom if METRICS else None
+
+
 # Dialog variable names.
 V_STATE = "ss"  # the call's state (contract.CallState)
 V_ATTEMPT = "att"  # index of the route being tried
@@ -176,6 +181,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         self.route_stats_raw = None
         self.route_stats_due = 0.0
         self.sequence = 0  # calls planned by this process (CallFacts.sequence)
+        self.gauges = None  # the metrics timer's (_NodeGauges)
         # The IP-to-country table of the phones' allowed countries; its version is read on the snapshot poll.
         self.geo = geo.CountryLoader(lambda *args: self.live.resp.execute(*args), PREFIX)
         # Bans go through a connection of their own: only offences and the ban timer use it.
@@ -608,7 +614,15 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             fraud = dec.fraud_check(planned, NODE, snap.listed_high_risk(planned.callee))
             request = dec.live_request(planned, fraud)
             request.registry["node"] = NODE  # whose calls these are, should this node restart
-            decision = dec.conclude(planned, self.live.setup(request, now_ms=start))
+            if METRICS:
+                began = time.perf_counter()
+                answer = self.live.setup(request, now_ms=start)
+                PROM.histogram_observe_l0("ss_redis_rtt_seconds", str(time.perf_counter() - began))
+            else:
+                answer = self.live.setup(request, now_ms=start)
+            decision = dec.conclude(planned, answer)
+        if METRICS and decision.reason is not None:
+            PROM.counter_inc_l1("ss_calls_refused_total", 1, decision.reason.code)
         if decision.action is dec.Action.DROP:
             self._count_drop()
             return 1
@@ -638,6 +652,8 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             if decision.record_cdr:
                 self._refusal_cdr(snap, decision.reason, decision.billing_mode, start, decision, facts, trace)
             return 1
+        if METRICS:
+            PROM.counter_inc_l0("ss_calls_routed_total", 1)
         return self.route(snap, facts, decision)
 
     @staticmethod
@@ -823,6 +839,8 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         try:
             d = KSR.dialog
             if evname == "dialog:start":
+                if METRICS:
+                    PROM.counter_inc_l0("ss_calls_answered_total", 1)
                 answer = now_ms()
                 d.var_sets(V_ANSWER, str(answer))
                 raw = d.var_get(V_STATE)
@@ -862,6 +880,16 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
     @staticmethod
     def _answer_not_kept(error):
         KSR.warn(f"callcore: an answer was not kept in the live state: {error!r}\n")
+
+    def ksr_metrics_timer(self, msg, *args):
+        """rtimer SS_METRICS (kamailio.cfg.tmpl), every second: the node's gauges for Prometheus."""
+        try:
+            if self.gauges is None:
+                self.gauges = _NodeGauges()
+            self.gauges.update(self)
+        except Exception as exc:  # noqa: BLE001 - Redis away: the gauges keep their last values
+            KSR.warn(f"callcore: metrics timer: {exc!r}\n")
+        return 1
 
     def ksr_heartbeat(self, msg, *args):
         """rtimer SS_HEARTBEAT (kamailio.cfg.tmpl): this node is up; where its lost calls' charge ends."""
@@ -1029,6 +1057,8 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
     def _finish(self, state, decision):
         d = KSR.dialog
         d.var_sets(V_DONE, "1")
+        if METRICS:
+            PROM.counter_inc_l1("ss_calls_ended_total", 1, decision.reason.code)
         if d.var_get(V_MEDIA_USED) == "1":
             try:
                 self._media_client().delete(state.call_id)
@@ -1098,6 +1128,35 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             self.sink.emit_later(record)
         else:
             self.sink.emit(record)
+
+
+class _NodeGauges:
+    """What the metrics timer reads once a second for the gauges: this node's own state, nothing per call."""
+
+    def __init__(self):
+        self.invites = None  # Kamailio's count of INVITEs received, at the last tick
+        self.tick_s = 0.0
+        self.version = None
+        self.since_s = 0.0
+
+    def update(self, core):
+        now = time.monotonic()
+        invites = int(pv("$stat(rcv_requests_invite)") or 0)
+        if self.invites is not None and now > self.tick_s:
+            PROM.gauge_set_l0("ss_cps", str(round((invites - self.invites) / (now - self.tick_s), 1)))
+        self.invites, self.tick_s = invites, now
+        PROM.gauge_set_l0("ss_live_calls", str(int(pv("$stat(active_dialogs)") or 0)))
+        spool = core.sink.spool.path
+        size = sum(p.stat().st_size for p in spool.parent.glob(spool.name + "*") if not p.name.endswith(".lock"))
+        PROM.gauge_set_l0("ss_cdr_spool_bytes", str(size))
+        snap = core.snapshot()
+        if snap is not None:
+            if snap.version != self.version:
+                self.version, self.since_s = snap.version, now
+            PROM.gauge_set_l0("ss_snapshot_version", str(snap.version))
+            PROM.gauge_set_l0("ss_snapshot_age_seconds", str(int(now - self.since_s)))
+        banned = core.live.resp.execute("ZCOUNT", core.keys.bans, now_ms(), "+inf")
+        PROM.gauge_set_l0("ss_bans", str(int(banned or 0)))
 
 
 def _cut_reason(call_id):
