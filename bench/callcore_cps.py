@@ -999,6 +999,13 @@ def configure(vendor_port, black_entries=5000, callee_entries=2000, rates=2000) 
             clearing_account=backup,
         )  # fmt: skip
     apply_payment(customer, "recharge", Decimal("100000000"), None)
+    # Each step's SIPp numbers its calls from 1 again, so every step repeats the last one's caller-callee
+    # pairs: the malicious-caller rule would block them all from the sixth step within its 600 s. Counted
+    # still (its cost is the benchmark's), it never trips here.
+    SystemParameter.objects.update_or_create(
+        name="SS_BLACK_LIST_CALLER_MALICIOUS_CALL_CHECK_LIMIT", defaults={"value": "1000000"}
+    )
+    SystemParameter.objects.update_or_create(name="SS_FRAUD_MALICIOUS_CALLER_WARNING", defaults={"value": "1000000"})
     version = publisher.publish(force=True)
     if version is None:
         raise SystemExit("the snapshot could not be published")
@@ -1859,6 +1866,54 @@ def fraud_rules_run(redis_url, redis_probe, out, children, rates, seconds, hold_
     return {"steps": steps, "summary": summary_rows}
 
 
+def metrics_run(redis_url, redis_probe, out, children, rates, seconds, hold_ms, rounds) -> dict:
+    """The node metrics' cost (Kamailio's xhttp_prom, counted by every call): two switches side by side, one with
+    SS_METRICS_PORT at its default and one with 0, each rate's step on one then the other, ``rounds`` times
+    alternating which goes first, so the machine's drift hits both alike; each counts only its own CPU.
+
+    The set-up fraud rules are off for it (both switches alike): the steps' one account and caller would trip
+    them, and a blocked account makes every later step a refusal (--fraud-rules measures them).
+    """
+    import redis
+
+    from callcore.contract import RULE_PARAMS, SETUP_RULES, Keys
+
+    for rule in SETUP_RULES:
+        set_parameter(RULE_PARAMS[rule].enabled, 0)
+    redis.Redis.from_url(redis_url).delete(Keys(PREFIX).dynamic_blacklist())
+    switches = {
+        "on": Callcore(out / "metrics-on", CALLCORE_PORT, children, redis_url),
+        "off": Callcore(out / "metrics-off", CALLCORE_PORT + 5, children, redis_url, {"SS_METRICS_PORT": "0"}),
+    }
+    steps = {"on": {r: [] for r in rates}, "off": {r: [] for r in rates}}
+    try:
+        for state, switch in switches.items():
+            switch.start()
+            warm_up(switch, redis_probe, out / f"metrics-{state}", 20 * children)
+        for n in range(rounds):
+            for state in ("on", "off") if n % 2 == 0 else ("off", "on"):
+                for rate in rates:
+                    step = run_step(switches[state], redis_probe, out / f"metrics-{state}", rate, seconds, hold_ms,
+                                    check_cdrs=False)  # fmt: skip
+                    steps[state][rate].append(step)
+                    log(f"  metrics {state:<3} {rate:>5} CPS  ok {step['successful']:>6} failed {step['failed']:>4}  "
+                        f"switch {1000 * step['switch_cpu_ms_per_call']:.0f} us/call")  # fmt: skip
+    finally:
+        for switch in switches.values():
+            if switch.process is not None:
+                switch.stop()
+        for rule in SETUP_RULES:
+            set_parameter(RULE_PARAMS[rule].enabled, 1)
+    summary_rows = {}
+    for rate in rates:
+        on = statistics.median(s["switch_cpu_ms_per_call"] for s in steps["on"][rate])
+        off = statistics.median(s["switch_cpu_ms_per_call"] for s in steps["off"][rate])
+        summary_rows[rate] = {"on_us": round(1000 * on), "off_us": round(1000 * off), "ratio": round(on / off, 3)}
+        log(f"  {rate} CPS: median switch CPU per call, metrics on {1000 * on:.0f} us, off {1000 * off:.0f} us, "
+            f"on/off {on / off:.3f}")  # fmt: skip
+    return {"steps": steps, "summary": summary_rows}
+
+
 def cpu_breakdown(redis_url, redis_probe, out, children, rate, seconds, hold_ms) -> dict:
     """One step with each process counting its CPU per KEMI entry point (callcore.cpuacct)."""
     from callcore import cpuacct
@@ -2187,6 +2242,10 @@ def main():
         "rates, rounds alternating on one switch (traffic that counts in every window, trips none)",
     )
     parser.add_argument("--fraud-rounds", type=int, default=3)
+    parser.add_argument("--metrics", type=int, nargs="*", default=[], metavar="RATE",
+                        help="the node metrics' cost: steps at each rate on a switch serving its metrics and on one "
+                        "with SS_METRICS_PORT=0, side by side, alternating (--metrics-rounds)")  # fmt: skip
+    parser.add_argument("--metrics-rounds", type=int, default=3)
     parser.add_argument("--skip-callcore", action="store_true")
     parser.add_argument("--skip-concurrency", action="store_true")
     parser.add_argument("--concurrency-rate", type=int)
@@ -2322,6 +2381,14 @@ def main():
                 switch.stop()
             for step in results["ramps"][key]:
                 sample_cdr = sample_cdr or step.get("sample_cdr")
+            json_path.write_text(json.dumps(results, indent=1, default=str))
+
+        if args.metrics:
+            log(f"\nmetrics: the node's metrics on against off, {args.metrics_rounds} rounds each, alternating")
+            results["metrics"] = metrics_run(
+                settings.REDIS_URL, redis_probe, out, args.children, args.metrics, seconds, args.hold_ms,
+                args.metrics_rounds,
+            )  # fmt: skip
             json_path.write_text(json.dumps(results, indent=1, default=str))
 
         if args.fraud_rules:
