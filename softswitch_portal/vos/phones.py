@@ -3,17 +3,28 @@
 ``e164`` the username; ``account`` its account's name; ``password`` the
 digest secret (written, never answered); ``lineCapacity`` its concurrent
 lines; ``lockType`` 3 when disabled (this switch cannot lock one direction
-only: 1 and 2 are refused); ``memo`` the description. Registrations are held
-by the call core's nodes and not shared with the portal, so the online
-actions answer NOT_SUPPORTED for now.
+only: 1 and 2 are refused); ``memo`` the description.
+
+Online state (GetPhoneOnline, GetAllPhoneOnline) is what the nodes recorded
+of each REGISTER (read through live.registrations): ``remoteIp`` the source
+address, ``localIp`` the node that saved it, ``productId`` the User-Agent,
+``currentCall`` the phone's calls in the live-call registry. Each REGISTER
+refreshes the one record, so ``registerTime`` and ``updateTime`` are both the
+latest REGISTER; a phone registered through several nodes is answered once,
+by its latest. Only SIP (``protocol`` 1) and no crypto (``cryptoType`` 0).
 """
 
 import secrets
+import time
+from collections import Counter
 
+import redis
 from django.db import transaction
 
 from billing.models import Account
 from security.api_clients import APIScope
+from softswitch_portal.live.calls import live_calls
+from softswitch_portal.live.registrations import registrations
 from softswitch_portal.switching.models import Phone
 
 from . import fields
@@ -110,18 +121,58 @@ def get_phone(call, body):
     return {"infoPhones": [info_phone(phone) for phone in phones]}
 
 
-REGISTRATIONS_NOT_SHARED = (
-    "Phone registrations are held by the call core's nodes and not yet shared with the portal: "
-    "no online state to answer."
-)
+PROTOCOL_SIP = 1
+CRYPTO_NONE = 0
+
+
+def online(e164s=None):
+    """The latest unexpired registration of each phone (of ``e164s``, or all): e164 -> row of live.registrations."""
+    try:
+        rows = registrations(time.time_ns() // 1_000_000)
+    except redis.RedisError as exc:
+        raise VosError(RetCode.UNAVAILABLE, f"the live state did not answer: {exc}") from None
+    latest = {}
+    for row in rows:
+        if e164s is not None and row["phone"] not in e164s:
+            continue
+        held = latest.get(row["phone"])
+        if held is None or row["registered"] > held["registered"]:
+            latest[row["phone"]] = row
+    return latest
+
+
+def calls_by_phone():
+    try:
+        calls = live_calls()
+    except redis.RedisError as exc:
+        raise VosError(RetCode.UNAVAILABLE, f"the live state did not answer: {exc}") from None
+    return Counter(entry.get("phone_id") for entry in calls.values() if entry.get("phone_id") is not None)
+
+
+def info_phone_online(row, calls):
+    # Rounded: the row's datetime came from these milliseconds, and a float product can fall one short.
+    registered = round(row["registered"].timestamp() * 1000)
+    return {
+        "e164": row["phone"],
+        "currentCall": calls.get(row["phone_id"], 0),
+        "remoteIp": row["source_ip"],
+        "localIp": row["node"],
+        "registerTime": registered,
+        "updateTime": registered,
+        "protocol": PROTOCOL_SIP,
+        "cryptoType": CRYPTO_NONE,
+        "productId": row["user_agent"],
+    }
 
 
 @action("GetPhoneOnline")
 def get_phone_online(call, body):
-    fields.strings(body, "e164s")
-    raise VosError(RetCode.NOT_SUPPORTED, REGISTRATIONS_NOT_SHARED)
+    e164s = set(fields.strings(body, "e164s"))
+    found = online(e164s)
+    calls = calls_by_phone() if found else {}
+    return {"infoPhoneOnlines": [info_phone_online(found[e164], calls) for e164 in sorted(found)]}
 
 
 @action("GetAllPhoneOnline")
 def get_all_phone_online(call, body):
-    raise VosError(RetCode.NOT_SUPPORTED, REGISTRATIONS_NOT_SHARED)
+    return {"e164s": sorted(online())}

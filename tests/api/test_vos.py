@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from billing.models import CDR, Account, Payment, Rate, RateTable
 from billing.services import apply_payment
-from callcore.contract import Keys
+from callcore.contract import Keys, Registration, encode_registration, registration_field
 from callcore.contract.snapshot import digest_ha1
 from security import alarms
 from security.models import Alarm, BlackWhiteListGroup, ListEntry
@@ -398,10 +398,55 @@ def test_get_phone(vos, acme):
     assert "password" not in info
 
 
-def test_phone_online_state_says_it_is_not_shared_yet(vos, acme):
-    answer = vos("GetPhoneOnline", {"e164s": ["4930111"]})
-    assert answer["retCode"] == -10008 and "registrations" in answer["exception"]
-    assert vos("GetAllPhoneOnline")["retCode"] == -10008
+INFO_PHONE_ONLINE = {
+    "e164", "currentCall", "remoteIp", "localIp", "registerTime", "updateTime", "protocol", "cryptoType", "productId",
+}  # fmt: skip
+
+
+@pytest.fixture
+def registered(live):
+    """Records a REGISTER as a node does (contract.registrations); removed afterwards."""
+    keys = Keys(prefix())
+
+    def record(phone, *, node="node-a", registered_ms, expires_ms, source_ip="203.0.113.5", user_agent="Yealink"):
+        reg = Registration(aor=phone.username, contact=f"sip:{phone.username}@{source_ip}:5060", source_ip=source_ip,
+                           source_port=5060, transport="udp", user_agent=user_agent, registered_ms=registered_ms,
+                           expires_ms=expires_ms, node=node, phone_id=phone.pk)  # fmt: skip
+        live.hset(keys.registrations, registration_field(node, reg.aor, reg.contact), encode_registration(reg))
+
+    yield record
+    live.delete(keys.registrations)
+
+
+def test_get_phone_online(vos, acme, live, registered):
+    now = int(timezone.now().timestamp() * 1000)
+    phone = Phone.objects.create(username="4930111", password="long-enough-secret", account=acme)
+    other = Phone.objects.create(username="4930222", password="long-enough-secret", account=acme)
+    registered(phone, node="node-a", registered_ms=now - 60_000, expires_ms=now + 3_540_000, source_ip="203.0.113.4")
+    registered(phone, node="node-b", registered_ms=now - 5_000, expires_ms=now + 3_595_000, user_agent="Zoiper 5")
+    registered(other, registered_ms=now - 7_200_000, expires_ms=now - 3_600_000)  # expired: offline
+    live_call(live, "a@x", phone_id=phone.pk, node="node-b", start_ms=now)
+    live_call(live, "b@x", phone_id=phone.pk, node="node-b", start_ms=now)
+    live_call(live, "c@x", phone_id=other.pk, node="node-a", start_ms=now)
+    answer = ok(vos("GetPhoneOnline", {"e164s": ["4930111", "4930222", "4930999"]}))
+    (info,) = answer["infoPhoneOnlines"]
+    assert set(info) == INFO_PHONE_ONLINE
+    # The latest of its two registrations, the two live calls it holds.
+    assert info == {"e164": "4930111", "currentCall": 2, "remoteIp": "203.0.113.5", "localIp": "node-b",
+                    "registerTime": now - 5_000, "updateTime": now - 5_000, "protocol": 1, "cryptoType": 0,
+                    "productId": "Zoiper 5"}  # fmt: skip
+    assert ok(vos("GetPhoneOnline", {"e164s": ["4930222"]}))["infoPhoneOnlines"] == []
+    bad = vos("GetPhoneOnline", {"e164s": "4930111"})
+    assert bad["retCode"] == -10004 and "e164s" in bad["exception"]
+
+
+def test_get_all_phone_online(vos, acme, live, registered):
+    now = int(timezone.now().timestamp() * 1000)
+    assert ok(vos("GetAllPhoneOnline"))["e164s"] == []
+    for username, expires_ms in (("4930333", now + 60_000), ("4930111", now + 60_000), ("4930222", now - 1)):
+        phone = Phone.objects.create(username=username, password="long-enough-secret", account=acme)
+        registered(phone, registered_ms=now - 1_000, expires_ms=expires_ms)
+    assert ok(vos("GetAllPhoneOnline"))["e164s"] == ["4930111", "4930333"]
 
 
 # -- live calls
