@@ -9,6 +9,7 @@ from security.choices import ListKind, MatchKind
 from security.models import BlackWhiteListGroup, ListEntry
 
 from .conftest import VENDOR_A, keys, needs_sip, wait_for_cdrs
+from .test_quota_grants import ingest_running
 
 pytestmark = [pytest.mark.sip, needs_sip, pytest.mark.django_db(transaction=True)]
 
@@ -71,3 +72,21 @@ def test_a_test_call_burst_to_one_number_is_stopped_by_the_malicious_caller_rule
     assert reasons[5] == "fraud_malicious_caller"
     assert set(reasons[6:]) == {"dynamic_blacklisted"}
     assert live_redis.zscore(keys().dynamic_blacklist(), "15551230001")
+
+
+def test_a_short_call_burst_blocks_its_number_once_the_ingest_has_seen_it(callcore, switch_config, sipp, live_redis):
+    # The post-call rule, through the real ingest running beside the switch: connected calls under 10 s from
+    # one account to one number's prefix; the critical level lowered to 4 so the burst is short.
+    switch_config.set_parameter("SS_FRAUD_MALICIOUS_CALLER_ENABLED", 0)  # the same pair, judged by the other rule
+    switch_config.set_parameter("SS_FRAUD_SHORT_CALL_BURST_WARNING", 2)
+    switch_config.set_parameter("SS_FRAUD_SHORT_CALL_BURST_CRITICAL", 4)
+    switch_config.publish()
+    sipp.vendor("uas_answer.xml", VENDOR_A, calls=4, timeout=30)
+    with ingest_running():
+        sipp.customer("uac_call.xml", "12125550100", calls=4, rate=2, hold_ms=500, timeout=30)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and not live_redis.zscore(keys().dynamic_blacklist(), "12125550100"):
+            time.sleep(0.2)
+    assert live_redis.zscore(keys().dynamic_blacklist(), "12125550100")
+    result = sipp.customer("uac_reject.xml", "12125550100", CODE=403)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
