@@ -188,9 +188,6 @@ REDIS_PREFIX = envstr("REDIS_PREFIX", "ss")
 # The HMAC key of the configuration snapshot, shared with the call core (callcore.contract.signing); no
 # default: without it nothing is published, as the call cores refuse an unsigned snapshot.
 SNAPSHOT_SIGNING_KEY = envstr("SNAPSHOT_SIGNING_KEY", "")
-# The HMAC key of the configuration snapshot, shared with the call core (callcore.contract.signing); no
-# default: without it nothing is published, as the call cores refuse an unsigned snapshot.
-SNAPSHOT_SIGNING_KEY = envstr("SNAPSHOT_SIGNING_KEY", "")
 
 # Who may scrape /metrics without a login (softswitch_portal.core.metrics): comma-separated networks.
 METRICS_ALLOWED_NETWORKS = envlist("METRICS_ALLOWED_NETWORKS", "127.0.0.1/32,::1/128")
