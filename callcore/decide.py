@@ -86,6 +86,8 @@ class CallFacts:
     claims_phone: bool = False
     # The adapter's count of the calls this process planned: the turn of a round-robin caller number pool.
     sequence: int = 0
+    # The X-Test-Gateway header's value: honoured only from the test-call phone (plan_call).
+    test_gateway: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -365,7 +367,9 @@ def plan_call(
         white = (False, False)
     if account.rate_table_id is None:
         return _refuse(EndReason.NO_RATE, billing_mode, params, **known)
-    routes = _routes(facts, snapshot, account, mapping_gateway, caller, callee, route_stats, trace)
+    # An operator's test call tries the one vendor it names, and is refused rather than sent to another.
+    only = int(facts.test_gateway) if phone is not None and phone.test_phone and facts.test_gateway.isdigit() else None
+    routes = _routes(facts, snapshot, account, mapping_gateway, caller, callee, route_stats, trace, only)
     if not routes:
         reason = EndReason.NO_ROUTE
         if snapshot.route_candidates(callee) and snapshot.rate(account.rate_table_id, callee, facts.now_ms) is None:
@@ -395,7 +399,7 @@ def plan_call(
 
 
 def _routes(
-    facts, snapshot, account, mapping_gateway, caller, callee, route_stats=None, trace=None
+    facts, snapshot, account, mapping_gateway, caller, callee, route_stats=None, trace=None, only_gateway=None
 ) -> list[RouteAttempt]:
     """The vendors for the call in policy order; each candidate skipped goes to ``trace`` (a list) with why.
 
@@ -405,6 +409,8 @@ def _routes(
     rate_sent_number = int(params["SERVER_BILLING_GATEWAY_ROUTE_PREFIX"]) == 1
     routes = []
     for gateway in snapshot.route_candidates(callee):
+        if only_gateway is not None and gateway.id != only_gateway:
+            continue
         if not snapshot.in_schedule(gateway, facts.now_ms):
             if trace is not None:
                 trace.append((gateway, Skip.SCHEDULE))

@@ -604,7 +604,10 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             phone_username=phone_username,
             claims_phone=claims_phone,
             sequence=self.sequence,
+            test_gateway=pvs("$hdr(X-Test-Gateway)") if phone_username else "",
         )
+        if facts.test_gateway:
+            KSR.hdr.remove("X-Test-Gateway")  # the operator's choice is no business of the vendor's
         self.sequence += 1
         trace = []  # the vendors skipped, for the CDR's decision trace
         planned = dec.plan_call(facts, snap, DEFAULT_MAX_DURATION_S, self.route_stats, trace)

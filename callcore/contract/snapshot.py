@@ -265,6 +265,8 @@ class Phone(_Schema):
     allowed_countries: tuple[str, ...]
     enabled: bool
     ha1b: str = ""
+    # The operators' test-call phone: only its calls may name the one vendor to try (X-Test-Gateway).
+    test_phone: bool = False
 
 
 class Snapshot(_Schema):
