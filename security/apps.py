@@ -6,6 +6,7 @@ class SecurityConfig(AppConfig):
     verbose_name = "Security"
 
     def ready(self):
-        from . import dynamic_blacklist
+        from . import dynamic_blacklist, ip_countries
 
         dynamic_blacklist.connect()
+        ip_countries.connect()

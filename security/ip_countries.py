@@ -7,7 +7,10 @@ number of them (paths or URLs, gzip or not), merges the ranges, and replaces
 the one ``IpCountryTable`` row in a single transaction: a bad line anywhere
 leaves the table imported before untouched. ``publish`` copies that row to
 Redis for the call cores; the periodic snapshot republish calls it too, so a
-Redis that lost the table is refilled from PostgreSQL.
+Redis that lost the table is refilled from PostgreSQL. The operators' own
+ranges (``IpCountryRange``, VOS's IP limits) are laid over the imported table
+as it is published, and win where they overlap it; the version published
+covers both, so a call core reloads when either changes.
 
 The format (one record a line, ``|``-separated):
 ``registry|cc|type|start|value|date|status[|...]``; ``type`` is asn, ipv4 or
@@ -38,7 +41,7 @@ from django.utils import timezone
 from callcore import contract
 from softswitch_portal.core.redis import Waiter, prefix, redis_client
 
-from .models import IpCountryTable
+from .models import IpCountryRange, IpCountryTable
 
 logger = logging.getLogger(__name__)
 
@@ -326,6 +329,58 @@ def build(names) -> Table:
     )
 
 
+def overlay(base, over) -> list[tuple[int, int, str]]:
+    """``base`` with ``over`` laid on it: both sorted, disjoint (start, end, country); ``over`` wins where they meet.
+
+    One pass over each, so laying a handful of ranges over the registries'
+    quarter-million costs no more than reading them.
+    """
+    pieces = list(over)
+    j = 0
+    for start, end, country in base:
+        while j < len(over) and over[j][1] < start:
+            j += 1
+        point, k = start, j
+        while k < len(over) and over[k][0] <= end:
+            if over[k][0] > point:
+                pieces.append((point, over[k][0] - 1, country))
+            point = max(point, over[k][1] + 1)
+            k += 1
+        if point <= end:
+            pieces.append((point, end, country))
+    pieces.sort()
+    joined: list[list] = []
+    for start, end, country in pieces:
+        if joined and joined[-1][2] == country and joined[-1][1] + 1 == start:
+            joined[-1][1] = end
+        else:
+            joined.append([start, end, country])
+    return [(start, end, country) for start, end, country in joined]
+
+
+def operator_ranges() -> list[tuple[int, int, str]]:
+    """The operators' ranges as sorted (first, last, country) integers."""
+    return sorted((r.first, r.last, r.country) for r in IpCountryRange.objects.only("start_ip", "count", "country"))
+
+
+def published_version(row, ranges) -> str | None:
+    """The version the call cores see: the imported table's own, changed by any operator range."""
+    if not ranges:
+        return row.version if row is not None else None
+    text = (row.version if row is not None else "") + "".join(f"|{a}-{b}={c}" for a, b, c in ranges)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def published_blob(row, ranges) -> bytes:
+    """The blob the call cores load: the stored table's, or it with the operators' ranges laid over it."""
+    blob = bytes(IpCountryTable.objects.values_list("blob", flat=True).get(pk=row.pk)) if row is not None else None
+    if not ranges:
+        return blob
+    imported = contract.decode_ip_countries(blob) if blob is not None else None
+    ipv4 = overlay(list(imported.ranges(4)) if imported else [], ranges)
+    return contract.encode_ip_countries(ipv4, list(imported.ranges(6)) if imported else [])
+
+
 # ---------------------------------------------------------------------------
 # Storing and publishing
 
@@ -364,12 +419,17 @@ def current():
 def state(row=None) -> str:
     """One line an operator reads beside a phone's countries: what the geofence has to go on."""
     row = row if row is not None else current()
+    placed = IpCountryRange.objects.count()
+    by_operators = f" {placed} IPv4 range(s) placed by operators, which win over imported ones." if placed else ""
     if row is None:
-        return "No IP-country data imported: phones limited to countries are refused (manage.py import_ip_countries)."
+        return (
+            "No IP-country data imported: phones limited to countries are refused (manage.py import_ip_countries)."
+            + by_operators
+        )
     imported = timezone.localtime(row.imported_at).strftime("%Y-%m-%d %H:%M")
     return (
         f"{row.ipv4_ranges + row.ipv6_ranges:,} ranges ({row.ipv4_ranges:,} IPv4, {row.ipv6_ranges:,} IPv6) "
-        f"in {row.countries} countries, imported {imported} from {', '.join(row.sources)}."
+        f"in {row.countries} countries, imported {imported} from {', '.join(row.sources)}.{by_operators}"
     )
 
 
@@ -378,27 +438,31 @@ def keys():
 
 
 def publish():
-    """Make Redis hold the stored table (or none, if none is stored); returns its version, None otherwise.
+    """Make Redis hold the stored table with the operators' ranges (or none, if neither exists); returns its
+    version, None otherwise.
 
-    Cheap when Redis already holds it (one GET), so the periodic snapshot
-    republish calls it every time. A Redis failure is logged, not raised.
+    Cheap when Redis already holds it (one GET and a query of the operators'
+    few ranges), so the periodic snapshot republish calls it every time. A
+    Redis failure is logged, not raised.
     """
 
     row = current()
+    ranges = operator_ranges()
+    version = published_version(row, ranges)
     k = keys()
     try:
         with redis_client(Waiter.JOB, name="portal:ip-countries") as client:
-            if row is None:
+            if version is None:
                 client.delete(k.version, k.blob)
                 return None
             held = client.get(k.version)
-            if held is not None and held.decode() == row.version and client.exists(k.blob):
-                return row.version
-            blob = IpCountryTable.objects.values_list("blob", flat=True).get(pk=row.pk)
+            if held is not None and held.decode() == version and client.exists(k.blob):
+                return version
+            blob = published_blob(row, ranges)
             with client.pipeline(transaction=True) as pipe:
                 # The blob first: a call core that reads the new version finds its blob beside it.
-                pipe.set(k.blob, bytes(blob))
-                pipe.set(k.version, row.version)
+                pipe.set(k.blob, blob)
+                pipe.set(k.version, version)
                 pipe.execute()
     except redis.RedisError as exc:
         logger.error(
@@ -408,5 +472,18 @@ def publish():
             exc,
         )
         return None
-    logger.info("IP-country table %s published (%d bytes)", row.version, len(blob))
-    return row.version
+    logger.info("IP-country table %s published (%d bytes, %d operator ranges)", version, len(blob), len(ranges))
+    return version
+
+
+def publish_after_commit(**kwargs):
+    """After a committed change of an operator's range: the call cores see it on their next poll."""
+    # robust: a failed publish is logged (and retried by the republish) and must not fail a committed save.
+    transaction.on_commit(publish, robust=True)
+
+
+def connect():
+    from django.db.models.signals import post_delete, post_save
+
+    post_save.connect(publish_after_commit, sender=IpCountryRange, dispatch_uid="ip-country-range-save")
+    post_delete.connect(publish_after_commit, sender=IpCountryRange, dispatch_uid="ip-country-range-delete")

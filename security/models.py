@@ -1,8 +1,11 @@
 """Security models: black/white list groups, the dynamic blacklist, the IP-country table (geofences) and alarms."""
 
+import ipaddress
+
 from django.conf import settings
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.urls import reverse
 from django.utils import timezone
@@ -264,6 +267,66 @@ class IpCountryTable(models.Model):
 
     def __str__(self):
         return f"{self.ipv4_ranges + self.ipv6_ranges} ranges imported {self.imported_at:%Y-%m-%d %H:%M}"
+
+
+IPV4_LAST = (1 << 32) - 1
+
+
+class IpCountryRange(models.Model):
+    """An IPv4 range an operator places in a country for the phones' geofence (VOS's IP limits).
+
+    Laid over the imported table when it is published (security.ip_countries):
+    where they overlap, the operator's range wins, so a carrier's block the
+    registries place elsewhere can be corrected here. Ranges do not overlap
+    one another, so which one wins is never in question.
+    """
+
+    start_ip = models.GenericIPAddressField(
+        "start IP", protocol="IPv4", unique=True, help_text="The first address of the range."
+    )
+    count = models.PositiveIntegerField(
+        default=1, validators=[MinValueValidator(1)], help_text="How many addresses, from the start IP on."
+    )
+    country = models.CharField(max_length=2, help_text="Two-letter ISO 3166 code of the country the range is in.")
+    memo = models.CharField(max_length=255, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    updated = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["start_ip"]
+        verbose_name = "IP-country range"
+
+    def __str__(self):
+        return f"{self.start_ip} +{self.count} {self.country}"
+
+    def get_absolute_url(self):
+        return reverse("security:ipcountryrange", args=[self.pk])
+
+    @property
+    def first(self) -> int:
+        return int(ipaddress.IPv4Address(self.start_ip))
+
+    @property
+    def last(self) -> int:
+        return self.first + self.count - 1
+
+    @property
+    def end_ip(self) -> str:
+        return str(ipaddress.IPv4Address(min(self.last, IPV4_LAST)))
+
+    def clean(self):
+        self.country = (self.country or "").strip().upper()
+        if len(self.country) != 2 or not self.country.isascii() or not self.country.isalpha():
+            raise ValidationError({"country": f"{self.country!r} is not a two-letter country code."})
+        if not self.start_ip or not self.count:
+            return  # the fields' own validation names what is missing or wrong
+        if self.last > IPV4_LAST:
+            raise ValidationError({"count": f"{self.count} addresses from {self.start_ip} run past 255.255.255.255."})
+        for other in IpCountryRange.objects.exclude(pk=self.pk).only("start_ip", "count", "country"):
+            if other.first <= self.last and self.first <= other.last:
+                raise ValidationError(
+                    {"start_ip": f"Overlaps {other.start_ip}-{other.end_ip} ({other.country}): change or delete it."}
+                )
 
 
 class Alarm(models.Model):

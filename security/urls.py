@@ -2,7 +2,7 @@ from django.urls import path
 
 from softswitch_portal.generic.urls import model_urls
 
-from . import api_client_pages, views
+from . import api_client_pages, ip_country_range_pages, views
 from .ban_views import urlpatterns as ban_urls
 from .review_run_views import urlpatterns as review_run_urls
 
@@ -43,6 +43,14 @@ urlpatterns = [
         detail_view=views.BlacklistExemptionView,
         edit_view=views.BlacklistExemptionEditView,
         delete_view=views.BlacklistExemptionDeleteView,
+    ),
+    # The operators' IP-country ranges, laid over the imported table when it is published (VOS's IP limits).
+    *model_urls(
+        "ip-country-ranges",
+        list_view=ip_country_range_pages.IpCountryRangeListView,
+        detail_view=ip_country_range_pages.IpCountryRangeView,
+        edit_view=ip_country_range_pages.IpCountryRangeEditView,
+        delete_view=ip_country_range_pages.IpCountryRangeDeleteView,
     ),
     # API clients: adding one or asking for a new token shows the token once (api_client_pages.show_token).
     *model_urls(

@@ -51,6 +51,7 @@ MENU = (
             ("List entries", "security:listentry_list"),
             ("Dynamic blacklist", "security:dynamicblacklistentry_list"),
             ("IP bans", "security:ban_list"),
+            ("IP-country ranges", "security:ipcountryrange_list"),
             ("Alarms", "security:alarm_list"),
             ("Blacklist exemptions", "security:blacklistexemption_list"),
             ("Audit log", "auditlog:logentry_list"),

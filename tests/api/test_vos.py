@@ -9,21 +9,25 @@ import datetime as dt
 import json
 import zlib
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from django.utils import timezone
 
 from billing.models import CDR, Account, Payment, Rate, RateTable
 from billing.services import apply_payment
-from callcore.contract import Keys, Registration, encode_registration, registration_field
+from callcore import geo
+from callcore.contract import IpCountryKeys, Keys, Registration, encode_registration, registration_field
 from callcore.contract.snapshot import digest_ha1
-from security import alarms
-from security.models import Alarm, BlackWhiteListGroup, ListEntry
+from security import alarms, ip_countries
+from security.models import Alarm, BlackWhiteListGroup, IpCountryRange, ListEntry
 from softswitch_portal.core.redis import prefix
 from softswitch_portal.switching.models import MappingGateway, Phone, RoutingGateway
 from softswitch_portal.vos.models import VosAccessRule
 
 pytestmark = pytest.mark.django_db
+
+IP_COUNTRY_SAMPLE = Path(__file__).resolve().parents[1] / "security" / "data" / "delegated-test-extended.txt"
 
 INFO_CUSTOMER = {
     "account", "name", "money", "limitMoney", "feeRateGroup", "type", "lockType", "agentAccount", "phoneBookLimit",
@@ -573,9 +577,69 @@ def test_get_alarm_current(vos, operator):
     assert info["confirmUser"] == "operator" and isinstance(info["confirmTime"], int)
 
 
-def test_ip_limits_say_they_have_no_counterpart(vos, db):
-    assert vos("CreateIpLimit", {"ip": "192.0.2.1", "count": 8})["retCode"] == -10008
-    assert vos("DeleteIpLimit", {"ips": "192.0.2.1"})["retCode"] == -10008
+@pytest.fixture
+def ip_country_keys(redis_client):
+    keys = IpCountryKeys(prefix())
+    redis_client.delete(keys.version, keys.blob)
+    yield keys
+    redis_client.delete(keys.version, keys.blob)
+
+
+def test_create_ip_limit(vos, db, ip_country_keys, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        ok(vos("CreateIpLimit", {"ip": "192.0.2.1", "count": 8, "area": "nl", "memo": "carrier block"}))
+    limit = IpCountryRange.objects.get()
+    assert (limit.start_ip, limit.count, limit.country, limit.memo, limit.end_ip) == (
+        "192.0.2.1", 8, "NL", "carrier block", "192.0.2.8")  # fmt: skip
+    assert vos("CreateIpLimit", {"ip": "192.0.2.1", "area": "DE"})["retCode"] == -10005
+    for body, field in (
+        ({"count": 8, "area": "DE"}, "ip"),
+        ({"ip": "192.0.2.300", "area": "DE"}, "ip"),
+        ({"ip": "2001:db8::1", "area": "DE"}, "ip"),
+        ({"ip": "198.51.100.0", "count": 0, "area": "DE"}, "count"),
+        ({"ip": "255.255.255.250", "count": 16, "area": "DE"}, "count"),
+        ({"ip": "198.51.100.0"}, "area"),
+        ({"ip": "198.51.100.0", "area": "Germany"}, "area"),
+        ({"ip": "192.0.2.5", "count": 2, "area": "DE"}, "ip"),  # overlaps the first
+    ):
+        answer = vos("CreateIpLimit", body)
+        assert answer["retCode"] == -10004 and answer["exception"].startswith(f"{field}:"), (body, answer)
+    assert IpCountryRange.objects.count() == 1
+
+
+def test_delete_ip_limit(vos, db, ip_country_keys, django_capture_on_commit_callbacks):
+    for start in ("192.0.2.0", "198.51.100.0", "203.0.113.0"):
+        IpCountryRange.objects.create(start_ip=start, count=256, country="DE")
+    ok(vos("DeleteIpLimit", {"ips": "192.0.2.0"}))
+    ok(vos("DeleteIpLimit", {"ips": "198.51.100.0, 203.0.113.0"}))
+    assert not IpCountryRange.objects.exists()
+    IpCountryRange.objects.create(start_ip="192.0.2.0", count=1, country="DE")
+    missing = vos("DeleteIpLimit", {"ips": "192.0.2.0,10.0.0.1"})
+    assert missing["retCode"] == -10007 and "10.0.0.1" in missing["exception"]
+    assert IpCountryRange.objects.count() == 1  # all or nothing
+    bad = vos("DeleteIpLimit", {"ips": "not-an-ip"})
+    assert bad["retCode"] == -10004 and bad["exception"].startswith("ips:")
+    assert vos("DeleteIpLimit", {})["retCode"] == -10004
+
+
+def test_an_ip_limit_moves_an_address_to_its_area_in_the_call_cores_table(
+    vos, redis_client, ip_country_keys, django_capture_on_commit_callbacks
+):
+    """What a call core's loader (callcore.geo) gives for an address before and after CreateIpLimit and Delete."""
+    ip_countries.store(ip_countries.build([str(IP_COUNTRY_SAMPLE)]))  # 203.0.113.0-99 is DE there
+    ip_countries.publish()
+    loader = geo.CountryLoader(redis_client.execute_command, prefix())
+    loader.refresh()
+    assert loader.table.country("203.0.113.50") == "DE"
+    with django_capture_on_commit_callbacks(execute=True):
+        ok(vos("CreateIpLimit", {"ip": "203.0.113.48", "count": 4, "area": "FR"}))
+    loader.refresh()
+    assert [loader.table.country(f"203.0.113.{n}") for n in (47, 48, 50, 51, 52)] == ["DE", "FR", "FR", "FR", "DE"]
+    assert loader.table.country("192.0.2.1") == "NL"  # the rest of the imported table is kept
+    with django_capture_on_commit_callbacks(execute=True):
+        ok(vos("DeleteIpLimit", {"ips": "203.0.113.48"}))
+    loader.refresh()
+    assert loader.table.country("203.0.113.50") == "DE"
 
 
 def test_get_soft_switch_and_performance(vos, db, live):

@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from billing.models import CDR, Account, Rate, RateTable
 from security import ip_countries
-from security.models import Alarm, BlackWhiteListGroup, DynamicBlacklistEntry, ListEntry
+from security.models import Alarm, BlackWhiteListGroup, DynamicBlacklistEntry, IpCountryRange, ListEntry
 from softswitch_portal.core.models import SystemParameter
 from softswitch_portal.switching.models import (
     CallerNumberPool,
@@ -64,6 +64,7 @@ def portal_objects(db, operator):
     routing.schedules.add(schedule)
     phone = Phone.objects.create(username="4930555", password="s3cret-digest", account=customer)
     ip_country_table = ip_countries.store(ip_countries.build([str(IP_COUNTRY_SAMPLE)]))
+    ip_range = IpCountryRange.objects.create(start_ip="203.0.113.64", count=16, country="FR", memo="Paris PoP")
     parameter = SystemParameter.objects.create(name="SS_MAX_CPS", value="250")
     blocked = DynamicBlacklistEntry.objects.create(
         number="4915199999", reason="40 calls/min", figures={"calls_per_minute": 40}, evidence=["uuid-1"]
@@ -111,6 +112,7 @@ def portal_objects(db, operator):
         routing=routing,
         phone=phone,
         ip_country_table=ip_country_table,
+        ip_range=ip_range,
         parameter=parameter,
         blocked=blocked,
         payment=payment,

@@ -21,6 +21,7 @@ from security.filtersets import (
     IpCountryTableFilterSet,
     ListEntryFilterSet,
 )
+from security.ip_country_range_pages import IpCountryRangeFilterSet
 from softswitch_portal.core.filtersets import LoginEventFilterSet
 from softswitch_portal.generic.attributes import model_fields
 from softswitch_portal.switching.filtersets import (
@@ -59,6 +60,7 @@ FILTERSETS = [
     APIRequestLogFilterSet,
     AlarmFilterSet,
     BanFilterSet,
+    IpCountryRangeFilterSet,
 ]
 
 

@@ -19,7 +19,7 @@ from django.urls import NoReverseMatch, URLPattern, get_resolver, reverse
 
 from billing.models import Account, Payment, Rate, RateTable
 from callcore.contract import PARAMETERS
-from security.models import Alarm, BlackWhiteListGroup, DynamicBlacklistEntry, ListEntry
+from security.models import Alarm, BlackWhiteListGroup, DynamicBlacklistEntry, IpCountryRange, ListEntry
 from softswitch_portal.core.models import SystemParameter
 from softswitch_portal.generic.attributes import model_fields
 from softswitch_portal.generic.views import ObjectView
@@ -284,6 +284,21 @@ PAGES = [
         fresh=lambda o: o.entry,
     ),
     Pages("security:dynamicblacklistentry", existing="blocked", shows="4915199999"),
+    Pages(
+        "security:ipcountryrange",
+        existing="ip_range",
+        shows="203.0.113.64",
+        form_data=lambda o: {"start_ip": "198.51.100.0", "count": "128", "country": "de", "memo": "Frankfurt"},
+        created={"start_ip": "198.51.100.0", "count": 128, "country": "DE"},
+        invalid=(
+            ("start_ip", "198.51.100.300", "Enter a valid IPv4 address"),
+            ("count", "0", "greater than or equal to 1"),
+            ("start_ip", "203.0.113.70", "Overlaps 203.0.113.64-203.0.113.79 (FR)"),
+            ("country", "Germany", "at most 2 characters"),
+            ("country", "D1", "not a two-letter country code"),
+        ),
+        fresh=lambda o: IpCountryRange.objects.create(start_ip="10.0.0.0", count=256, country="NL"),
+    ),
     # Raised by the switch: no add, edit or delete pages.
     Pages("security:alarm", existing="alarm", shows="203.0.113.99"),
 ]
@@ -614,6 +629,7 @@ MODELS = [
     BlackWhiteListGroup,
     ListEntry,
     DynamicBlacklistEntry,
+    IpCountryRange,
     Alarm,
 ]
 
