@@ -288,3 +288,41 @@ def test_a_table_the_database_no_longer_holds_leaves_redis_too(table_keys):
 
     assert ip_countries.publish() is None
     assert client.get(keys.version) is None and client.get(keys.blob) is None
+
+
+# -- the operators' ranges ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("base", "over", "expected"),
+    [
+        ([(0, 99, "DE")], [(40, 49, "FR")], [(0, 39, "DE"), (40, 49, "FR"), (50, 99, "DE")]),  # inside one
+        (
+            [(0, 9, "DE"), (20, 29, "NL")],
+            [(5, 24, "FR")],
+            [(0, 4, "DE"), (5, 24, "FR"), (25, 29, "NL")],
+        ),  # across a gap
+        ([(0, 9, "DE")], [(0, 9, "FR")], [(0, 9, "FR")]),  # the whole of one
+        ([(0, 9, "DE")], [(10, 19, "DE")], [(0, 19, "DE")]),  # beside one of its country: joined
+        ([], [(3, 4, "FR")], [(3, 4, "FR")]),  # nothing imported
+        ([(0, 9, "DE"), (10, 19, "NL")], [], [(0, 9, "DE"), (10, 19, "NL")]),
+    ],
+)
+def test_an_operators_range_wins_where_it_overlaps_the_imported_table(base, over, expected):
+    assert ip_countries.overlay(base, over) == expected
+
+
+@pytest.mark.django_db
+def test_the_version_published_changes_with_the_operators_ranges(table_keys):
+    from security.models import IpCountryRange
+
+    keys, client = table_keys
+    row = ip_countries.store(ip_countries.build([str(SAMPLE)]))
+    assert ip_countries.publish() == row.version
+    limit = IpCountryRange.objects.create(start_ip="10.1.0.0", count=256, country="BE")
+    with_range = ip_countries.publish()
+    assert with_range != row.version and client.get(keys.version) == with_range.encode()
+    table = contract.decode_ip_countries(client.get(keys.blob))
+    assert (167837696, 167837951, "BE") in list(table.ranges(4)) and len(list(table.ranges(6))) == 2
+    limit.delete()
+    assert ip_countries.publish() == row.version and client.get(keys.blob) == bytes(row.blob)
