@@ -5,13 +5,30 @@ from rest_framework import serializers
 from softswitch_portal.api.serializers import ValidatedModelSerializer
 
 from ..api_clients import APIRequestLog
-from ..models import Alarm, BlacklistExemption, BlackWhiteListGroup, DynamicBlacklistEntry, ListEntry
+from ..models import (
+    Alarm,
+    BlacklistExemption,
+    BlackWhiteListGroup,
+    DynamicBlacklistEntry,
+    IpCountryRange,
+    ListEntry,
+)
 
 
 class BlackWhiteListGroupSerializer(ValidatedModelSerializer):
     class Meta:
         model = BlackWhiteListGroup
         fields = "__all__"
+
+
+class IpCountryRangeSerializer(ValidatedModelSerializer):
+    """An operator's IPv4 range laid over the imported IP-country table (the geofence's VOS IP limits)."""
+
+    class Meta:
+        model = IpCountryRange
+        fields = "__all__"
+        # Overlaps and the unique start are checked by full_clean, naming their fields.
+        validators = []
 
 
 class ListEntrySerializer(ValidatedModelSerializer):

@@ -10,7 +10,15 @@ from softswitch_portal.api.viewsets import BaseModelViewSet, ReadOnlyModelViewSe
 from .. import alarms, api_client_filtersets, dynamic_blacklist, filtersets
 from ..api_clients import APIRequestLog
 from ..forms import ReviewForm
-from ..models import Alarm, BlacklistExemption, BlackWhiteListGroup, DynamicBlacklistEntry, ListEntry
+from ..ip_country_range_pages import IpCountryRangeFilterSet
+from ..models import (
+    Alarm,
+    BlacklistExemption,
+    BlackWhiteListGroup,
+    DynamicBlacklistEntry,
+    IpCountryRange,
+    ListEntry,
+)
 from . import serializers
 
 REVIEW_PERMISSION = "security.review_dynamicblacklistentry"
@@ -20,6 +28,12 @@ class BlackWhiteListGroupViewSet(BaseModelViewSet):
     queryset = BlackWhiteListGroup.objects.all()
     serializer_class = serializers.BlackWhiteListGroupSerializer
     filterset_class = filtersets.BlackWhiteListGroupFilterSet
+
+
+class IpCountryRangeViewSet(BaseModelViewSet):
+    queryset = IpCountryRange.objects.all()
+    serializer_class = serializers.IpCountryRangeSerializer
+    filterset_class = IpCountryRangeFilterSet
 
 
 class ListEntryViewSet(BaseModelViewSet):

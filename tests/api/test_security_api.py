@@ -3,7 +3,7 @@
 import pytest
 from django.contrib.auth.models import Permission
 
-from security.models import Alarm, DynamicBlacklistEntry
+from security.models import Alarm, DynamicBlacklistEntry, IpCountryRange
 
 pytestmark = pytest.mark.django_db
 
@@ -72,3 +72,15 @@ def test_an_alarm_is_acknowledged_then_closed(api, operator):
     assert api.post(f"/api/security/alarms/{alarm.pk}/close/").json() == {"changed": 1}
     alarm.refresh_from_db()
     assert alarm.resolved_at is not None
+
+
+def test_an_ip_country_range_is_added_listed_and_a_bad_one_refused_naming_its_field(api):
+    created = api.post("/api/security/ip-country-ranges/", {"start_ip": "198.51.100.0", "count": 256,
+                       "country": "FR", "memo": "a customer's office"}, format="json")  # fmt: skip
+    assert created.status_code == 201, created.content
+    listed = api.get("/api/security/ip-country-ranges/", {"country": "FR"}).json()
+    assert [r["start_ip"] for r in listed["results"]] == ["198.51.100.0"]
+    overlapping = api.post("/api/security/ip-country-ranges/", {"start_ip": "198.51.100.10", "count": 1,
+                           "country": "DE"}, format="json")  # fmt: skip
+    assert overlapping.status_code == 400, overlapping.content
+    assert IpCountryRange.objects.count() == 1
