@@ -266,6 +266,9 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "PaymentKindEnum": "billing.choices.PaymentKind",
         "ListKindEnum": "security.choices.ListKind",
+        # Two choice sets share the field name subject_kind: each gets its own name.
+        "BlacklistSubjectKindEnum": "security.choices.BlacklistSubject",
+        "AlarmSubjectKindEnum": "security.choices.AlarmSubject",
     },
 }
 

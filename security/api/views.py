@@ -69,7 +69,11 @@ class DynamicBlacklistEntryViewSet(ReadOnlyModelViewSet):
         body.is_valid(raise_exception=True)
         return self._review(request, [entry.pk], body.validated_data)
 
-    @extend_schema(request=serializers.BulkReviewSerializer, responses={200: serializers.ReviewResultSerializer})
+    @extend_schema(
+        operation_id="security_dynamic_blacklist_review_many",
+        request=serializers.BulkReviewSerializer,
+        responses={200: serializers.ReviewResultSerializer},
+    )
     @action(detail=False, methods=["post"], url_path="review")
     def review_many(self, request):
         """Review several entries with one action, as the list page's bulk form does."""
