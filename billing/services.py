@@ -12,7 +12,8 @@ import redis
 from django.core.exceptions import ValidationError
 from django.db import transaction
 
-from softswitch_portal.core import publisher
+from softswitch_portal.core import publisher, roles
+from softswitch_portal.core.models import SystemParameter
 from softswitch_portal.core.redis import Waiter, redis_client
 
 from .balances import refresh_live_balances
@@ -39,6 +40,12 @@ def apply_payment(account, kind, amount, user, memo=""):
     if kind not in PaymentKind.values:
         raise ValidationError({"kind": f"{kind!r} is not a payment kind ({', '.join(PaymentKind.values)})."})
     amount = _amount(amount)
+    # Here, not only in the page's form: the REST and VOS APIs pay through this function too.
+    ceiling = SystemParameter.current("SS_PAYMENT_APPROVAL_AMOUNT")
+    if user is not None and amount > ceiling and not user.has_perm(roles.LARGE_PAYMENT):
+        raise ValidationError(
+            {"amount": f"A payment above {ceiling} (SS_PAYMENT_APPROVAL_AMOUNT) needs the large-payment permission."}
+        )
     with transaction.atomic():
         locked = Account.objects.select_for_update().get(pk=account.pk)
         delta = amount if kind == PaymentKind.RECHARGE else -amount

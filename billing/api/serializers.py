@@ -6,6 +6,7 @@ from rest_framework import serializers
 
 from callcore.contract import MONEY_PLACES
 from softswitch_portal.api.serializers import ValidatedModelSerializer
+from softswitch_portal.core import roles
 
 from ..choices import PaymentKind
 from ..models import CDR, Account, Payment, Rate, RateTable, RerateChange, RerateJob
@@ -20,6 +21,23 @@ class AccountSerializer(ValidatedModelSerializer):
         model = Account
         fields = "__all__"
         read_only_fields = ("balance",)
+
+    def validate(self, data):
+        _credit_limit_guarded(self, data)
+        return super().validate(data)
+
+
+def _credit_limit_guarded(serializer, data):
+    """As the page's form: changing a credit limit needs the credit-limit permission."""
+    request = serializer.context.get("request")
+    user = getattr(request, "user", None)
+    if user is None or "credit_limit" not in data or user.has_perm(roles.CREDIT_LIMIT):
+        return
+    current = serializer.instance.credit_limit if serializer.instance is not None else Decimal(0)
+    if data["credit_limit"] != current:
+        raise serializers.ValidationError(
+            {"credit_limit": "Changing a credit limit needs the credit-limit permission."}
+        )
 
 
 class PaymentSerializer(ValidatedModelSerializer):
