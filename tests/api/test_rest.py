@@ -246,3 +246,29 @@ def test_vos_access_rules_are_managed_through_the_api(api):
     assert bad.status_code == 400 and "directory" in bad.json()
     listed = api.get("/api/vos/access-rules/", {"q": "192.0.2"}).json()["results"]
     assert [row["directory"] for row in listed] == ["/external/server/GetCdr"]
+
+
+def test_the_trust_permissions_hold_on_the_api_as_on_the_pages(make_client, with_token, django_user_model, db):
+    # A switching engineer and a billing clerk may write gateways and payments, but not widen a trunk past /24,
+    # raise a credit limit or pay above SS_PAYMENT_APPROVAL_AMOUNT: those need permissions of their own.
+    from django.contrib.auth.models import Group
+
+    from billing.models import Account
+
+    engineer = django_user_model.objects.create_user("eng", password="x-not-used-9f3k")
+    engineer.groups.add(*Group.objects.filter(name__in=("Switching engineer", "Billing clerk")))
+    _, token = make_client(owner=engineer)
+    api = with_token(token)
+    account = Account.objects.create(name="Trusty", account_type="customer")
+    wide = api.post("/api/switching/mapping-gateways/", {"name": "wide", "account": account.pk,
+                    "remote_ips": ["198.51.0.0/16"]}, format="json")  # fmt: skip
+    assert wide.status_code == 400 and "remote_ips" in wide.json(), wide.content
+    narrow = api.post("/api/switching/mapping-gateways/", {"name": "narrow", "account": account.pk,
+                      "remote_ips": ["198.51.100.0/24"]}, format="json")  # fmt: skip
+    assert narrow.status_code == 201, narrow.content
+    credit = api.patch(f"/api/billing/accounts/{account.pk}/", {"credit_limit": "500"}, format="json")
+    assert credit.status_code == 400 and "credit_limit" in credit.json(), credit.content
+    big = api.post(f"/api/billing/accounts/{account.pk}/recharge/", {"amount": "1000000"}, format="json")
+    assert big.status_code == 400 and "amount" in big.json(), big.content
+    small = api.post(f"/api/billing/accounts/{account.pk}/recharge/", {"amount": "10"}, format="json")
+    assert small.status_code == 201, small.content
