@@ -38,6 +38,18 @@ def test_a_phone_registers_with_the_right_password(callcore, switch_config, phon
     assert result.returncode == 0, result.stderr.decode()[-2000:]
 
 
+def test_a_phone_that_sends_its_username_with_the_realm_registers_by_ha1b(callcore, switch_config, phone, sipp):
+    from django.conf import settings
+
+    from callcore.contract import SIP_REALM
+
+    switch_config.publish()
+    realm = getattr(settings, "SIP_REALM", SIP_REALM)
+    result = sipp.customer("uac_register.xml", "2001", source="127.0.0.2", CODE=200,
+                           extra=("-au", f"2001@{realm}", "-ap", "correct-horse-9"))  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+
+
 def test_a_phone_with_a_wrong_password_is_challenged_again(callcore, switch_config, phone, sipp):
     switch_config.publish()
     result = sipp.customer("uac_register.xml", "2001", source="127.0.0.2", CODE=401,

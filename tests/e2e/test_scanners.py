@@ -9,8 +9,10 @@ softphone's, so what the switch answers is all that stands in the way.
 import os
 import re
 import shutil
+import socket
 import subprocess
 import time
+import uuid
 from pathlib import Path
 
 import pytest
@@ -145,3 +147,86 @@ def test_a_ban_on_one_node_is_applied_by_the_other(callcore, second_callcore, ph
         while time.monotonic() < deadline and options_ping(port=port, source=attacker) is None:
             time.sleep(0.2)
         assert options_ping(port=port, source=attacker) is not None
+
+
+def invite(source, sock, callee, n):
+    """An INVITE from a source that is neither a gateway nor a phone, and its Call-ID."""
+    call_id = uuid.uuid4().hex
+    port = sock.getsockname()[1]
+    message = (
+        f"INVITE sip:{callee}@127.0.0.1:{SWITCH_PORT} SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP {source}:{port};branch=z9hG4bK{n}{call_id}\r\n"
+        f"From: <sip:15550000{n:03d}@{source}>;tag={n}\r\nTo: <sip:{callee}@127.0.0.1>\r\n"
+        f"Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContact: <sip:x@{source}:{port}>\r\n"
+        "User-Agent: customer-pbx\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+    )
+    return message.encode(), call_id
+
+
+def answer_to(sock, call_id):
+    """The status line answering ``call_id``, or None; answers to earlier INVITEs (retransmitted) are skipped."""
+    deadline = time.monotonic() + 1
+    while time.monotonic() < deadline:
+        try:
+            data = sock.recv(65535)
+        except OSError:
+            return None
+        if f"Call-ID: {call_id}".encode() in data:
+            return data.split(b"\r\n", 1)[0].decode()
+    return None
+
+
+def test_a_burst_of_illegal_invites_bans_the_source(callcore, switch_config, live_redis):
+    limit = 4
+    switch_config.set_parameter("SS_BAN_ILLEGAL_CALLS_PER_IP", limit)
+    switch_config.publish()
+    source = "127.0.0.77"
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((source, 0))
+    sock.settimeout(0.3)
+    answers = []
+    try:
+        for n in range(12):
+            message, call_id = invite(source, sock, f"44207946{n:04d}", n)
+            sock.sendto(message, ("127.0.0.1", SWITCH_PORT))
+            answers.append(answer_to(sock, call_id))
+    finally:
+        sock.close()
+    answered = answers.index(None) if None in answers else len(answers)
+    # Each is challenged like any caller until the limit bans the source. An offence is counted after its
+    # answer went (so an unknown caller and a phone are answered alike), so an INVITE or two sent at once
+    # after the limit's answer may still be answered; after that nothing is.
+    assert set(answers[:answered]) == {"SIP/2.0 407 Proxy Authentication Required"}, answers
+    assert limit <= answered <= limit + 2, answers
+    assert answers[answered:] == [None] * (len(answers) - answered), answers
+    record = ban(live_redis, source)
+    assert record.cause == "illegal_calls" and record.count >= limit
+
+
+def test_a_flood_banned_by_pike_is_shared_through_redis(callcore, second_callcore, live_redis):
+    flooder = "127.0.0.78"
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((flooder, 0))
+    port = sock.getsockname()[1]
+    # The session's switch allows 1000 requests per 2 s (SS_FLOOD_REQUESTS_PER_2S): 5000, paced.
+    for n in range(5000):
+        call_id = uuid.uuid4().hex
+        message = (
+            f"OPTIONS sip:127.0.0.1:{SWITCH_PORT} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP {flooder}:{port};branch=z9hG4bK{n}{call_id}\r\n"
+            f"From: <sip:f@{flooder}>;tag={n}\r\nTo: <sip:127.0.0.1>\r\n"
+            f"Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        )
+        sock.sendto(message.encode(), ("127.0.0.1", SWITCH_PORT))
+        if n % 200 == 199:
+            time.sleep(0.04)
+    sock.close()
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and ban(live_redis, flooder) is None:
+        time.sleep(0.2)
+    assert ban(live_redis, flooder).cause == "flood"
+    # The other node never saw the flood, and drops the source all the same.
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and options_ping(port=SECOND_SWITCH_PORT, source=flooder) is not None:
+        time.sleep(0.2)
+    assert options_ping(port=SECOND_SWITCH_PORT, source=flooder) is None
