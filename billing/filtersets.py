@@ -167,6 +167,7 @@ class CDRFilterSet(BaseFilterSet):
         "vendor_rate_area": "a copy of the vendor rate's area: filter by vendor rate prefix",
         "vendors_tried": "a JSON list: open the CDR to read it",
         "decision_trace": "the call core's short account of its choice: open the CDR to read it",
+        "disconnected_by": "rare (an operator's or a fraud rule's cut): filter by end reason operator_disconnect",
         "ingested": "ingest bookkeeping: start_time is what operators search by",
     }
 

@@ -64,6 +64,7 @@ class MappingGatewayFilterSet(BaseFilterSet):
             "dynamic_blacklist_standalone",
             "high_risk_exempt",
             "require_caller_number",
+            "media_proxy",
             "enabled",
         )
 
@@ -101,6 +102,7 @@ class RoutingGatewayFilterSet(BaseFilterSet):
             "clearing_account",
             "caller_number_pool",
             "dynamic_blacklist_standalone",
+            "media_proxy",
             "enabled",
         )
 

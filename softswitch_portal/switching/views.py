@@ -47,7 +47,7 @@ class MappingGatewayView(generic.ObjectView):
                 "require_caller_number",
             ),
         ),
-        ("Routing", ("route_policy",)),
+        ("Routing", ("route_policy", "media_proxy")),
         RECORD,
     )
 
@@ -81,6 +81,7 @@ class RoutingGatewayView(generic.ObjectView):
         ("Gateway", ("name", "enabled", "description")),
         ("Destination", ("host", "port", "transport", "prefixes", "tech_prefix", "priority")),
         ("Limits", ("capacity", "cps_limit", "conversation_limit", "dynamic_blacklist_standalone")),
+        ("Media", ("media_proxy",)),
         ("Billing", ("clearing_account",)),
         ("Numbers", ("caller_transforms", "callee_transforms", "caller_number_pool")),
         ("Failover and schedule", ("failover_codes", "schedules")),
