@@ -16,7 +16,8 @@ FLOOR_STATE = "x" * 1200  # the size of the call's JSON state kemi.py keeps in a
 
 FLOOR_ROUTES = {
     'python_exec("ksr_request_route");': "route(FLOOR_INITIAL);",
-    'python_exec("ksr_branch_vendor");': "return 1;",
+    # The branch keeps its call (kemi's answer is False only when the media proxy refuses the offer).
+    'if (!python_exec("ksr_branch_vendor")) {\n        drop;\n    }': "return 1;",
     'python_exec("ksr_reply_vendor");': (
         'if (status =~ "^18[0-9]" && $dlg_var(ring) == $null) $dlg_var(ring) = $_s($TV(Sn));'
     ),
@@ -30,6 +31,8 @@ FLOOR_ROUTES = {
     'python_exec("ksr_heartbeat");': "return 1;",
     # Bans: the benchmark's sources are never banned; the flood ban stays this node's own.
     'python_exec("ksr_ban_sync");': "return 1;",
+    # The node's metrics timer (rendered only when SS_METRICS_PORT is set): its gauges are not the floor's.
+    'python_exec("ksr_metrics_timer");': "return 1;",
     'python_exec("ksr_flood");': "$var(flood) = 1;",
 }
 
