@@ -6,6 +6,7 @@ the process at start, not silently fall back to a default.
 
 import ipaddress
 import os
+from decimal import Decimal
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -280,6 +281,14 @@ DEFAULT_FROM_EMAIL = envstr("DEFAULT_FROM_EMAIL", "softswitch@localhost")
 ALARM_EMAIL_TO = [address.strip() for address in envstr("ALARM_EMAIL_TO", "").split(",") if address.strip()]
 ALARM_POST_URL = envstr("ALARM_POST_URL", "")
 ALARM_POST_TIMEOUT = envint("ALARM_POST_TIMEOUT", 5)
+# Operator test calls (switching.testcalls): the switch's SIP address they dial through, the local address the
+# agent calls from (not one a mapping gateway claims, or the call is that gateway's), how long each talks, and the
+# Celery queue one worker with --concurrency 1 serves, so calls queue (pjsua2 holds at most 4 calls a process).
+TEST_CALL_SWITCH = envstr("TEST_CALL_SWITCH", "127.0.0.1:5060")
+TEST_CALL_BIND = envstr("TEST_CALL_BIND", "127.0.0.1")
+TEST_CALL_TALK_SECONDS = envint("TEST_CALL_TALK_SECONDS", 5)
+TEST_CALL_QUEUE = envstr("TEST_CALL_QUEUE", "testcalls")
+TEST_CALL_CREDIT_LIMIT = Decimal(envstr("TEST_CALL_CREDIT_LIMIT", "10"))  # the test account's credit when created
 
 CELERY_BROKER_URL = envstr("CELERY_BROKER_URL", REDIS_URL)
 CELERY_RESULT_BACKEND = envstr("CELERY_RESULT_BACKEND", REDIS_URL)

@@ -432,9 +432,10 @@ def build_snapshot():
             allowed_networks=tuple(allowed_networks),
             allowed_countries=tuple(allowed_countries),
             enabled=enabled,
+            test_phone=test_phone,
         )
         # Only the hashes: the portal keeps no password to hash (switching.Phone).
-        for pk, username, ha1, ha1b, account_id, capacity, allowed_networks, allowed_countries, enabled in (
+        for pk, username, ha1, ha1b, account_id, capacity, allowed_networks, allowed_countries, enabled, test_phone in (
             Phone.objects.order_by("id").values_list(
                 "id",
                 "username",
@@ -445,6 +446,7 @@ def build_snapshot():
                 "allowed_networks",
                 "allowed_countries",
                 "enabled",
+                "test_phone",
             )
         )
     )

@@ -22,7 +22,16 @@ from softswitch_portal.validators import (
     validate_sip_status_list,
 )
 
-from .choices import WEEKDAYS, AuthMode, MediaProxy, PoolMode, RoutePolicy, TransformTarget, Transport
+from .choices import (
+    WEEKDAYS,
+    AuthMode,
+    MediaProxy,
+    PoolMode,
+    RoutePolicy,
+    TestCallStatus,
+    TransformTarget,
+    Transport,
+)
 
 LIMIT_HELP = "0 = no limit."
 
@@ -376,6 +385,8 @@ class Phone(models.Model):
         help_text="ISO 3166 country codes (geofence); empty = anywhere.",
     )
     enabled = models.BooleanField(default=True)
+    # The operators' test-call phone (switching.testcalls.service): its calls may name the one vendor to try.
+    test_phone = models.BooleanField(default=False, editable=False)
     description = models.TextField(blank=True)
     created = models.DateTimeField(auto_now_add=True)
     updated = models.DateTimeField(auto_now=True)
@@ -442,3 +453,48 @@ class Phone(models.Model):
 def _ip_country_table_imported():
 
     return IpCountryTable.objects.exists()
+
+
+class TestCall(models.Model):
+    """An operator's test call through one routing gateway: a pjsua2 agent dials ``number`` from the test-call
+    phone, plays a tone and records what comes back (switching.testcalls). Figures are the agent's: ``tx`` what
+    it sent towards the vendor, ``rx`` what it received; times in ms."""
+
+    status = models.CharField(max_length=10, choices=TestCallStatus.choices, default=TestCallStatus.QUEUED)
+    gateway = models.ForeignKey(RoutingGateway, on_delete=models.SET_NULL, null=True, related_name="test_calls")
+    gateway_name = models.CharField(max_length=100, editable=False)  # kept should the gateway be deleted
+    number = models.CharField(max_length=64, validators=[validate_number])
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True)
+    created = models.DateTimeField(auto_now_add=True)
+    finished = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    sip_status = models.PositiveIntegerField(null=True, blank=True)
+    sip_reason = models.CharField(max_length=100, blank=True)
+    answered = models.BooleanField(default=False)
+    pdd_ms = models.PositiveIntegerField(null=True, blank=True)
+    ringing_ms = models.PositiveIntegerField(null=True, blank=True)
+    talk_ms = models.PositiveIntegerField(null=True, blank=True)
+    rtp_tx_packets = models.PositiveIntegerField(null=True, blank=True)
+    rtp_rx_packets = models.PositiveIntegerField(null=True, blank=True)
+    rtp_tx_loss = models.IntegerField(null=True, blank=True)
+    rtp_rx_loss = models.IntegerField(null=True, blank=True)
+    jitter_tx_ms = models.FloatField(null=True, blank=True)
+    jitter_rx_ms = models.FloatField(null=True, blank=True)
+    audio_heard = models.BooleanField(null=True)
+    audio_verdict = models.CharField(max_length=20, blank=True)
+    recording = models.BinaryField(null=True, editable=False)  # a WAV: a few seconds of 8 kHz audio
+    waveform_svg = models.TextField(blank=True, editable=False)
+    sip_trace = models.TextField(blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created", "-id"]
+
+    def __str__(self):
+        return f"Test call {self.pk} to {self.number} via {self.gateway_name}"
+
+    def get_absolute_url(self):
+        return reverse("switching:testcall", args=[self.pk])
+
+    @property
+    def done(self) -> bool:
+        return self.status in (TestCallStatus.FINISHED, TestCallStatus.FAILED)

@@ -15,3 +15,11 @@ def republish_snapshot():
     """
     ip_countries.publish()
     return publisher.publish(waiter=Waiter.JOB)
+
+
+@shared_task
+def run_test_call(test_call_id):
+    """An operator's test call (switching.testcalls), queued on TEST_CALL_QUEUE: one at a time per worker."""
+    from .testcalls import service
+
+    service.run(test_call_id)

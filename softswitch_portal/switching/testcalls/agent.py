@@ -209,14 +209,20 @@ def place_call(
     caller_uri: str = "sip:test-call@127.0.0.1",
     bind: str = "127.0.0.1",
     port: int = 0,
+    headers: dict[str, str] | None = None,
 ) -> CallResult:
     """Dial ``target`` (a SIP URI), play ``play`` once answered, record what comes back into ``record`` for
-    ``talk_s``, hang up and report."""
+    ``talk_s``, hang up and report. ``headers`` go on the INVITE."""
     ep = endpoint(port, bind)
     account = _account(ep, caller_uri, bind, credentials)
     _trace.messages.clear()
     call = _Call(account, play=play, record=record)
-    call.makeCall(target, pj.CallOpParam(True))
+    op = pj.CallOpParam(True)
+    for name, value in (headers or {}).items():
+        header = pj.SipHeader()
+        header.hName, header.hValue = name, value
+        op.txOption.headers.append(header)
+    call.makeCall(target, op)
     _pump(ep, ring_timeout_s, lambda: call.answered_at is not None or call.ended_at is not None)
     if call.answered_at is not None and call.ended_at is None:
         _pump(ep, talk_s / 2, lambda: call.ended_at is not None)
@@ -310,7 +316,9 @@ def _op(code: int):
 
 def main(argv=None) -> int:
     """``python -m softswitch_portal.switching.testcalls.agent TARGET PLAY RECORD [--talk S]``: one call, its
-    result as JSON (the tests' customer with audio; pjsua2 wants a process of its own)."""
+    result as JSON (the tests' customer with audio, and each operator test call: pjsua2 wants a process of its
+    own). The phone's digest credentials, when it has some, come in SS_TEST_CALL_AUTH (username:realm:HA1), out of
+    sight of the process list."""
     import argparse
     import json
     import sys
@@ -321,8 +329,16 @@ def main(argv=None) -> int:
     parser.add_argument("record")
     parser.add_argument("--talk", type=float, default=3.0)
     parser.add_argument("--ring-timeout", type=float, default=20.0)
+    parser.add_argument("--from", dest="caller_uri", default="sip:test-call@127.0.0.1")
+    parser.add_argument("--bind", default="127.0.0.1")
+    parser.add_argument("--header", action="append", default=[], help="NAME: VALUE, added to the INVITE")
     args = parser.parse_args(argv)
-    result = place_call(args.target, args.play, args.record, talk_s=args.talk, ring_timeout_s=args.ring_timeout)
+    auth = os.environ.get("SS_TEST_CALL_AUTH", "")
+    credentials = tuple(auth.split(":", 2)) if auth.count(":") >= 2 else None
+    headers = dict(h.split(":", 1) for h in args.header if ":" in h)
+    result = place_call(args.target, args.play, args.record, talk_s=args.talk, ring_timeout_s=args.ring_timeout,
+                        credentials=credentials, caller_uri=args.caller_uri, bind=args.bind,
+                        headers={k.strip(): v.strip() for k, v in headers.items()})  # fmt: skip
     sys.stdout.write(json.dumps(result.as_dict()) + "\n")
     sys.stdout.flush()
     os._exit(0)  # pjsua2's own shutdown may wait on its threads: the result is out
