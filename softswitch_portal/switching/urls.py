@@ -2,7 +2,7 @@ from django.urls import path
 
 from softswitch_portal.generic.urls import model_urls
 
-from . import simulator_views, views
+from . import simulator_views, testcall_views, views
 
 app_name = "switching"
 
@@ -57,4 +57,9 @@ urlpatterns = [
         delete_view=views.SystemParameterDeleteView,
     ),
     path("simulator/", simulator_views.SimulatorView.as_view(), name="simulator"),
+    path("routing-gateways/<int:pk>/test-call/", testcall_views.TestCallStartView.as_view(), name="testcall_start"),
+    path("test-calls/<int:pk>/", testcall_views.TestCallView.as_view(), name="testcall"),
+    path(
+        "test-calls/<int:pk>/recording.wav", testcall_views.TestCallRecordingView.as_view(), name="testcall_recording"
+    ),
 ]

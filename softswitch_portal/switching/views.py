@@ -90,7 +90,8 @@ class RoutingGatewayView(generic.ObjectView):
 
     def get_extra_context(self, request, obj):
         cdrs = f"{reverse('billing:cdr_list')}?{urlencode({'routing_gateway': obj.pk})}"
-        return {"extra_buttons": [("Calls", cdrs, "")]}
+        test_call = reverse("switching:testcall_start", args=[obj.pk])
+        return {"extra_buttons": [("Calls", cdrs, ""), ("Test call", test_call, "")]}
 
 
 class RoutingGatewayEditView(generic.ObjectEditView):
