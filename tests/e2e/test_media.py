@@ -5,6 +5,7 @@ call that carries no RTP at all is ended by the media timeout, BYE both ways."""
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 import time
@@ -47,11 +48,25 @@ def rtpengine(tmp_path_factory):
 
 
 def vendor_agent(tmp_path, mode, calls=1, timeout=40):
-    return subprocess.Popen(
+    process = subprocess.Popen(
         [sys.executable, "-m", "tests.e2e.audio_agent", str(VENDOR_A), mode, str(tmp_path), "--tone", str(VENDOR_HZ),
          "--calls", str(calls), "--timeout", str(timeout)],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+    # Its SIP transport bound before the call is placed: a fixed pause alone was too short on a loaded machine,
+    # and the switch's INVITE then met a closed port (500).
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and process.poll() is None:
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            probe.bind(("127.0.0.1", VENDOR_A))
+        except OSError:
+            break
+        finally:
+            probe.close()
+        time.sleep(0.05)
+    time.sleep(1.0)  # bound is not yet answering: its account and call handler come after the transport
+    return process
 
 
 def customer_call(tmp_path, callee="12125550100", talk=3.0):
@@ -78,7 +93,6 @@ def talk_through_the_switch(tmp_path, switch_config, mode):
     switch_config.route_a.save()
     switch_config.publish()
     vendor = vendor_agent(tmp_path, "tone")
-    time.sleep(1.0)  # its transport bound
     customer = customer_call(tmp_path)
     [answered] = vendor_results(vendor)
     return customer, answered
@@ -120,10 +134,9 @@ def test_a_vendor_that_answers_without_audio_is_heard_as_no_audio(callcore, rtpe
     switch_config.route_a.save()
     switch_config.publish()
     vendor = vendor_agent(tmp_path, "silent")
-    time.sleep(1.0)
     customer = customer_call(tmp_path)
     vendor_results(vendor)
-    assert customer["status"] == 200
+    assert customer["status"] == 200, customer
     heard = audio.analyse(tmp_path / "customer-heard.wav", VENDOR_HZ)
     assert heard.verdict == "no audio"
     # While the vendor heard the customer: one-way audio, told apart.
