@@ -34,7 +34,7 @@ Run: .venv/bin/python bench/callcore_cps.py [--quick] [--also-children 2] [--ren
    shared memory) and our live-state keys in Redis before and at the plateau
    give the memory per call; every call must complete and have its CDR.
 3. With --flood, illegal-call floods: INVITEs from a source that is neither a
-   gateway nor a phone, each to be answered 403 (and recorded, then not), at
+   gateway nor a phone, each to be answered 407 (and recorded, then not), at
    rising rates; the switch's CPU per illegal INVITE against a legal call's.
 4. With --renewals, quota-grant renewals at scale: a fresh callcore holds 2,000 calls (CALLS) for
    2 x SERVER_BILLING_PREVENT_OVERDRAFT_ADVANCE_TIME + 10 s, first on the customer account made
@@ -1738,7 +1738,7 @@ def set_parameter(name, value):
 def flood_step(switch, redis_probe, out, rate, seconds, record) -> dict:
     """Illegal INVITEs at ``rate`` for ``seconds`` from one source, under pike's limit up to 16,000/s (the
     bench's 65535 requests per 2 s, INVITE and ACK): what a flood spread over sources that each stay
-    under the limit costs. Each must get its 403 and, with ``record``, its CDR."""
+    under the limit costs. Each must get its 407 and, with ``record``, its CDR."""
     step_dir = out / f"flood-{'cdr' if record else 'nocdr'}-{rate}cps"
     step_dir.mkdir(parents=True, exist_ok=True)
     quiet = wait_quiet()
@@ -1784,7 +1784,7 @@ def flood_step(switch, redis_probe, out, rate, seconds, record) -> dict:
 
 def flood_passes(step) -> bool:
     """Every INVITE refused at the rate offered; with CDRs on, one per refused INVITE at least (an INVITE
-    SIPp sent again gets a second 403 and CDR of the same call, which the ingest takes once)."""
+    SIPp sent again gets a second 407 and CDR of the same call, which the ingest takes once)."""
     wanted = step["successful"] if step["record"] else 0
     cdrs_ok = step["cdrs"] >= wanted if step["record"] else step["cdrs"] == 0
     return step_passes(step) and cdrs_ok
@@ -1795,6 +1795,9 @@ def flood_run(redis_url, redis_probe, out, children, rates, seconds) -> dict:
     ramp stops at its first failing step."""
     switch = Callcore(out / "flood", CALLCORE_PORT, children, redis_url).start()
     runs = {}
+    # The flood measures what answering illegal INVITEs costs: the switch's ban of a source sending many
+    # (SS_BAN_ILLEGAL_CALLS_PER_IP) would stop the measurement at its first step.
+    set_parameter("SS_BAN_ILLEGAL_CALLS_PER_IP", 0)
     try:
         for record in (True, False):
             set_parameter("SERVER_BILLING_RECORD_ILLEGAL_CALL", 1 if record else 0)
@@ -1805,7 +1808,7 @@ def flood_run(redis_url, redis_probe, out, children, rates, seconds) -> dict:
                 step["passed"] = flood_passes(step)
                 runs[key].append(step)
                 d, cpu = step["delay_ms"], step["cpu_pct"]
-                log(f"  flood {'CDRs on ' if record else 'CDRs off'} {rate:>5}/s  403 {step['successful']:>6} "
+                log(f"  flood {'CDRs on ' if record else 'CDRs off'} {rate:>5}/s  407 {step['successful']:>6} "
                     f"failed {step['failed']:>5} ({step['fail_pct']:.3f}%)  achieved {step['achieved_cps']:>7.1f}  "
                     f"p50/p95 {fmt(d['p50'])}/{fmt(d['p95'])} ms  switch {cpu['switch']:.0f}% "
                     f"(waiting for a CPU {cpu['udp_rq_wait']:.0f}%)  redis {cpu.get('redis', float('nan')):.0f}%  "
@@ -1815,6 +1818,9 @@ def flood_run(redis_url, redis_probe, out, children, rates, seconds) -> dict:
                     break
     finally:
         set_parameter("SERVER_BILLING_RECORD_ILLEGAL_CALL", 1)
+        from callcore.contract import PARAMETERS_BY_NAME
+
+        set_parameter("SS_BAN_ILLEGAL_CALLS_PER_IP", PARAMETERS_BY_NAME["SS_BAN_ILLEGAL_CALLS_PER_IP"].default)
         switch.stop()
     return runs
 
@@ -2113,9 +2119,9 @@ def summary(results) -> list[str]:
     if flood:
         add("")
         add("=" * 118)
-        add("ILLEGAL-CALL FLOOD (INVITEs from an unknown source, each answered 403; delay = INVITE -> 403)")
+        add("ILLEGAL-CALL FLOOD (INVITEs from an unknown source, each answered 407; delay = INVITE -> 407)")
         add("=" * 118)
-        head = (f"{'CDRs':<6}{'rate':>6}{'achieved':>9}{'403':>8}{'failed':>7}{'fail%':>8}{'p50':>6}{'p95':>6}"
+        head = (f"{'CDRs':<6}{'rate':>6}{'achieved':>9}{'407':>8}{'failed':>7}{'fail%':>8}{'p50':>6}{'p95':>6}"
                 f"{'switch%':>8}{'rqw%':>5}{'redis%':>7}{'peak%':>6}{'ms/INVITE':>10}{'CDRs':>8}  passed")  # fmt: skip
         add(head)
         add("-" * len(head))
@@ -2230,7 +2236,7 @@ def main():
         "and no Redis (where callcore's CPU goes: SIP duties or the decision)",
     )
     parser.add_argument("--flood", type=int, nargs="*", default=[], metavar="RATE",
-                        help="illegal-call flood steps (INVITEs/s from an unknown source, each answered 403), "
+                        help="illegal-call flood steps (INVITEs/s from an unknown source, each answered 407), "
                         "with illegal-call CDRs on, then off; each ramp stops at its first failing step")  # fmt: skip
     parser.add_argument(
         "--fraud-rules",
