@@ -285,7 +285,8 @@ ALARM_POST_TIMEOUT = envint("ALARM_POST_TIMEOUT", 5)
 # agent calls from (not one a mapping gateway claims, or the call is that gateway's), how long each talks, and the
 # Celery queue one worker with --concurrency 1 serves, so calls queue (pjsua2 holds at most 4 calls a process).
 TEST_CALL_SWITCH = envstr("TEST_CALL_SWITCH", "127.0.0.1:5060")
-TEST_CALL_BIND = envstr("TEST_CALL_BIND", "127.0.0.1")
+# 127.0.0.3: the demo's trunk claims 127.0.0.1, and a loopback host answers on every 127/8 address.
+TEST_CALL_BIND = envstr("TEST_CALL_BIND", "127.0.0.3")
 TEST_CALL_TALK_SECONDS = envint("TEST_CALL_TALK_SECONDS", 5)
 TEST_CALL_QUEUE = envstr("TEST_CALL_QUEUE", "testcalls")
 TEST_CALL_CREDIT_LIMIT = Decimal(envstr("TEST_CALL_CREDIT_LIMIT", "10"))  # the test account's credit when created
