@@ -28,11 +28,11 @@ def test_a_test_call_placed_from_the_gateway_page_shows_its_result_and_recording
     callcore,
     switch_config,
     live_redis,
-    test_call_worker,
-    browser_page,
+    test_call_worker,  # noqa: F811 - the fixture imported above
+    browser_page,  # noqa: F811 - the fixture imported above
     live_server,
     django_user_model,
-    tmp_path,  # noqa: F811
+    tmp_path,
 ):
     from playwright.sync_api import expect
 
