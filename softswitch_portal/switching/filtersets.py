@@ -23,6 +23,7 @@ from .models import (
     Phone,
     RoutingGateway,
     RoutingSchedule,
+    TestCall,
 )
 
 LIMITS = SORT_INSTEAD
@@ -107,6 +108,36 @@ class RoutingGatewayFilterSet(BaseFilterSet):
         )
 
 
+class TestCallFilterSet(BaseFilterSet):
+    number = django_filters.CharFilter(lookup_expr="startswith", label="Number starts with")
+
+    search_fields = ("number__startswith", "gateway_name__icontains", "sip_reason__icontains")
+    unfiltered_fields = {
+        "gateway_name": "a copy kept should the gateway go: filter by gateway",
+        "created": BOOKKEEPING,
+        "finished": BOOKKEEPING,
+        "error": FREE_TEXT,
+        "sip_reason": "the status's words: filter by SIP status",
+        "pdd_ms": SORT_INSTEAD,
+        "ringing_ms": SORT_INSTEAD,
+        "talk_ms": SORT_INSTEAD,
+        "rtp_tx_packets": SORT_INSTEAD,
+        "rtp_rx_packets": SORT_INSTEAD,
+        "rtp_tx_loss": SORT_INSTEAD,
+        "rtp_rx_loss": SORT_INSTEAD,
+        "jitter_tx_ms": SORT_INSTEAD,
+        "jitter_rx_ms": SORT_INSTEAD,
+        "audio_verdict": "the words of audio_heard: filter by that",
+        "recording": "audio: listen to it on the test call's page",
+        "waveform_svg": "a picture: see it on the test call's page",
+        "sip_trace": "the call's messages: read them on the test call's page",
+    }
+
+    class Meta:
+        model = TestCall
+        fields = ("id", "status", "gateway", "number", "requested_by", "answered", "audio_heard", "sip_status")
+
+
 class PhoneFilterSet(BaseFilterSet):
     username = django_filters.CharFilter(lookup_expr="startswith", label="Username starts with")
     allowed_networks = ArrayContainsFilter(label="Allows network")
@@ -117,6 +148,7 @@ class PhoneFilterSet(BaseFilterSet):
         "ha1": "a secret's hash: never searchable",
         "ha1b": "a secret's hash: never searchable",
         "digest_realm": "the same for every phone but those hashed before a realm change",
+        "test_phone": "one phone, the test calls' own: its username is 999000999",
         "capacity": LIMITS,
         "description": FREE_TEXT,
         "created": BOOKKEEPING,

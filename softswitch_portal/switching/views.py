@@ -119,7 +119,7 @@ class PhoneView(generic.ObjectView):
     # Shown as set or not, never their value: to a digest client a hash is as good as the password.
     secret_fields = ("ha1", "ha1b")
     fieldsets = (
-        ("Phone", ("username", "account", "enabled", "description")),
+        ("Phone", ("username", "account", "enabled", "test_phone", "description")),
         ("Digest secret", ("ha1", "ha1b", "digest_realm")),
         ("Limits", ("capacity", "allowed_networks", "allowed_countries")),
         RECORD,

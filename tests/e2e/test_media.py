@@ -40,7 +40,7 @@ def rtpengine(tmp_path_factory):
             break
         except media.MediaProxyError:
             time.sleep(0.1)
-    time.sleep(2.5)  # the call core's rtpengine module asks again 2 s after finding it down
+    time.sleep(4.5)  # the call core's rtpengine module asks again 2 s after finding it down (slack for a busy host)
     yield client
     client.close()
     process.terminate()

@@ -32,6 +32,7 @@ from softswitch_portal.switching.filtersets import (
     RoutingGatewayFilterSet,
     RoutingScheduleFilterSet,
     SystemParameterFilterSet,
+    TestCallFilterSet,
 )
 from softswitch_portal.switching.models import MappingGateway, RoutingSchedule
 
@@ -61,6 +62,7 @@ FILTERSETS = [
     AlarmFilterSet,
     BanFilterSet,
     IpCountryRangeFilterSet,
+    TestCallFilterSet,
 ]
 
 

@@ -27,6 +27,8 @@ from tests.billing.streams import call_record
 ROOT = Path(__file__).resolve().parents[2]
 # What the environment may say about security: each test of the defaults starts from none of it.
 SECURITY_VARIABLES = (
+    # Set by the browser tests' fixtures (Playwright's loop beside the ORM), never in production.
+    "DJANGO_ALLOW_ASYNC_UNSAFE",
     "DEBUG",
     "SECRET_KEY",
     "DJANGO_SETTINGS_MODULE",
