@@ -32,6 +32,7 @@ import redis
 
 from callcore.cdr import dumps, loads
 from callcore.contract import (
+    HOLD_OR_RELEASE_LUA,
     PENDING_DEBIT_HOLD_MS,
     RELEASE_LOST_LUA,
     EndReason,
@@ -350,20 +351,11 @@ return -1
 # KEYS: 1 reservations, 2 registry, 3 registry expiry index, 4 CDR stream, then slot keys
 # ARGV: 1 call id, 2 CDR json ('' = no CDR), 3 the node's grant index (Keys.grants; '' or absent = none),
 #       4 pending-debit field ('' or absent = the call is not charged), 5 the pending debit's expiry ms
-TEARDOWN_LUA = r"""
+TEARDOWN_LUA = (
+    HOLD_OR_RELEASE_LUA
+    + r"""
 local call_id = ARGV[1]
-local held = redis.call('HGET', KEYS[1], call_id)
-if held then
-  redis.call('HDEL', KEYS[1], call_id)
-  if ARGV[4] and ARGV[4] ~= '' then
-    local amount = string.match(held, '^(%-?%d+)')
-    redis.call('HSET', KEYS[1], ARGV[4], amount .. ':' .. ARGV[5])
-    redis.call('ZADD', KEYS[1] .. ':exp', ARGV[5], ARGV[4])
-  else
-    redis.call('DECRBY', KEYS[1] .. ':sum', tonumber(string.match(held, '^(%-?%d+)')))
-  end
-end
-redis.call('ZREM', KEYS[1] .. ':exp', call_id)
+hold_or_release(KEYS[1], call_id, ARGV[4], ARGV[5])
 redis.call('HDEL', KEYS[2], call_id)
 redis.call('HDEL', KEYS[2] .. ':answered', call_id)
 redis.call('ZREM', KEYS[3], call_id)
@@ -377,6 +369,7 @@ if ARGV[2] ~= '' then
 end
 return false
 """
+)
 
 
 # Quota grants (decide.Grant): a node's answered calls that need its grant timer, in a renewal index

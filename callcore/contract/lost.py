@@ -26,7 +26,7 @@ from .cdr import CdrRecord, VendorAttempt, encode_cdr
 from .codes import BillingMode, EndDirection, EndReason
 from .jsontext import json_text
 from .keys import Keys
-from .pending import PENDING_DEBIT_HOLD_MS, pending_debit_field
+from .pending import HOLD_OR_RELEASE_LUA, PENDING_DEBIT_HOLD_MS, pending_debit_field
 from .state import RouteState
 
 __all__ = [
@@ -137,20 +137,12 @@ def lost_call_record(
 # ARGV: 1 call id, 2 the registry entry as read, 3 CDR json, 4 pending-debit field ('' = not charged),
 #       5 its expiry ms
 # Returns 1 when this call released it, 0 when it was gone (or replaced) already.
-RELEASE_LOST_LUA = r"""
+RELEASE_LOST_LUA = (
+    HOLD_OR_RELEASE_LUA
+    + r"""
 local call_id = ARGV[1]
 if redis.call('HGET', KEYS[2], call_id) ~= ARGV[2] then return 0 end
-local held = redis.call('HGET', KEYS[1], call_id)
-if held then
-  redis.call('HDEL', KEYS[1], call_id)
-  if ARGV[4] and ARGV[4] ~= '' then
-    redis.call('HSET', KEYS[1], ARGV[4], string.match(held, '^(%-?%d+)') .. ':' .. ARGV[5])
-    redis.call('ZADD', KEYS[1] .. ':exp', ARGV[5], ARGV[4])
-  else
-    redis.call('DECRBY', KEYS[1] .. ':sum', tonumber(string.match(held, '^(%-?%d+)')))
-  end
-end
-redis.call('ZREM', KEYS[1] .. ':exp', call_id)
+hold_or_release(KEYS[1], call_id, ARGV[4], ARGV[5])
 redis.call('HDEL', KEYS[2], call_id)
 redis.call('ZREM', KEYS[3], call_id)
 redis.call('HDEL', KEYS[5], call_id)
@@ -160,6 +152,7 @@ for i = 7, #KEYS do redis.call('ZREM', KEYS[i], call_id) end
 redis.call('XADD', KEYS[4], '*', 'cdr', ARGV[3])
 return 1
 """
+)
 
 
 def release_lost_args(call_id: str, raw_entry, record: CdrRecord, now_ms: int) -> list:

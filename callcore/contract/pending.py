@@ -20,7 +20,7 @@ as a dead letter) does not hold its account's money for ever.
 
 from __future__ import annotations
 
-__all__ = ["PENDING_DEBIT_HOLD_MS", "pending_debit_field", "RELEASE_PENDING_LUA"]
+__all__ = ["PENDING_DEBIT_HOLD_MS", "pending_debit_field", "HOLD_OR_RELEASE_LUA", "RELEASE_PENDING_LUA"]
 
 # The ingest takes a CDR within a second while it runs; this covers an ingest restart or a database failover
 # with room to spare. Only an outage longer than this lets the calls ended during it be spent twice.
@@ -34,6 +34,25 @@ def pending_debit_field(call_uuid: str) -> str:
     money of the one before it.
     """
     return f"cdr:{call_uuid}"
+
+
+# The reservation of a call that ends, in both scripts that end one (callcore.live's TEARDOWN_LUA, contract.lost's
+# RELEASE_LOST_LUA): held as the pending debit ``field`` until ``expiry`` when the call is charged, else freed.
+HOLD_OR_RELEASE_LUA = r"""
+local function hold_or_release(hash, call_id, field, expiry)
+  local held = redis.call('HGET', hash, call_id)
+  if held then
+    redis.call('HDEL', hash, call_id)
+    if field and field ~= '' then
+      redis.call('HSET', hash, field, string.match(held, '^(%-?%d+)') .. ':' .. expiry)
+      redis.call('ZADD', hash .. ':exp', expiry, field)
+    else
+      redis.call('DECRBY', hash .. ':sum', tonumber(string.match(held, '^(%-?%d+)')))
+    end
+  end
+  redis.call('ZREM', hash .. ':exp', call_id)
+end
+"""
 
 
 # Drop the pending debits of CDRs the ingest has stored (their charge is in the balance now).
