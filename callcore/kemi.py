@@ -15,7 +15,8 @@ every route catches its exceptions and returns an int (an uncaught one drops
 the request silently); connections are
 opened lazily per process (Kamailio forks after loading this script); the
 dialog timeout ends calls without a ``dialog:end`` event, so the server-hangup
-CDR is written on ``dialog:timeout``; Kamailio's own 408 carries no reply, so
+CDR is written on ``dialog:timeout``, and that route sends the BYEs itself
+(the module's own timeout BYE can free a dialog twice: ``_bye_on_timeout``); Kamailio's own 408 carries no reply, so
 the last vendor code is kept in a dialog variable.
 """
 
@@ -120,6 +121,8 @@ V_MEDIA = "mp"  # 1 while the current attempt's media goes through rtpengine (ka
 V_MEDIA_USED = "mpu"  # 1 once any attempt went through rtpengine: the call is deleted there at its end
 # The dialog module's state 3, "confirmed_na": the 200 OK went out and no ACK came back.
 DLG_ANSWERED_NOT_ACKED = "3"
+# The states a BYE can end: confirmed_na and confirmed (4).
+DLG_UP = frozenset({DLG_ANSWERED_NOT_ACKED, "4"})
 
 
 class _BanCache:
@@ -679,7 +682,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         # The dialog's lifetime is given at creation (the module's timeout_avp): setting it later
         # with dlg_set_timeout races the confirmation under load and can leave a leg without its BYE.
         KSR.pv.seti("$avp(ss_max_duration)", max(1, decision.max_duration_s))
-        KSR.pv.seti("$dlg_ctx(timeout_bye)", 1)
+        # No timeout_bye: the timeout route sends the BYEs itself (ksr_dialog_event, _bye_on_timeout).
         KSR.pv.sets("$dlg_ctx(timeout_route)", "ss_timeout")
         if KSR.dialog.dlg_manage() < 0:
             self._release(state)
@@ -855,13 +858,17 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
                 return 1
             if evname not in dec.ENDING_EVENTS:
                 return 1
-            if d.var_get(V_DONE) == "1":
-                return 1
-            raw = d.var_get(V_STATE)
-            if not raw:
-                return 1
-            state = decode_state(raw)
-            self._finish(state, dec.end_of_call(self._end_facts(d, evname, state)))
+            try:
+                if d.var_get(V_DONE) == "1":
+                    return 1
+                raw = d.var_get(V_STATE)
+                if not raw:
+                    return 1
+                state = decode_state(raw)
+                self._finish(state, dec.end_of_call(self._end_facts(d, evname, state)))
+            finally:
+                if evname == dec.DIALOG_TIMEOUT:
+                    _bye_on_timeout()
         except Exception as exc:  # noqa: BLE001
             KSR.err(f"callcore: dialog event {evname}: {exc!r}\n")
         return 1
@@ -1160,6 +1167,19 @@ class _NodeGauges:
             PROM.gauge_set_l0("ss_snapshot_age_seconds", str(int(now - self.since_s)))
         banned = core.live.resp.execute("ZCOUNT", core.keys.bans, now_ms(), "+inf")
         PROM.gauge_set_l0("ss_bans", str(int(banned or 0)))
+
+
+def _bye_on_timeout():
+    """BYE both ways for a dialog whose timeout came (its max duration, a cut, failed keep-alives, no ACK).
+
+    Sent here rather than by the dialog module's own timeout BYE (timeout_bye, the module's send_bye): in
+    Kamailio 5.6 that path drops one reference too many when the dialog ends under it, as when the caller's
+    200 OK to the first BYE is handled before the second BYE goes out, and the dialog is freed twice, a
+    corrupted shared-memory heap that aborts the node (seen in the e2e suite; fixed upstream in 6.0, GH #4169).
+    dlg_bye holds its own reference and gives it back whatever happens. A dialog a BYE already ended is left.
+    """
+    if pvs("$dlg(state)") in DLG_UP:
+        KSR.dialog.dlg_bye("all")
 
 
 def _cut_reason(call_id):
