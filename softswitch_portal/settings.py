@@ -270,6 +270,7 @@ SPECTACULAR_SETTINGS = {
         # Two choice sets share the field name subject_kind: each gets its own name.
         "BlacklistSubjectKindEnum": "security.choices.BlacklistSubject",
         "AlarmSubjectKindEnum": "security.choices.AlarmSubject",
+        "TestCallStatusEnum": "softswitch_portal.switching.choices.TestCallStatus",
     },
 }
 

@@ -10,7 +10,7 @@ from .serializers import as_drf_error
 
 
 class PortalViewSetMixin:
-    """What every API viewset shares: the list page's filterset, ordering, transactional writes, safe deletes."""
+    """What every API viewset shares: the list page's filterset, ordering, transactional writes."""
 
     # ``filterset_class`` is the list page's own FilterSet: one definition of each filter for the page and the
     # API. Writes run in one transaction, so a service's ValidationError raised while saving leaves nothing
@@ -31,6 +31,10 @@ class PortalViewSetMixin:
         except DjangoValidationError as exc:
             raise as_drf_error(exc) from None
 
+
+class BaseModelViewSet(PortalViewSetMixin, viewsets.ModelViewSet):
+    """List (with the portal's filters and ``?ordering=``), read, create, update, delete."""
+
     def destroy(self, request, *args, **kwargs):
         instance = self.get_object()
         try:
@@ -46,9 +50,6 @@ class PortalViewSetMixin:
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class BaseModelViewSet(PortalViewSetMixin, viewsets.ModelViewSet):
-    """List (with the portal's filters and ``?ordering=``), read, create, update, delete."""
-
-
 class ReadOnlyModelViewSet(PortalViewSetMixin, viewsets.ReadOnlyModelViewSet):
-    """List (with the portal's filters and ``?ordering=``) and read: records the switch writes."""
+    """List (with the portal's filters and ``?ordering=``) and read: records the switch writes, which no API
+    client deletes (the safe delete lives on BaseModelViewSet: here it would route DELETE to CDRs)."""

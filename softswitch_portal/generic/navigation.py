@@ -42,6 +42,7 @@ MENU = (
             ("Caller number pools", "switching:callernumberpool_list"),
             ("System parameters", "switching:systemparameter_list"),
             ("Routing simulator", "switching:simulator"),
+            ("Test calls", "switching:testcall_list"),
         ),
     ),
     (

@@ -11,14 +11,24 @@ from softswitch_portal.generic.tables import (
     ArrayColumn,
     BaseTable,
     BooleanColumn,
+    ChoiceColumn,
+    DateTimeColumn,
     ManyToManyColumn,
     NumberColumn,
     PageInfoMixin,
     TextColumn,
 )
 
-from .choices import WEEKDAYS
-from .models import CallerNumberPool, MappingGateway, NumberTransformRule, Phone, RoutingGateway, RoutingSchedule
+from .choices import WEEKDAYS, TestCallStatus
+from .models import (
+    CallerNumberPool,
+    MappingGateway,
+    NumberTransformRule,
+    Phone,
+    RoutingGateway,
+    RoutingSchedule,
+    TestCall,
+)
 
 
 class MappingGatewayTable(BaseTable):
@@ -209,3 +219,81 @@ class SystemParameterTable(PageInfoMixin, tables.Table):
             return ""
         label = "Edit" if record["pk"] else "Set"
         return format_html('<a class="btn btn-xs" href="{}">{}</a>', record["edit_url"], label)
+
+
+def gateway_page(record):
+    # By id, not record.gateway: no query per row; a deleted gateway keeps its name and no link.
+    return reverse("switching:routinggateway", args=[record.gateway_id]) if record.gateway_id else None
+
+
+def ms(value):
+    return f"{value} ms"
+
+
+class TestCallTable(BaseTable):
+    """Operators' test calls: each row links to its result page."""
+
+    created = DateTimeColumn(verbose_name="When", linkify=True)
+    gateway = tables.Column(accessor="gateway_name", verbose_name="Gateway", linkify=gateway_page)
+    number = tables.Column(attrs={"td": {"class": "mono"}})
+    status = ChoiceColumn(badges={TestCallStatus.FAILED: "danger", TestCallStatus.RUNNING: "warning"})
+    sip_status = tables.Column(verbose_name="SIP answer")
+    pdd_ms = NumberColumn(verbose_name="PDD")
+    talk_ms = NumberColumn(verbose_name="Talk")
+    audio_heard = tables.Column(
+        verbose_name="Audio heard",
+        attrs={"th": {"title": "Whether the agent heard sound from the vendor (a tone, or any audio)"}},
+    )
+    rtp_tx_packets = NumberColumn(
+        verbose_name="RTP out",
+        attrs={"td": {"class": "num"}, "th": {"class": "num", "title": "Packets sent to the vendor, and lost"}},
+    )
+    rtp_rx_packets = NumberColumn(
+        verbose_name="RTP in",
+        attrs={"td": {"class": "num"}, "th": {"class": "num", "title": "Packets received from the vendor, and lost"}},
+    )
+    requested_by = tables.Column(verbose_name="Placed by", order_by=("requested_by__username",))
+
+    class Meta(BaseTable.Meta):
+        model = TestCall
+        fields = (
+            "created",
+            "gateway",
+            "number",
+            "status",
+            "sip_status",
+            "pdd_ms",
+            "talk_ms",
+            "audio_heard",
+            "rtp_tx_packets",
+            "rtp_rx_packets",
+            "requested_by",
+        )
+        exclude = ("actions",)
+        empty_text = "No test calls found: place one from a routing gateway's page."
+
+    def render_sip_status(self, value, record):
+        return format_html('<span title="{}">{} {}</span>', record.sip_reason, value, record.sip_reason)
+
+    def render_pdd_ms(self, value):
+        return ms(value)
+
+    def render_talk_ms(self, value):
+        return ms(value)
+
+    def render_audio_heard(self, value, record):
+        if value:
+            return format_html('<span class="badge badge-yes">{}</span>', record.audio_verdict or "heard")
+        return format_html('<span class="badge badge-danger">{}</span>', record.audio_verdict or "no audio")
+
+    def render_rtp_tx_packets(self, value, record):
+        return packets(value, record.rtp_tx_loss)
+
+    def render_rtp_rx_packets(self, value, record):
+        return packets(value, record.rtp_rx_loss)
+
+
+def packets(count, lost):
+    if lost is None or lost <= 0:  # duplicated packets count as negative loss: nothing was lost
+        return count
+    return format_html('{} <span class="negative" title="lost">−{}</span>', count, lost)

@@ -15,6 +15,8 @@ from .testcalls import service
 
 # A test call is a real call billed to the test account: as much as changing the gateway.
 PERMISSION = "switching.change_routinggateway"
+# Its result is a record like any other, as the list of test calls and the API show it.
+VIEW_PERMISSION = "switching.view_testcall"
 REFRESH_S = 2
 
 
@@ -23,9 +25,9 @@ class TestCallForm(forms.Form):
                              help_text="Dialled through this gateway only, from the test-call phone.")  # fmt: skip
 
 
-def _allowed(request):
-    if not request.user.has_perm(PERMISSION):
-        raise PermissionDenied("You may not place test calls.")
+def _allowed(request, permission=PERMISSION, doing="place"):
+    if not request.user.has_perm(permission):
+        raise PermissionDenied(f"You may not {doing} test calls.")
 
 
 class TestCallStartView(LoginRequiredMixin, View):
@@ -48,9 +50,10 @@ class TestCallStartView(LoginRequiredMixin, View):
 
 class TestCallView(LoginRequiredMixin, View):
     def get(self, request, pk):
-        _allowed(request)
+        _allowed(request, VIEW_PERMISSION, "see")
         call = get_object_or_404(TestCall.objects.defer("recording"), pk=pk)
-        context = {"call": call, "refresh_s": REFRESH_S, "has_recording": call.waveform_svg != ""}
+        context = {"call": call, "refresh_s": REFRESH_S, "has_recording": call.waveform_svg != "",
+                   "can_call": request.user.has_perm(PERMISSION)}  # fmt: skip
         if request.headers.get("HX-Request"):
             return render(request, "switching/_testcall_result.html", context)
         return render(request, "switching/testcall.html", context)
@@ -58,7 +61,7 @@ class TestCallView(LoginRequiredMixin, View):
 
 class TestCallRecordingView(LoginRequiredMixin, View):
     def get(self, request, pk):
-        _allowed(request)
+        _allowed(request, VIEW_PERMISSION, "see")
         call = get_object_or_404(TestCall, pk=pk)
         if not call.recording:
             return HttpResponse("This test call has no recording.", status=404, content_type="text/plain")

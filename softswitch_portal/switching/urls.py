@@ -56,6 +56,7 @@ urlpatterns = [
         edit_view=views.SystemParameterEditView,
         delete_view=views.SystemParameterDeleteView,
     ),
+    *model_urls("test-calls", list_view=views.TestCallListView),
     path("simulator/", simulator_views.SimulatorView.as_view(), name="simulator"),
     path("routing-gateways/<int:pk>/test-call/", testcall_views.TestCallStartView.as_view(), name="testcall_start"),
     path("test-calls/<int:pk>/", testcall_views.TestCallView.as_view(), name="testcall"),

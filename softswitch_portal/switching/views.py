@@ -17,6 +17,7 @@ from .models import (
     Phone,
     RoutingGateway,
     RoutingSchedule,
+    TestCall,
 )
 
 RECORD = ("Record", ("id", "created", "updated"))
@@ -91,7 +92,18 @@ class RoutingGatewayView(generic.ObjectView):
     def get_extra_context(self, request, obj):
         cdrs = f"{reverse('billing:cdr_list')}?{urlencode({'routing_gateway': obj.pk})}"
         test_call = reverse("switching:testcall_start", args=[obj.pk])
-        return {"extra_buttons": [("Calls", cdrs, ""), ("Test call", test_call, "")]}
+        context = {"extra_buttons": [("Calls", cdrs, ""), ("Test call", test_call, "")]}
+        if user_can(request.user, TestCall, "list"):
+            context["related_tables"] = [
+                generic.related_table(
+                    "Recent test calls",
+                    tables.TestCallTable,
+                    obj.test_calls.select_related("requested_by").defer(*TestCallListView.left_out),
+                    "switching:testcall_list",
+                    gateway=obj.pk,
+                )
+            ]
+        return context
 
 
 class RoutingGatewayEditView(generic.ObjectEditView):
@@ -101,6 +113,19 @@ class RoutingGatewayEditView(generic.ObjectEditView):
 
 class RoutingGatewayDeleteView(generic.ObjectDeleteView):
     queryset = RoutingGateway.objects.all()
+
+
+# Test calls: placed from a routing gateway's page (testcall_views), listed here.
+
+
+class TestCallListView(generic.ObjectListView):
+    # The audio, its picture and the SIP trace are for the result page, not for a table of many calls.
+    left_out = ("recording", "waveform_svg", "sip_trace")
+    queryset = TestCall.objects.select_related("requested_by").defer(*left_out)
+    filterset = filtersets.TestCallFilterSet
+    table = tables.TestCallTable
+    primary_filters = ("gateway", "number", "status", "audio_heard", "requested_by")
+    export_exclude = ("recording", "waveform_svg")
 
 
 # Phones

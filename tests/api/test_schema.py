@@ -5,7 +5,10 @@ them to a live server: no answer may be a server error, and every answer must
 match the schema. Bounded: a few examples per operation, no shrinking.
 """
 
+import uuid
+
 import pytest
+import redis
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from schemathesis.checks import not_a_server_error
@@ -13,7 +16,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from billing.models import Account, RateTable
 from security.api_clients import APIClient
-from softswitch_portal.switching.models import MappingGateway
+from softswitch_portal.switching.models import MappingGateway, RoutingGateway
 
 CHECKS = [not_a_server_error, response_schema_conformance]
 
@@ -41,7 +44,19 @@ def test_the_docs_come_from_the_projects_own_static_files(client, operator, page
 
 
 @pytest.fixture
-def api_schema(live_server, transactional_db, django_user_model):
+def private_test_call_queue(settings):
+    """Test calls the run starts go to a queue no worker serves, emptied afterwards: none is ever placed."""
+    settings.TEST_CALL_QUEUE = f"sstest-schemathesis-{uuid.uuid4().hex[:8]}"
+    yield
+    broker = redis.Redis.from_url(settings.CELERY_BROKER_URL)
+    broker.delete(settings.TEST_CALL_QUEUE)
+    broker.close()
+
+
+@pytest.fixture
+def api_schema(live_server, transactional_db, django_user_model, private_test_call_queue):
+    from softswitch_portal.switching.models import TestCall  # here: at module level pytest would collect it
+
     owner = django_user_model.objects.create_superuser("schema-owner", "o@example.com", "not-a-real-secret-45")
     client = APIClient(owner=owner, name="schemathesis", scopes=["read", "write", "money"],
                        allowed_networks=["127.0.0.0/8", "::1"], throttle_per_minute=0)  # fmt: skip
@@ -51,6 +66,10 @@ def api_schema(live_server, transactional_db, django_user_model):
     table = RateTable.objects.create(name="Retail")
     account = Account.objects.create(name="Acme", rate_table=table)
     MappingGateway.objects.create(name="acme-sbc", account=account, remote_ips=["192.0.2.10"])
+    vendor = RoutingGateway.objects.create(name="carrier-one", host="198.51.100.7", prefixes=["49"])
+    TestCall.objects.create(gateway=vendor, gateway_name=vendor.name, number="4930111", status="finished",
+                            sip_status=200, sip_reason="OK", answered=True, pdd_ms=900, jitter_rx_ms=1.5,
+                            audio_heard=True, audio_verdict="tone", recording=b"RIFF", sip_trace="INVITE")  # fmt: skip
     headers = {"Authorization": f"Token {token}"}
     schema = schemathesis.openapi.from_url(f"{live_server.url}/api/schema/?format=json", headers=headers)
     schema.config.update(base_url=live_server.url, headers=headers)

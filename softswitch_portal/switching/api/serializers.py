@@ -1,13 +1,23 @@
 """Switching serializers: the models' own validation (a gateway's claimed addresses, a phone's password)."""
 
 from rest_framework import serializers
+from rest_framework.reverse import reverse
 
 from softswitch_portal.api.serializers import ValidatedModelSerializer
 from softswitch_portal.core import roles
 from softswitch_portal.core.models import SystemParameter
+from softswitch_portal.validators import validate_number
 
 from ..forms import WIDE_IPV4, WIDE_IPV6, is_wide_network
-from ..models import CallerNumberPool, MappingGateway, NumberTransformRule, Phone, RoutingGateway, RoutingSchedule
+from ..models import (
+    CallerNumberPool,
+    MappingGateway,
+    NumberTransformRule,
+    Phone,
+    RoutingGateway,
+    RoutingSchedule,
+    TestCall,
+)
 
 
 class MappingGatewaySerializer(ValidatedModelSerializer):
@@ -70,3 +80,46 @@ class SystemParameterSerializer(ValidatedModelSerializer):
     class Meta:
         model = SystemParameter
         fields = "__all__"
+
+
+class TestCallSerializer(serializers.ModelSerializer):
+    """A test call as the list shows it: status and figures; the SIP trace is on the detail."""
+
+    url = serializers.HyperlinkedIdentityField(
+        view_name="switching-api:testcall-detail", help_text="This test call in the API: poll it until done."
+    )
+    page = serializers.SerializerMethodField(help_text="Its result page in the portal.")
+    done = serializers.BooleanField(read_only=True, help_text="Finished or failed: its figures will not change.")
+    recording = serializers.SerializerMethodField(
+        help_text="What came back from the vendor (audio/wav), or null while there is none."
+    )
+
+    class Meta:
+        model = TestCall
+        exclude = ("sip_trace", "waveform_svg")
+        read_only_fields = [field.name for field in TestCall._meta.concrete_fields]
+
+    def get_page(self, obj) -> str:
+        request = self.context.get("request")
+        url = obj.get_absolute_url()
+        return request.build_absolute_uri(url) if request is not None else url
+
+    def get_recording(self, obj) -> str | None:
+        # The list's queryset leaves the audio out and says whether there is any (has_recording).
+        has = obj.has_recording if hasattr(obj, "has_recording") else obj.recording is not None
+        if not has:
+            return None
+        return reverse("switching-api:testcall-recording", args=[obj.pk], request=self.context.get("request"))
+
+
+class TestCallDetailSerializer(TestCallSerializer):
+    class Meta(TestCallSerializer.Meta):
+        exclude = ("waveform_svg",)
+
+
+class TestCallStartSerializer(serializers.Serializer):
+    number = serializers.CharField(
+        max_length=64,
+        validators=[validate_number],
+        help_text="Dialled through this gateway only, from the test-call phone: digits, optionally after a +.",
+    )

@@ -15,6 +15,7 @@ router.register("number-transforms", views.NumberTransformRuleViewSet)
 router.register("routing-schedules", views.RoutingScheduleViewSet)
 router.register("caller-number-pools", views.CallerNumberPoolViewSet)
 router.register("parameters", views.SystemParameterViewSet)
+router.register("test-calls", views.TestCallViewSet)
 
 urlpatterns = [
     *router.urls,
