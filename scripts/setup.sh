@@ -13,7 +13,8 @@ log() { printf '\033[1m[setup]\033[0m %s\n' "$*"; }
 PYTHON=/usr/bin/python3
 
 # nftables and iproute2: the worker's export of the call core's bans to the kernel (FIREWALL_EXPORT).
-packages=(python3 python3-venv postgresql redis-server kamailio kamailio-python3-modules nftables iproute2)
+# rtpengine-daemon: the media proxy the Procfile runs (scripts/rtpengine.sh).
+packages=(python3 python3-venv postgresql redis-server kamailio kamailio-python3-modules rtpengine-daemon nftables iproute2)
 if [ "${1:-}" = "--test" ]; then
   # The tests' real peers: SIPp as customer and vendors, Chromium for the browser tests, and sipvicious's
   # svwar and svcrack as the scanners the switch must tell nothing.
