@@ -124,7 +124,7 @@ class TestCallListView(generic.ObjectListView):
     queryset = TestCall.objects.select_related("requested_by").defer(*left_out)
     filterset = filtersets.TestCallFilterSet
     table = tables.TestCallTable
-    primary_filters = ("gateway", "number", "status", "audio_heard", "requested_by")
+    primary_filters = ("gateway", "number", "status", "audio_heard")
     export_exclude = ("recording", "waveform_svg")
 
 
