@@ -98,7 +98,7 @@ class SystemParameterViewSet(BaseModelViewSet):
 
 
 class AudioRecording(BaseContentNegotiation):
-    """The recording answers as audio/wav whatever the Accept header says, and its errors (403, 404) as JSON."""
+    """No choice by Accept: the recording is audio/wav (the view's own response), its errors (403, 404) JSON."""
 
     def select_renderer(self, request, renderers, format_suffix=None):
         return renderers[0], renderers[0].media_type
@@ -118,9 +118,9 @@ class TestCallViewSet(ReadOnlyModelViewSet):
         if self.action == "recording":
             return TestCall.objects.only("pk", "recording")
         # The audio and its picture stay in the database until asked for; the list leaves the SIP trace out too.
-        left_out = (
-            ("recording", "waveform_svg") if self.action != "list" else ("recording", "waveform_svg", "sip_trace")
-        )
+        left_out = ["recording", "waveform_svg"]
+        if self.action == "list":
+            left_out.append("sip_trace")
         has_recording = ExpressionWrapper(Q(recording__isnull=False), output_field=BooleanField())
         return TestCall.objects.defer(*left_out).annotate(has_recording=has_recording)
 

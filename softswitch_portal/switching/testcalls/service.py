@@ -116,7 +116,7 @@ def _place(call: TestCall, work: Path) -> None:
 
 
 def as_json(call: TestCall) -> dict:
-    """What the shell command prints and the API returns."""
+    """What the shell command prints (the API answers with switching.api.serializers.TestCallDetailSerializer)."""
     return {
         "id": call.pk,
         "status": call.status,
