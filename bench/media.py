@@ -1,7 +1,7 @@
 """Media proxy capacity: the CPU of concurrent RTP streams through rtpengine against the same streams sent directly.
 
 Run: .venv/bin/python bench/media.py [--streams 100 200 400] [--talk-seconds 20] [--rounds 2] [--rate 100]
-     [--player stream|pcap]           (a step takes about the talk time + 10 s; the defaults about 8 minutes)
+     [--player stream|pcap]           (a step takes about the talk time + 20 s; the defaults about 10 minutes)
 
 For each N of --streams, N concurrent calls go from a SIPp customer through the call core (`python -m callcore`,
 full policy as bench/callcore_cps.py configures it) to a SIPp vendor, each call carrying G.711 A-law RTP both
@@ -326,15 +326,18 @@ def table(rows: list[dict], player: str, ptime_ms: int) -> list[str]:
     lines.append("")
     lines.append(
         "per N, medians over the rounds: rtpengine's CPU proxying and idle (ms/s), per one-way stream and per call "
-        "(proxying less idle, ms/s); proxy/direct for the sum of the processes and the machine"
+        "(proxying less idle, ms/s); proxy/direct for the sum of the processes and the machine (ms/s; medians, and "
+        "each mode's step where other processes used the least)"
     )
-    lines.append("calls  rounds  rtpengine proxy/idle  per stream  per call  sum proxy/direct  machine proxy/direct")
+    lines.append("calls  rounds  rtpengine proxy/idle  per stream  per call  sum proxy/direct  machine proxy/direct  "
+                 "quietest proxy/direct")  # fmt: skip
     for d in rtpload.derived(rows):
         lines.append(
             f"{d['calls']:>5}  {d['rounds'][0]:>3}+{d['rounds'][1]:<3} {fmt(d['rtpengine_proxy'], 1):>12} / "
             f"{fmt(d['rtpengine_direct'], 1):<5} {fmt(d['rtpengine_per_stream'], 3):>11} "
             f"{fmt(d['rtpengine_per_call'], 3):>9} {fmt(d['ours_ratio'], 2):>17} "
-            f"{fmt(d['machine_proxy'], 0):>10} / {fmt(d['machine_direct'], 0):<5} = {fmt(d['machine_ratio'], 2)}"
+            f"{fmt(d['machine_proxy'], 0):>10} / {fmt(d['machine_direct'], 0):<5} = {fmt(d['machine_ratio'], 2):<5}"
+            + ("" if d["quiet_machine"] is None else "{:>9.0f} / {:<5.0f} = {:.2f}".format(*d["quiet_machine"]))
         )
     return lines
 

@@ -120,7 +120,7 @@ def test_the_media_check_tells_relayed_from_direct():
 def step(calls, mode, rtpengine, ours, machine, up=None, check=None):
     check = check or ("through rtpengine" if mode == "proxy" else "direct")
     return {"calls": calls, "mode": mode, "calls_up": up or calls, "rtpengine_ms_s": rtpengine, "ours_ms_s": ours,
-            "machine_ms_s": machine, "media_check": check}  # fmt: skip
+            "machine_ms_s": machine, "other_ms_s": machine - ours, "media_check": check}  # fmt: skip
 
 
 def test_the_per_stream_figure_is_rtpengine_proxying_less_idle_over_two_streams_a_call():
@@ -140,10 +140,12 @@ def test_the_per_stream_figure_is_rtpengine_proxying_less_idle_over_two_streams_
     assert hundred["rtpengine_per_call"] == pytest.approx(1.31)
     assert hundred["ours_ratio"] == pytest.approx(210.0 / 90.0)
     assert hundred["machine_ratio"] == pytest.approx(450.0 / 250.0)
+    # Each mode's step where other processes used the least CPU (200 of 400, 150 of 250).
+    assert hundred["quiet_machine"] == pytest.approx((400.0, 250.0, 1.6))
     # No direct step: no idle to take off, no ratio; the calls actually up count, not those asked for.
     two = by_calls[200]
     assert two["rtpengine_per_stream"] == pytest.approx(250.0 / 380)
-    assert two["machine_ratio"] is None and two["ours_ratio"] is None
+    assert two["machine_ratio"] is None and two["ours_ratio"] is None and two["quiet_machine"] is None
 
 
 SAMPLE = "/usr/share/sip-tester/g711a.pcap"
