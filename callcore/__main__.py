@@ -188,6 +188,9 @@ def settings_from_env() -> dict:
         "keepalive_failures": whole_number("SS_DIALOG_KEEPALIVE_FAILURES", 2, 1),
         "kemi_script": str(HERE / "kemi.py"),
         "rtpengine_ng": media.NG_ADDRESS,  # the media proxy's control address (scripts/rtpengine.sh)
+        # In-dialog offers and answers (route IN_DIALOG_MEDIA) are rewritten as kemi.py rewrites the first ones.
+        "media_offer_flags": media.OFFER_FLAGS,
+        "media_answer_flags": media.ANSWER_FLAGS,
         "heartbeat_seconds": HEARTBEAT_INTERVAL_S,
         "shm_mb": shm_mb(),
         "sanity_checks": sipsyntax.SANITY_CHECKS,

@@ -160,6 +160,14 @@ def pvs(name) -> str:
     return "" if value is None else str(value)
 
 
+def rtpengine(command, flags) -> bool:
+    """An rtpengine command of the module, tried twice: a process whose last command met the proxy down (its
+    first worker pings at start, maybe before the proxy is up) keeps the ICMP refusal on its socket, and its next
+    command fails on it at once; that failure clears it, and the second try reaches a proxy that is back
+    (kamailio.cfg.tmpl's in-dialog routes do the same)."""
+    return command(flags) >= 0 or command(flags) >= 0
+
+
 class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
     def __init__(self):
         self.loader = None
@@ -748,7 +756,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         """Branch route of an attempt: this vendor's From when the vendors get different callers, and the SDP
         offer rewritten by rtpengine when its media goes through the switch."""
         try:
-            if self.branch_media and KSR.rtpengine.rtpengine_offer(media.OFFER_FLAGS) < 0:
+            if self.branch_media and not rtpengine(KSR.rtpengine.rtpengine_offer, media.OFFER_FLAGS):
                 # No media proxy to be had: a gateway set to hide its media must not be sent the caller's.
                 KSR.err("callcore: rtpengine did not take the offer: branch dropped\n")
                 return -1  # kamailio.cfg.tmpl's branch route drops it
@@ -783,8 +791,9 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
                 if status == 183 and KSR.textops.has_body_type("application/sdp") > 0:
                     d.var_sets(V_EARLY, "1")
             media_proxied = 180 <= status < 300 and KSR.dialog.var_get(V_MEDIA) == "1"
-            if media_proxied and KSR.textops.has_body_type("application/sdp") > 0:
-                KSR.rtpengine.rtpengine_answer(media.ANSWER_FLAGS)
+            answer = media_proxied and KSR.textops.has_body_type("application/sdp") > 0
+            if answer and not rtpengine(KSR.rtpengine.rtpengine_answer, media.ANSWER_FLAGS):
+                KSR.err("callcore: rtpengine did not take the answer\n")
         except Exception as exc:  # noqa: BLE001
             KSR.err(f"callcore: reply route: {exc!r}\n")
         return 1

@@ -80,3 +80,15 @@ def test_numeric_settings_reach_kamailio_as_given(monkeypatch):
     assert "autoexpire=60;" in config
     assert 'modparam("tm", "fr_inv_timer", 12000)' in config
     assert "children=6" in config
+
+
+def test_in_dialog_offers_and_answers_take_the_first_offer_s_flags(monkeypatch):
+    # One definition of the SDP rewrite (callcore/media.py) for kemi.py's first offer and answer and for the
+    # configuration's re-INVITEs: a flag added there reaches both.
+    monkeypatch.setattr(main.media, "OFFER_FLAGS", "replace-origin trust-address")
+    monkeypatch.setattr(main.media, "ANSWER_FLAGS", "replace-origin symmetric")
+    config = main.render(main.settings_from_env())
+    in_dialog = config[config.index("route[IN_DIALOG_MEDIA]") :]
+    assert in_dialog.count('rtpengine_offer("replace-origin trust-address")') == 4  # each tried twice
+    assert in_dialog.count('rtpengine_answer("replace-origin symmetric")') == 4
+    assert "rtpengine_offer()" not in config and "rtpengine_answer()" not in config

@@ -252,7 +252,7 @@ class Sipp:
         self.tmp_path = tmp_path
         self.vendors = []
 
-    def vendor(self, scenario, port, calls=1, timeout=40, **values):
+    def vendor(self, scenario, port, calls=1, timeout=40, extra=(), **values):
         values.setdefault("EXPECT", ".")
         values.setdefault("BYE_EXPECT", ".")
         values.setdefault("EARLY_MEDIA", "")
@@ -261,7 +261,7 @@ class Sipp:
         process = subprocess.Popen(
             ["sipp", "-sf", str(path), "-i", "127.0.0.1", "-p", str(port), "-m", str(calls), "-nostdin",
              "-timeout", f"{timeout}s", "-timeout_error", "-trace_err", "-error_file", str(log) + ".err",
-             "-trace_msg", "-message_file", str(log)],
+             "-trace_msg", "-message_file", str(log), *extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         self.vendors.append(process)

@@ -1,10 +1,12 @@
 """Media through the switch: two pjsua2 agents talk through the call core, with the media proxy (rtpengine) and
 without, and each hears the other's tone; a vendor that answers and sends only silence is heard as no audio; a
-call that carries no RTP at all is ended by the media timeout, BYE both ways."""
+call that carries no RTP at all is ended by the media timeout, BYE both ways; the re-INVITEs of a proxied call,
+from either side and with a late offer, keep both sides on the proxy's addresses."""
 
 from __future__ import annotations
 
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -13,6 +15,7 @@ import time
 import pytest
 
 from callcore import media
+from callcore.contract import BillingMode, EndDirection
 from softswitch_portal.switching.testcalls import audio
 
 from .conftest import ROOT, RTPENGINE_NG_PORT, SWITCH_PORT, VENDOR_A, needs_sip, wait_for_cdrs
@@ -167,3 +170,127 @@ def test_a_call_without_media_is_ended_by_the_media_timeout(callcore, rtpengine,
     finally:
         switch_config.set_parameter("SS_MEDIA_TIMEOUT_SECONDS", 0)
         switch_config.publish()
+
+
+# SIPp's customer and vendor announce media on addresses of their own, so a c= line tells who wrote it: the
+# proxy's interface is 127.0.0.1 (the rtpengine fixture's).
+CUSTOMER_MEDIA, VENDOR_MEDIA, PROXY_MEDIA = "127.0.0.5", "127.0.0.6", "127.0.0.1"
+
+
+def sip_messages(log, direction):
+    """The SIP messages a SIPp peer logged with -trace_msg, "received" or "sent", in order."""
+    messages = []
+    for entry in re.split(r"^-{20,}.*$", log.read_text(errors="replace"), flags=re.MULTILINE):
+        head, _, message = entry.strip().partition("\n")
+        if f"message {direction}" in head:
+            messages.append(message.strip())
+    return messages
+
+
+def sdp(messages, first_line, cseq):
+    """The media address, port and payload types of the SDP in the message of ``cseq`` ("2 INVITE") whose first
+    line starts with ``first_line``."""
+    for message in messages:
+        if message.startswith(first_line) and re.search(rf"^CSeq:\s*{cseq}\s*$", message, re.MULTILINE):
+            connection = re.search(r"^c=IN IP4 (\S+)", message, re.MULTILINE)
+            medium = re.search(r"^m=audio (\d+) RTP/AVP ([\d ]+)$", message, re.MULTILINE)
+            assert connection and medium, f"no SDP in {first_line} ({cseq}):\n{message}"
+            return connection.group(1), int(medium.group(1)), medium.group(2).split()
+    raise AssertionError(f"no {first_line} ({cseq}) among {[m.splitlines()[0] for m in messages]}")
+
+
+def vendor_log(sipp):
+    [log] = sipp.tmp_path.glob(f"vendor-{VENDOR_A}-*.log")
+    return log
+
+
+def assert_recorded(record, switch_config, end):
+    """The CDR of an answered call on vendor A, billed to the customer's trunk, ended as ``end``."""
+    assert (record["end_reason"], record["end_direction"]) == end
+    assert record["billing_mode"] == BillingMode.MAPPING_GATEWAY
+    assert record["account_name"] == "E2E Customer"
+    assert record["vendors_tried"] == [
+        {"gateway_id": switch_config.route_a.id, "gateway": "Vendor A", "ip": "127.0.0.1", "status": 200}
+    ]
+    assert record["answer_ms"] is not None and record["hold_time_ms"] > 0
+    assert record["rate_prefix"] == "1"
+
+
+def wait_until_deleted(rtpengine):
+    deadline = time.monotonic() + 5
+    while rtpengine.call_ids() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return rtpengine.call_ids()
+
+
+@pytest.mark.parametrize("mode", ["always", "off"])
+def test_a_customer_re_invite_keeps_both_sides_on_the_proxy(callcore, rtpengine, switch_config, sipp, live_redis,
+                                                             mode):  # fmt: skip
+    """The re-INVITE (new SDP version, PCMA) is relayed natively (kamailio.cfg.tmpl's IN_DIALOG): proxied, the
+    vendor must get the proxy's address in it and the customer the proxy's in its 200, as in the first offer and
+    answer; not proxied, each gets the other's own SDP as before."""
+    switch_config.gateway.conversation_limit = 3
+    switch_config.gateway.save()
+    switch_config.route_a.media_proxy = mode
+    switch_config.route_a.save()
+    switch_config.publish()
+    sipp.vendor("uas_reinvite.xml", VENDOR_A, REINVITE_EXPECT=r"CSeq: 2 INVITE", extra=("-mi", VENDOR_MEDIA))
+    result = sipp.customer("uac_reinvite.xml", "12125550100", timeout=20, REINVITE_MS=1000,
+                           extra=("-mi", CUSTOMER_MEDIA))  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert sipp.wait_vendors() == [0]
+
+    to_vendor, to_customer = sip_messages(vendor_log(sipp), "received"), sip_messages(result.log, "received")
+    customer_sent, vendor_sent = sip_messages(result.log, "sent"), sip_messages(vendor_log(sipp), "sent")
+    _, customer_port, _ = sdp(customer_sent, "INVITE", "2 INVITE")
+    _, vendor_port, _ = sdp(vendor_sent, "SIP/2.0 200", "2 INVITE")
+    offer, first_offer = sdp(to_vendor, "INVITE", "2 INVITE"), sdp(to_vendor, "INVITE", "1 INVITE")
+    answer, first_answer = sdp(to_customer, "SIP/2.0 200", "2 INVITE"), sdp(to_customer, "SIP/2.0 200", "1 INVITE")
+    assert offer[2] == answer[2] == ["8"]  # the new SDP (PCMA) went each way
+    if mode == "always":
+        # The proxy's address and its port for each side, the same as the call's first offer and answer got:
+        # rtpengine took the re-INVITE as this call's, not as a new one with ports of its own.
+        assert (offer[0], answer[0]) == (PROXY_MEDIA, PROXY_MEDIA)
+        assert offer[1] in PROXY_PORTS and answer[1] in PROXY_PORTS
+        assert (offer[1], answer[1]) == (first_offer[1], first_answer[1])
+    else:
+        assert offer[:2] == (CUSTOMER_MEDIA, customer_port)
+        assert answer[:2] == (VENDOR_MEDIA, vendor_port)
+
+    # The call ends and is recorded as without a re-INVITE: answered on vendor A, cut at its limit.
+    [record] = wait_for_cdrs(live_redis, 1)
+    assert_recorded(record, switch_config, ("max_duration", EndDirection.SERVER))
+    assert wait_until_deleted(rtpengine) == []
+
+
+def test_a_vendor_re_invite_and_a_late_offer_keep_both_sides_on_the_proxy(callcore, rtpengine, switch_config, sipp,
+                                                                         live_redis):  # fmt: skip
+    """The vendor's re-INVITE carries the dialog's tags the other way round, and a re-INVITE without SDP has its
+    offer in the 200 and its answer in the ACK: rtpengine must still find the call and each side's ports."""
+    switch_config.route_a.media_proxy = "always"
+    switch_config.route_a.save()
+    switch_config.publish()
+    sipp.vendor("uas_reoffers.xml", VENDOR_A, REINVITE_MS=500, extra=("-mi", VENDOR_MEDIA))
+    result = sipp.customer("uac_reoffers.xml", "12125550100", timeout=20, HANGUP_MS=500,
+                           extra=("-mi", CUSTOMER_MEDIA))  # fmt: skip
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert sipp.wait_vendors() == [0]
+
+    to_vendor, to_customer = sip_messages(vendor_log(sipp), "received"), sip_messages(result.log, "received")
+    toward_vendor = sdp(to_vendor, "INVITE", "1 INVITE")[:2]  # the proxy's port for the vendor, from the start
+    toward_customer = sdp(to_customer, "SIP/2.0 200", "1 INVITE")[:2]
+    assert toward_vendor[0] == toward_customer[0] == PROXY_MEDIA
+    # The vendor's re-INVITE (PCMA) reaches the customer from the proxy, and the customer's answer the vendor.
+    vendor_offer = sdp(to_customer, "INVITE", "1 INVITE")
+    customer_answer = sdp(to_vendor, "SIP/2.0 200", "1 INVITE")
+    assert (vendor_offer[:2], vendor_offer[2]) == (toward_customer, ["8"])
+    assert (customer_answer[:2], customer_answer[2]) == (toward_vendor, ["8"])
+    # The late offer: the vendor's 200 reaches the customer from the proxy, and the answer in the ACK the vendor.
+    late_offer = sdp(to_customer, "SIP/2.0 200", "2 INVITE")
+    late_answer = sdp(to_vendor, "ACK", "2 ACK")
+    assert (late_offer[:2], late_offer[2]) == (toward_customer, ["0", "8"])
+    assert (late_answer[:2], late_answer[2]) == (toward_vendor, ["0"])
+
+    [record] = wait_for_cdrs(live_redis, 1)
+    assert_recorded(record, switch_config, ("normal_clearing", EndDirection.CALLER))
+    assert wait_until_deleted(rtpengine) == []
