@@ -6,8 +6,8 @@ from decimal import Decimal
 import pytest
 
 from billing import ingest, lost_calls
-from billing.rating import hold_seconds
 from billing.models import CDR, Account, Rate
+from billing.rating import hold_seconds
 from callcore.contract import HEARTBEAT_INTERVAL_S, BillingMode, EndDirection, decode_answered, pending_debit_field
 
 from .conftest import VENDOR_A, VENDOR_B, cdrs, keys, needs_sip, wait_for_cdrs
@@ -337,7 +337,7 @@ def assert_charged_up_to_the_heartbeat(record, answered, beat, switch_config):
     assert (record["answer_ms"], record["stop_ms"]) == (answered.answer_ms, beat)
     assert record["hold_time_ms"] == beat - answered.answer_ms > 0
     cdr = ingested(record)
-    # A remainder under the hold-time precision (50 ms by default) is not billed: the heartbeat may fall just past a second.
+    # A remainder under the hold-time precision (50 ms by default) is not billed: the beat may fall just past a second.
     seconds = hold_seconds(record["hold_time_ms"])
     assert (cdr.fee_time, cdr.estimated, cdr.routing_gateway_id) == (seconds, True, switch_config.route_a.id)
     assert (cdr.fee, cdr.vendor_cost) == (Decimal("0.10") * seconds, Decimal("0.05") * seconds)
