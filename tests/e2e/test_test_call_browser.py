@@ -44,7 +44,8 @@ def test_a_test_call_placed_from_the_gateway_page_shows_its_result_and_recording
     page.fill("input[name=username]", "alice")
     page.fill("input[name=password]", "pw-not-real-42")
     page.click("button[type=submit]")
-    page.click("text=Test call")
+    # The gateway's own button, not the navigation's "Test calls" list nor its recent test calls.
+    page.get_by_role("link", name="Test call", exact=True).click()
     page.fill("input[name=number]", "12125550100")
     page.click("text=Place test call")
     expect(page.locator("[data-testid=testcall-status]")).to_have_text("Finished", timeout=90000)
