@@ -955,7 +955,8 @@ class EndFacts(msgspec.Struct, kw_only=True, frozen=True, gc=False):
     failover_codes: frozenset[int] = frozenset()  # the last route's
     record_zero_hold: bool = False
     record_server_hangup: bool = False
-    # The grant timer ended the call (balance_exhausted, or max_duration at the answering route's limit).
+    # The grant timer ended the call (balance_exhausted, or max_duration at the answering route's limit), or it
+    # was ended on request (serve_disconnects), answered or still setting up.
     cut: EndReason | None = None
 
 
@@ -994,6 +995,10 @@ def end_of_call(facts: EndFacts) -> EndDecision | None:
         return EndDecision(EndReason.NORMAL_CLEARING, direction, 200, True)
     if event == DIALOG_FAILED:
         code = facts.reply_code or facts.last_vendor_code or 408
+        if facts.cut is not None:
+            # Cancelled on request while setting up (an operator, an anti-fraud block): recorded as any
+            # unconnected call is, with the reason asked for.
+            return EndDecision(facts.cut, EndDirection.SERVER, code, facts.record_zero_hold)
         if facts.canceled or code == 487 and facts.last_vendor_code in (0, 487):
             return EndDecision(EndReason.CALLER_CANCEL, EndDirection.CALLER, code, facts.record_zero_hold)
         reason = vendor_failure_reason(code, facts.failover_codes)

@@ -86,6 +86,8 @@ CUT_REASONS = {1: dec.EndReason.BALANCE_EXHAUSTED, 2: dec.EndReason.MAX_DURATION
 # Calls ended on request (Keys.disconnects: an anti-fraud block, an operator): any end reason, from 10 on.
 CUT_REASONS.update({10 + i: reason for i, reason in enumerate(dec.EndReason)})
 CUT_CODES = {reason.code: number for number, reason in CUT_REASONS.items() if number >= 10}
+# Each call still setting up: its INVITE's CSeq number, which the transaction is found by to cancel it on request.
+CSEQ_TABLE = "sscseq"
 DISCONNECTS_PER_TICK = 200
 # The registrar's expiry bounds (kamailio.cfg.tmpl) and its default, to record each contact's expiry as it does.
 REG_MIN_S, REG_MAX_S, REG_DEFAULT_S = 60, 3600, 3600
@@ -705,6 +707,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         if state.grant is not None or min(state.route_max_s, default=state.max_duration_s) < state.max_duration_s:
             d.var_sets(V_GRANT, "1")
         KSR.rr.record_route()
+        KSR.htable.sht_sets(CSEQ_TABLE, state.call_id, pvs("$cs"))
         return self._attempt(state, 0, first=True)
 
     def _attempt(self, state, index, first=False):
@@ -823,6 +826,8 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         if KSR.tm.t_is_canceled() > 0:
             d.var_sets(V_CANCELED, "1")
             return 1
+        if KSR.htable.sht_get(CUT_TABLE, state.call_id) is not None:
+            return 1  # cancelled on request (serve_disconnects): the caller gets this answer, no other vendor
         remaining = state.routes[index + 1 :]
         early = d.var_get(V_EARLY) == "1"
         if not dec.should_fail_over(
@@ -861,9 +866,11 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
                 raw = d.var_get(V_STATE)
                 if raw:
                     state, index = decode_state(raw), int(d.var_get(V_ATTEMPT) or 0)
+                    KSR.htable.sht_rm(CSEQ_TABLE, state.call_id)
                     self._keep_answer(state, index, answer)
                     if d.var_get(V_GRANT) == "1":
                         self._start_grant(state, index, answer)
+                    self._cut_when_answered(state.call_id)
                 return 1
             if evname not in dec.ENDING_EVENTS:
                 return 1
@@ -881,6 +888,21 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         except Exception as exc:  # noqa: BLE001
             KSR.err(f"callcore: dialog event {evname}: {exc!r}\n")
         return 1
+
+    def _cut_when_answered(self, call_id):
+        """A call asked to end while it was setting up, answered all the same (the 200 OK crossed the CANCEL):
+        asked again, now answered, so the next tick of serve_disconnects ends it, BYE both ways."""
+        why = KSR.htable.sht_get(CUT_TABLE, call_id)
+        if why is None:
+            return
+        reason = CUT_REASONS.get(int(why), dec.EndReason.OPERATOR_DISCONNECT)
+        by = KSR.htable.sht_get(CUT_BY_TABLE, call_id)
+        request = json.dumps({"call_id": call_id, "end_reason": reason.code, "by": "" if by is None else str(by)})
+        command = ("RPUSH", self.keys.disconnects(NODE), request)
+        if self.sip_worker:
+            self.live.resp.send(command, self._answer_not_kept)
+        else:
+            self.live.resp.execute(*command)
 
     def _keep_answer(self, state, index, answer):
         """The answer and its vendor, kept in the live state so a call this node loses is still charged
@@ -985,8 +1007,9 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         """End the live calls others asked this node to end (Keys.disconnects: an anti-fraud block, an operator),
         BYE both ways by the dialog's timeout, each marked with the end reason asked for its CDR.
 
-        An answered call is found by the handle its answer kept; one not answered yet is left to finish (it
-        costs nothing until answered, and a block refuses the next call).
+        An answered call is found by the handle its answer kept. One still setting up is cancelled: CANCEL to
+        the vendor, its final answer relayed to the caller, no failover (``failure``); the CDR takes the end
+        reason asked (``_end_facts``). One answered meanwhile is asked again (``_cut_when_answered``).
         """
         key = self.keys.disconnects(NODE)
         requests = self.live.resp.execute("LPOP", key, DISCONNECTS_PER_TICK) or []
@@ -1001,6 +1024,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
                 continue
             kept = self.live.resp.execute("HGET", self.keys.live_answered, call_id)
             if not kept:
+                self._cancel(call_id, code, by)
                 continue
             answered = decode_answered(kept)
             if answered.h_entry < 0:
@@ -1011,6 +1035,18 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             if KSR.dialog.dlg_set_timeout_id(1, answered.h_entry, answered.h_id) < 0:
                 KSR.htable.sht_rm(CUT_TABLE, call_id)  # the dialog already ended
                 KSR.htable.sht_rm(CUT_BY_TABLE, call_id)
+
+    def _cancel(self, call_id, code, by):
+        """Cancel a call of this node still setting up (a call of another node, or one ended, is not found)."""
+        cseq = KSR.htable.sht_get(CSEQ_TABLE, call_id)
+        if cseq is None:
+            return
+        if by:
+            KSR.htable.sht_sets(CUT_BY_TABLE, call_id, by)
+        KSR.htable.sht_seti(CUT_TABLE, call_id, code)
+        if KSR.tmx.t_cancel_callid(call_id, str(cseq), 0) < 0:
+            KSR.htable.sht_rm(CUT_TABLE, call_id)  # its transaction is gone: the call ended meanwhile
+            KSR.htable.sht_rm(CUT_BY_TABLE, call_id)
 
     def renew_grants(self, now):
         for call_id, raw in self.live.grants_due(GRANTS_KEY, now):
@@ -1054,6 +1090,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
                 failover_codes=state.routes[-1].failover_codes,
                 record_zero_hold=state.record_zero_hold,
                 record_server_hangup=state.record_server_hangup,
+                cut=_cut_reason(state.call_id),
             )
         if pvs("$dlg(state)") == DLG_ANSWERED_NOT_ACKED:
             return dec.EndFacts(
@@ -1092,6 +1129,8 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         route = state.routes[index]
         if answered is not None:
             tried.append(VendorAttempt(route.gateway_id, route.gateway_name, route.host, 200))
+        if answered is None:
+            KSR.htable.sht_rm(CSEQ_TABLE, state.call_id)
         record_line = pending = ""
         if decision.record:
             record = cdr_mod.call_record(
@@ -1106,8 +1145,10 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
                 sip_status=decision.sip_status,
                 callee_call_id=pvs("$dlg(callid)") if answered else "",
                 node=NODE,
-                # Only an answered call is ended on request (serve_disconnects).
-                disconnected_by=_cut_by(state.call_id) if answered else "",
+                # Ended on request (serve_disconnects): answered, or cancelled while setting up.
+                disconnected_by=_cut_by(state.call_id)
+                if answered or decision.direction == dec.EndDirection.SERVER
+                else "",
             )
             record_line = encode_cdr(record)
             # A call that talked keeps its money held until the ingest has debited it (contract.pending).

@@ -5,9 +5,9 @@ on whatever node; ``Keys.live_answered`` holds the answered ones with the
 vendor that answered. A disconnect is a request written to the node that
 holds the call (``Keys.disconnects``): the portal never signals SIP itself,
 so it works the same with one node or many. That node ends an answered call
-with BYE both ways and records who asked in the CDR; a call still ringing
-cannot be ended that way (a dialog is only confirmed by its answer), so it is
-refused here rather than silently dropped by the node.
+with BYE both ways, and cancels one still setting up (CANCEL to the vendor,
+its final answer to the caller, no other vendor tried); either way the CDR
+records who asked.
 """
 
 from __future__ import annotations
@@ -224,21 +224,14 @@ class DisconnectError(Exception):
 
 def request_disconnect(call_id: str, by: str, end_reason: str = EndReason.OPERATOR_DISCONNECT.code):
     """Ask the node holding ``call_id`` to end it (BYE both ways, ``end_reason``, ``by`` on its CDR); returns
-    the node asked. DisconnectError when no live call has that id, or it is not answered yet. Raises
-    RedisError."""
+    the node asked: an answered call is ended BYE both ways, one still setting up cancelled. DisconnectError
+    when no live call has that id. Raises RedisError."""
     keys = Keys(prefix())
     client = _client()
     try:
-        pipe = client.pipeline(transaction=False)
-        pipe.hget(keys.live_calls, call_id)
-        pipe.hexists(keys.live_answered, call_id)
-        entry, answered = pipe.execute()
+        entry = client.hget(keys.live_calls, call_id)
         if entry is None:
             raise DisconnectError("No live call has that Call-ID: it has ended already.")
-        if not answered:
-            raise DisconnectError(
-                "The call is not answered yet: it can be ended once answered (a call still ringing costs nothing)."
-            )
         try:
             node = str(msgspec.json.decode(entry).get("node") or "")
         except (msgspec.DecodeError, UnicodeDecodeError, AttributeError):

@@ -95,17 +95,18 @@ class CurrentCallTable(DictTable):
         return _link("billing:account", record["account_id"], value)
 
     def render_disconnect(self, record):
-        if not record["answer_ms"]:
-            return format_html('<span class="muted" title="{}">ringing</span>', "Ends once answered, or by itself.")
+        # Answered: BYE both ways; still setting up: cancelled, no other vendor tried.
+        title = "BYE both ways, now" if record["answer_ms"] else "Cancel it now: no other vendor is tried"
         return format_html(
             '<form method="post" action="{}" class="inline-form">'
             '<input type="hidden" name="csrfmiddlewaretoken" value="{}">'
             '<input type="hidden" name="call_id" value="{}">'
-            '<button type="submit" class="btn btn-xs btn-danger-outline" title="BYE both ways, now">Disconnect</button>'
+            '<button type="submit" class="btn btn-xs btn-danger-outline" title="{}">Disconnect</button>'
             "</form>",
             reverse("live:disconnect"),
             get_token(self.request),
             record["call_id"],
+            title,
         )
 
 

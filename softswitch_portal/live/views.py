@@ -100,7 +100,8 @@ class CurrentCallsView(PermissionView):
 
 
 class DisconnectView(PermissionView):
-    """Ask the node holding a call to end it: BYE both ways, end reason operator_disconnect, who asked."""
+    """Ask the node holding a call to end it: BYE both ways, or cancelled while setting up; end reason
+    operator_disconnect, who asked."""
 
     permission = DISCONNECT
 

@@ -11,6 +11,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from callcore import cdr
@@ -282,3 +283,16 @@ def test_a_code_the_last_route_fails_over_on_is_a_vendor_failure():
     assert {dec.vendor_failure_reason(code, frozenset()) for code in DEFAULT_FAILOVER_CODES - {408}} == {
         EndReason.VENDOR_FAILED
     }
+
+
+@pytest.mark.parametrize("zero_hold", [True, False])
+@pytest.mark.parametrize("cut", [EndReason.OPERATOR_DISCONNECT, EndReason.FRAUD_HIGH_RISK_RATE])
+def test_a_call_cancelled_on_request_while_setting_up_ends_with_the_reason_asked(cut, zero_hold):
+    # kemi's serve_disconnects cancels it (CANCEL to the vendor, no failover); the vendor's 487 reaches the caller.
+    facts = dec.EndFacts(event="dialog:failed", reply_code=487, last_vendor_code=487, cut=cut,
+                         failover_codes=DEFAULT_FAILOVER_CODES, record_zero_hold=zero_hold)  # fmt: skip
+    decision = dec.end_of_call(facts)
+    assert (decision.reason, decision.direction, decision.sip_status) == (cut, EndDirection.SERVER, 487)
+    assert decision.record is zero_hold  # recorded as any unconnected call is
+    # Without the mark, the same 487 is the vendor's own answer, or the caller's CANCEL.
+    assert dec.end_of_call(msgspec.structs.replace(facts, cut=None)).reason is not cut

@@ -94,3 +94,31 @@ def test_a_phone_registered_through_the_second_node_is_listed_with_its_contact(
     page = operator_client.get(reverse("live:registrations")).content.decode()
     assert "sip:2001@127.0.0.2:" in page and "e2e-2" in page and "E2E Customer" in page
     assert ">1</strong> contact registered" in page
+
+
+def test_a_call_still_ringing_is_cancelled_from_the_portal_and_its_cdr_says_who(
+    callcore, switch_config, sipp, live_redis, operator_client
+):
+    switch_config.publish()
+    sipp.vendor("uas_ring.xml", VENDOR_A)  # rings until the switch's CANCEL, then 487
+    ringing = sipp.customer("uac_reject.xml", "12125550100", CODE=487, background=True, timeout=30)
+    deadline = time.monotonic() + 15
+    rows = []
+    while not rows and time.monotonic() < deadline:
+        rows = operator_client.get(reverse("live-api:livecall-list"), {"state": "setup"}).json()["results"]
+        time.sleep(0.2)
+    [call] = rows
+    time.sleep(0.5)  # ringing at the vendor, not just sent
+    response = operator_client.post(reverse("live:disconnect"), {"call_id": call["call_id"]}, follow=True)
+    assert f"Asked {call['node']} to end the call" in response.content.decode()
+
+    # CANCEL to the vendor, its 487 relayed to the caller: both SIPp ends complete their scenarios.
+    assert ringing.wait(timeout=30) == 0
+    assert sipp.wait_vendors() == [0, 0]
+    [record] = wait_for_cdrs(live_redis, 1)
+    assert (record["end_reason"], record["end_direction"], record["disconnected_by"]) == (
+        "operator_disconnect", EndDirection.SERVER, "portal:alice",
+    )  # fmt: skip
+    assert record["answer_ms"] is None and record["hold_time_ms"] == 0
+    assert [(t["gateway"], t["status"]) for t in record["vendors_tried"]] == [("Vendor A", 487)]
+    assert live_redis.hlen(keys().live_calls) == 0

@@ -101,8 +101,8 @@ class LiveCallViewSet(viewsets.GenericViewSet):
     )
     @action(detail=False, methods=["post"])
     def disconnect(self, request):
-        """Ask the node holding the call to end it: BYE both ways, end reason operator_disconnect, and who asked
-        on its CDR. 404: no such live call; 409: not answered yet."""
+        """Ask the node holding the call to end it: BYE both ways (a call still setting up is cancelled), end
+        reason operator_disconnect, and who asked on its CDR. 404: no such live call; 409: its node unknown."""
         if not request.user.has_perm(DISCONNECT):
             raise PermissionDenied("You may not end live calls.")
         call_id = request.data.get("call_id") if hasattr(request.data, "get") else None
