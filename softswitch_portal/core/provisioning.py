@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from django.conf import settings
 from psycopg import sql
 
 __all__ = [
@@ -52,6 +53,14 @@ REDIS_COMMANDS = ("+@all", "-@dangerous", "-@admin", "-function", "-script|flush
 # are named by kombu's fanout settings, so the processes that use Celery may use any channel: a channel keeps
 # nothing, and the call core trusts no message without a signed snapshot behind it.
 CELERY_KEYS = ("celery*", "_kombu.*", "unacked*", "*.reply.celery.pidbox*")
+
+
+def celery_keys() -> tuple[str, ...]:
+    """CELERY_KEYS and the queues of the project's own (the test calls' worker serves TEST_CALL_QUEUE, which
+    the portal fills): without them that worker is refused its first command and stops the run."""
+    return (*CELERY_KEYS, f"{settings.TEST_CALL_QUEUE}*")
+
+
 CELERY_CHANNELS = ("*",)
 
 
@@ -73,10 +82,11 @@ def redis_user_name(prefix: str, role: str) -> str:
 def redis_users(prefix: str) -> dict[str, RedisUser]:
     p = prefix
     everything = (f"{p}:*",)
+    celery = celery_keys()
     return {
         # The portal publishes the snapshot and the IP-country table, releases blacklist entries and bans,
         # reads the live calls and the dead letters, asks nodes to end calls, and queues Celery tasks.
-        "portal": RedisUser("portal", everything + CELERY_KEYS, channels=(f"{p}:*", *CELERY_CHANNELS)),
+        "portal": RedisUser("portal", everything + celery, channels=(f"{p}:*", *CELERY_CHANNELS)),
         # The call core counts its calls and bans, records CDRs and fraud events, and blocks what its set-up
         # fraud rules catch (the dynamic blacklist); what the portal and the worker publish for it is
         # read-only, so it cannot change its own configuration.
@@ -106,12 +116,12 @@ def redis_users(prefix: str) -> dict[str, RedisUser]:
                 f"{p}:routestats:*",
                 f"{p}:fraud:*",
                 f"{p}:dynbl:*",
-                *CELERY_KEYS,
+                *celery,
             ),
             channels=(f"{p}:*", *CELERY_CHANNELS),
         ),
         # The worker and beat run every periodic job (republish, route figures, lost calls, bans' export).
-        "worker": RedisUser("worker", everything + CELERY_KEYS, channels=(f"{p}:*", *CELERY_CHANNELS)),
+        "worker": RedisUser("worker", everything + celery, channels=(f"{p}:*", *CELERY_CHANNELS)),
     }
 
 

@@ -104,6 +104,18 @@ def test_the_call_cores_redis_user_writes_only_what_it_counts_and_records(login,
             write()
 
 
+def test_the_test_call_queue_is_filled_by_the_portal_and_served_by_the_worker(login, prefix, redis_client, settings):
+    # The Procfile's testcalls worker serves TEST_CALL_QUEUE, not Celery's default queue: refused it, that
+    # worker stopped at its first command and took the whole run command down with it.
+    settings.TEST_CALL_QUEUE = queue = f"{prefix}-testcalls"  # a queue of this test's own, as its users
+    provisioning.provision_redis(redis_client, prefix, PASSWORDS)
+    login("portal").lpush(queue, "task")
+    worker = login("worker")
+    assert worker.llen(queue) == 1 and worker.rpop(queue) == b"task"
+    worker.lpush(f"{queue}\x06\x163", "task")  # kombu's priority lists beside it
+    assert worker.delete(f"{queue}\x06\x163") == 1
+
+
 def test_the_ingests_redis_user_cannot_touch_the_snapshot(login, prefix):
     ingest = login("ingest")
     ingest.xadd(contract.Keys(prefix).cdr_dead_letters, {"cdr": "{}"})
