@@ -58,6 +58,26 @@ def test_a_high_risk_burst_is_refused_from_its_critical_call_on_and_its_live_cal
     assert wait_for_cdrs(live_redis, 6)[-1]["end_reason"] == "dynamic_blacklisted"
 
 
+def test_the_calls_of_a_high_risk_burst_still_ringing_at_its_block_are_cancelled(callcore, switch_config, sipp,
+                                                                                 live_redis):  # fmt: skip
+    # The same pump, its calls still ringing when the rule trips: left alone, any of them answered afterwards
+    # would talk on. Each is cancelled instead (CANCEL to the vendor, its 487 to the caller, no other vendor).
+    high_risk("1212555")
+    switch_config.publish()
+    ringing = sipp.vendor("uas_ring.xml", VENDOR_A, calls=4, timeout=40)  # each ends only by the switch's CANCEL
+    sipp.customer("uac_reject.xml", "12125550100", CODE=487, calls=5, rate=1, timeout=40, background=True,
+                  extra=("-l", "10"))  # fmt: skip
+    records = sorted(wait_for_cdrs(live_redis, 5, timeout=30), key=lambda r: r["start_ms"])
+    assert ringing.wait(timeout=40) == 0  # the vendor saw a CANCEL for each of its four calls
+    assert (records[-1]["end_reason"], records[-1]["sip_status"]) == ("fraud_high_risk_rate", 403)
+    for record in records[:4]:
+        assert (record["end_reason"], record["end_direction"], record["answer_ms"]) == (
+            "fraud_high_risk_rate", EndDirection.SERVER, None,
+        ), record  # fmt: skip
+        assert record["disconnected_by"] == "e2e:high_risk_rate"
+        assert [(t["gateway"], t["status"]) for t in record["vendors_tried"]] == [("Vendor A", 487)]
+
+
 def test_a_test_call_burst_to_one_number_is_stopped_by_the_malicious_caller_rule(
     callcore, switch_config, sipp, live_redis
 ):
