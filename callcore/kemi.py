@@ -1029,24 +1029,13 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             answered = decode_answered(kept)
             if answered.h_entry < 0:
                 continue
-            if by:
-                KSR.htable.sht_sets(CUT_BY_TABLE, call_id, by)
-            KSR.htable.sht_seti(CUT_TABLE, call_id, code)
-            if KSR.dialog.dlg_set_timeout_id(1, answered.h_entry, answered.h_id) < 0:
-                KSR.htable.sht_rm(CUT_TABLE, call_id)  # the dialog already ended
-                KSR.htable.sht_rm(CUT_BY_TABLE, call_id)
+            _end_marked(call_id, code, by, KSR.dialog.dlg_set_timeout_id, 1, answered.h_entry, answered.h_id)
 
     def _cancel(self, call_id, code, by):
         """Cancel a call of this node still setting up (a call of another node, or one ended, is not found)."""
         cseq = KSR.htable.sht_get(CSEQ_TABLE, call_id)
-        if cseq is None:
-            return
-        if by:
-            KSR.htable.sht_sets(CUT_BY_TABLE, call_id, by)
-        KSR.htable.sht_seti(CUT_TABLE, call_id, code)
-        if KSR.tmx.t_cancel_callid(call_id, str(cseq), 0) < 0:
-            KSR.htable.sht_rm(CUT_TABLE, call_id)  # its transaction is gone: the call ended meanwhile
-            KSR.htable.sht_rm(CUT_BY_TABLE, call_id)
+        if cseq is not None:
+            _end_marked(call_id, code, by, KSR.tmx.t_cancel_callid, call_id, str(cseq), 0)
 
     def renew_grants(self, now):
         for call_id, raw in self.live.grants_due(GRANTS_KEY, now):
@@ -1071,9 +1060,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
     @staticmethod
     def _cut(call_id, grant, why, timeout_s):
         """End the call by its dialog's timeout (BYE both ways), marked for its CDR's end reason."""
-        KSR.htable.sht_seti(CUT_TABLE, call_id, why)
-        if KSR.dialog.dlg_set_timeout_id(timeout_s, grant.h_entry, grant.h_id) < 0:
-            KSR.htable.sht_rm(CUT_TABLE, call_id)  # the dialog already ended
+        _end_marked(call_id, why, "", KSR.dialog.dlg_set_timeout_id, timeout_s, grant.h_entry, grant.h_id)
 
     @staticmethod
     def _end_facts(d, evname, state):
@@ -1129,8 +1116,8 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         route = state.routes[index]
         if answered is not None:
             tried.append(VendorAttempt(route.gateway_id, route.gateway_name, route.host, 200))
-        if answered is None:
-            KSR.htable.sht_rm(CSEQ_TABLE, state.call_id)
+        else:
+            KSR.htable.sht_rm(CSEQ_TABLE, state.call_id)  # an answered call's went at its answer
         record_line = pending = ""
         if decision.record:
             record = cdr_mod.call_record(
@@ -1232,8 +1219,19 @@ def _bye_on_timeout():
         KSR.dialog.dlg_bye("all")
 
 
+def _end_marked(call_id, code, by, end, *args):
+    """Mark a call the switch ends (CUT_REASONS' code, who asked if anyone did) for its CDR, then ``end(*args)``
+    it: its dialog's timeout, or the cancel of its INVITE. Unmarked when ``end`` finds the call gone (below 0)."""
+    if by:
+        KSR.htable.sht_sets(CUT_BY_TABLE, call_id, by)
+    KSR.htable.sht_seti(CUT_TABLE, call_id, code)
+    if end(*args) < 0:
+        KSR.htable.sht_rm(CUT_TABLE, call_id)
+        KSR.htable.sht_rm(CUT_BY_TABLE, call_id)
+
+
 def _cut_reason(call_id):
-    """Why the grant timer ended this call (its mark taken), or None when it did not."""
+    """Why the switch ended this call (the grant timer, or on request), its mark taken; None when it did not."""
     why = KSR.htable.sht_get(CUT_TABLE, call_id)
     if why is None:
         return None

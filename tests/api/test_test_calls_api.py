@@ -4,7 +4,6 @@ queue, a bad number a 400 naming the field, an unknown gateway a 404, the write 
 change routing gateways. No call is placed: the queue is this test's own and nothing serves it."""
 
 import base64
-import datetime as dt
 import json
 import uuid
 
@@ -16,6 +15,7 @@ from django.utils import timezone
 
 from softswitch_portal.switching import models
 from softswitch_portal.switching.testcalls import service
+from tests.switching.testcall_rows import make_call, routing_gateways
 
 pytestmark = pytest.mark.django_db
 
@@ -24,17 +24,7 @@ WAV = b"RIFF" + b"\x00" * 40 + b"heard"  # bytes the endpoint must hand back as 
 
 @pytest.fixture
 def gateways(db):
-    return {
-        "one": models.RoutingGateway.objects.create(name="carrier-one", host="198.51.100.7", prefixes=["49"]),
-        "two": models.RoutingGateway.objects.create(name="carrier-two", host="198.51.100.8", prefixes=["44"]),
-    }
-
-
-def make_call(gateway, number, minutes_ago=0, **fields):
-    call = models.TestCall.objects.create(gateway=gateway, gateway_name=gateway.name, number=number, **fields)
-    # created is auto_now_add: set afterwards, so the rows have an order of their own.
-    models.TestCall.objects.filter(pk=call.pk).update(created=timezone.now() - dt.timedelta(minutes=minutes_ago))
-    return call
+    return routing_gateways()
 
 
 @pytest.fixture

@@ -3,22 +3,13 @@ by a column's header, filtered by status, a row opens its result page; a routing
 calls. No call is placed: the rows are made as the worker would leave them. Screenshots go to
 BROWSER_SCREENSHOTS."""
 
-import datetime as dt
-
 import pytest
 from django.contrib.auth.models import Group
 from django.utils import timezone
 
-from softswitch_portal.switching import models
+from tests.switching.testcall_rows import make_call, routing_gateways
 
 from .test_audit_browser import PASSWORD, SCREENSHOTS, browser_page, log_in, pytestmark, role_groups  # noqa: F401
-
-
-def make_call(gateway, number, minutes_ago, user=None, **fields):
-    call = models.TestCall.objects.create(gateway=gateway, gateway_name=gateway.name, number=number,
-                                          requested_by=user, **fields)  # fmt: skip
-    models.TestCall.objects.filter(pk=call.pk).update(created=timezone.now() - dt.timedelta(minutes=minutes_ago))
-    return call
 
 
 @pytest.mark.django_db(transaction=True)
@@ -31,18 +22,19 @@ def test_the_test_call_list_sorts_filters_and_opens_a_result(
     page = browser_page
     engineer = django_user_model.objects.create_user("erin", password=PASSWORD)
     engineer.groups.add(Group.objects.get(name="Switching engineer"))
-    one = models.RoutingGateway.objects.create(name="carrier-one", host="198.51.100.7", prefixes=["49"])
-    two = models.RoutingGateway.objects.create(name="carrier-two", host="198.51.100.8", prefixes=["44"])
+    one, two = routing_gateways().values()
     answered = dict(status="finished", finished=timezone.now(), answered=True, sip_status=200, sip_reason="OK")
-    heard = make_call(one, "4930111", 50, engineer, **answered, pdd_ms=840, ringing_ms=2100, talk_ms=5020,
+    heard = make_call(one, "4930111", 50, requested_by=engineer, **answered, pdd_ms=840, ringing_ms=2100, talk_ms=5020,
                       rtp_tx_packets=251, rtp_rx_packets=249, rtp_rx_loss=2, jitter_tx_ms=0.4, jitter_rx_ms=1.6,
                       audio_heard=True, audio_verdict="tone")  # fmt: skip
-    make_call(one, "4930222", 40, engineer, **answered, pdd_ms=310, talk_ms=5000, rtp_tx_packets=250,
+    make_call(one, "4930222", 40, requested_by=engineer, **answered, pdd_ms=310, talk_ms=5000, rtp_tx_packets=250,
               rtp_rx_packets=0, audio_heard=False, audio_verdict="no audio")  # fmt: skip
-    make_call(two, "+442071234567", 30, engineer, status="finished", sip_status=486, sip_reason="Busy Here",
-              pdd_ms=1520)  # fmt: skip
-    make_call(two, "442079876543", 20, engineer, status="failed", error="The test-call agent gave no result")
-    make_call(one, "4930333", 0, engineer)
+    make_call(two, "+442071234567", 30, requested_by=engineer, status="finished", sip_status=486,
+              sip_reason="Busy Here", pdd_ms=1520)  # fmt: skip
+    make_call(
+        two, "442079876543", 20, requested_by=engineer, status="failed", error="The test-call agent gave no result"
+    )
+    make_call(one, "4930333", 0, requested_by=engineer)
 
     log_in(page, live_server, "erin", PASSWORD)
     page.click("nav >> text=Test calls")

@@ -77,6 +77,30 @@ def options_ping(port=SWITCH_PORT, source="127.0.0.1", timeout=0.5):
         sock.close()
 
 
+def options_flood(source, count=5000, port=SWITCH_PORT):
+    """Send ``count`` OPTIONS from ``source`` as fast as the socket takes them, paced every 200 so the socket
+    buffers do not drop what pike should count; return the seconds it took."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    started = time.monotonic()
+    try:
+        sock.bind((source, 0))
+        local_port = sock.getsockname()[1]
+        for n in range(count):
+            call_id = uuid.uuid4().hex
+            message = (
+                f"OPTIONS sip:127.0.0.1:{port} SIP/2.0\r\n"
+                f"Via: SIP/2.0/UDP {source}:{local_port};branch=z9hG4bK{n}{call_id}\r\n"
+                f"From: <sip:f@{source}>;tag={n}\r\nTo: <sip:127.0.0.1>\r\n"
+                f"Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+            )
+            sock.sendto(message.encode(), ("127.0.0.1", port))
+            if n % 200 == 199:
+                time.sleep(0.04)
+        return time.monotonic() - started
+    finally:
+        sock.close()
+
+
 def group_alive(pgid: int) -> bool:
     """Whether any process of the group still runs (zombies left to an init that does not reap them count as gone)."""
     for stat in Path("/proc").glob("[0-9]*/stat"):

@@ -19,7 +19,7 @@ import pytest
 
 from callcore.contract import BanRecord
 
-from .conftest import SECOND_SWITCH_PORT, SWITCH_PORT, keys, needs_sip, options_ping
+from .conftest import SECOND_SWITCH_PORT, SWITCH_PORT, keys, needs_sip, options_flood, options_ping
 
 pytestmark = [pytest.mark.sip, needs_sip, pytest.mark.django_db]
 
@@ -205,22 +205,8 @@ def test_a_burst_of_illegal_invites_bans_the_source(callcore, switch_config, liv
 
 def test_a_flood_banned_by_pike_is_shared_through_redis(callcore, second_callcore, live_redis):
     flooder = "127.0.0.78"
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((flooder, 0))
-    port = sock.getsockname()[1]
     # The session's switch allows 1000 requests per 2 s (SS_FLOOD_REQUESTS_PER_2S): 5000, paced.
-    for n in range(5000):
-        call_id = uuid.uuid4().hex
-        message = (
-            f"OPTIONS sip:127.0.0.1:{SWITCH_PORT} SIP/2.0\r\n"
-            f"Via: SIP/2.0/UDP {flooder}:{port};branch=z9hG4bK{n}{call_id}\r\n"
-            f"From: <sip:f@{flooder}>;tag={n}\r\nTo: <sip:127.0.0.1>\r\n"
-            f"Call-ID: {call_id}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
-        )
-        sock.sendto(message.encode(), ("127.0.0.1", SWITCH_PORT))
-        if n % 200 == 199:
-            time.sleep(0.04)
-    sock.close()
+    options_flood(flooder)
     deadline = time.monotonic() + 5
     while time.monotonic() < deadline and ban(live_redis, flooder) is None:
         time.sleep(0.2)

@@ -2,7 +2,6 @@
 linked to its result page; linked from the navigation and from each routing gateway's page. Seeing results
 needs the model's view permission, placing a call the permission to change routing gateways."""
 
-import datetime as dt
 import html
 
 import pytest
@@ -10,7 +9,7 @@ from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils import timezone
 
-from softswitch_portal.switching import models
+from tests.switching.testcall_rows import make_call, routing_gateways
 
 pytestmark = pytest.mark.django_db
 
@@ -21,18 +20,9 @@ def text(response):
     return html.unescape(response.content.decode())
 
 
-def make_call(gateway, number, minutes_ago=0, **fields):
-    call = models.TestCall.objects.create(gateway=gateway, gateway_name=gateway.name, number=number, **fields)
-    models.TestCall.objects.filter(pk=call.pk).update(created=timezone.now() - dt.timedelta(minutes=minutes_ago))
-    return call
-
-
 @pytest.fixture
 def gateways(db):
-    return {
-        "one": models.RoutingGateway.objects.create(name="carrier-one", host="198.51.100.7", prefixes=["49"]),
-        "two": models.RoutingGateway.objects.create(name="carrier-two", host="198.51.100.8", prefixes=["44"]),
-    }
+    return routing_gateways()
 
 
 @pytest.fixture
