@@ -157,6 +157,12 @@ def pv(name):
     return KSR.pv.get(name)
 
 
+def _dialog_handle() -> tuple[int, int]:
+    """The current dialog's (h_entry, h_id), each -1 when there is none."""
+    entry, ident = pv("$dlg(h_entry)"), pv("$dlg(h_id)")
+    return (-1 if entry is None else int(entry)), (-1 if ident is None else int(ident))
+
+
 def pvs(name) -> str:
     value = KSR.pv.get(name)
     return "" if value is None else str(value)
@@ -907,7 +913,8 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
     def _keep_answer(self, state, index, answer):
         """The answer and its vendor, kept in the live state so a call this node loses is still charged
         (contract.lost); sent without waiting by a SIP worker, as a lost copy only costs that charge."""
-        handle = int(pv("$dlg(h_entry)") or -1), int(pv("$dlg(h_id)") or -1)
+        # Not `or -1`: a dialog's hash entry may be 0, and a call kept as -1 could not be ended on request.
+        handle = _dialog_handle()
         value = encode_answered(AnsweredCall(answer, state.routes[index], *handle))
         command = ("HSET", self.keys.live_answered, state.call_id, value)
         if self.sip_worker:
@@ -942,7 +949,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
 
     def _start_grant(self, state, index, answer):
         """The answered call into this node's grant index: the answering route's rate and limit."""
-        grant = dec.answer_grant(state, index, answer, int(pv("$dlg(h_entry)")), int(pv("$dlg(h_id)")))
+        grant = dec.answer_grant(state, index, answer, *_dialog_handle())
         if grant is None:
             return
         if self.sip_worker:

@@ -8,6 +8,7 @@ Ports stay clear of the ones `make run` uses, so a demo switch can keep running.
 import contextlib
 import json
 import os
+import select
 import shutil
 import signal
 import socket
@@ -186,6 +187,34 @@ def callcore_node(state: Path, port: int, node: str):
         log.close()
 
 
+# A failed e2e test shows what its switch logged meanwhile (errors and the call core's own lines): a run on
+# another machine leaves nothing else to read.
+NODE_LOG_LINES = 40
+_NODE_LOGS = pytest.StashKey[list]()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    nodes = [item.funcargs[name] for name in ("callcore", "second_callcore") if name in item.funcargs]
+    offsets = [(node["log"], node["log"].stat().st_size if node["log"].exists() else 0) for node in nodes]
+    item.stash[_NODE_LOGS] = offsets
+    yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    report = outcome.get_result()
+    if call.when != "call" or not report.failed:
+        return
+    for path, offset in item.stash.get(_NODE_LOGS, ()):
+        with contextlib.suppress(OSError), open(path, "rb") as log:
+            log.seek(offset)
+            lines = log.read().decode("utf-8", "replace").splitlines()
+        picked = [line for line in lines if "callcore" in line or "ERROR" in line or "CRITICAL" in line]
+        report.sections.append((f"{path.parent.name} log during the test", "\n".join(picked[-NODE_LOG_LINES:])))
+
+
 @pytest.fixture(scope="session")
 def callcore(tmp_path_factory):
     """A running call core for the whole session, on SWITCH_PORT, node "e2e", sharing the tests' Redis prefix."""
@@ -269,6 +298,42 @@ def free_port(ip="127.0.0.1"):
         return sock.getsockname()[1]
 
 
+def wait_bound(process, port, host="127.0.0.1", timeout=20):
+    """Wait until ``process`` holds UDP ``host:port`` (or has exited, or ``timeout`` passed)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+        finally:
+            probe.close()
+        time.sleep(0.02)
+    return False
+
+
+def audio_vendor(tmp_path, port, mode, hz, calls=1, timeout=40):
+    """The tests' fake vendor with audio (tests/e2e/audio_agent.py) on ``port``, once it answers INVITEs: a fixed
+    pause was too short on a loaded machine, and the switch's INVITE then met a closed port."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tests.e2e.audio_agent", str(port), mode, str(tmp_path), "--tone", str(hz),
+         "--calls", str(calls), "--timeout", str(timeout)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    # Read unbuffered: a buffered readline could hold the line back while select waits for more.
+    deadline, seen = time.monotonic() + 30, b""
+    while time.monotonic() < deadline and process.poll() is None:
+        readable, _, _ = select.select([process.stdout], [], [], 0.5)
+        if readable:
+            seen += os.read(process.stdout.fileno(), 4096)
+            if b"ready\n" in seen:
+                return process
+    process.kill()
+    process.wait()
+    raise AssertionError(f"the audio vendor on {port} did not start (exit {process.returncode})")
+
+
 class Sipp:
     """Runs SIPp scenarios as customer (foreground) and vendors (background)."""
 
@@ -289,7 +354,9 @@ class Sipp:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
         self.vendors.append(process)
-        time.sleep(0.2)  # let it bind before the customer dials
+        # Bound before the customer dials: a fixed pause was too short on a loaded machine, and the switch's
+        # INVITE then met a closed port and timed out (408).
+        wait_bound(process, port)
         return process
 
     def customer(self, scenario, callee, caller="15551230001", source="127.0.0.1", calls=1, rate=10, hold_ms=0,

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from billing import ingest
 from billing.models import CDR
-from callcore.contract import EndDirection
+from callcore.contract import EndDirection, decode_answered
 
 from .conftest import SECOND_SWITCH_PORT, SWITCH_PORT, VENDOR_A, keys, needs_sip, wait_for_cdrs
 
@@ -75,6 +75,39 @@ def test_a_call_held_on_each_of_two_nodes_is_ended_from_the_portal_and_its_cdr_s
     assert live_redis.hlen(keys().live_calls) == 0
     detail = operator_client.get(reverse("billing:cdr", args=[stored[0].pk])).content.decode()
     assert "portal:alice" in detail
+
+
+def kamailio_core_hash(text: str, size: int) -> int:
+    """Kamailio's core_hash (src/core/hashes.h), by which its dialog module picks a call's hash entry."""
+    data, mask, h, i = text.encode(), 0xFFFFFFFF, 0, 0
+    while i <= len(data) - 4:
+        v = (data[i] << 24) + (data[i + 1] << 16) + (data[i + 2] << 8) + data[i + 3]
+        h, i = (h + (v ^ (v >> 3))) & mask, i + 4
+    v = 0
+    for byte in data[i:]:
+        v = ((v << 8) + byte) & mask
+    h = (h + (v ^ (v >> 3))) & mask
+    h = ((h + (h >> 11)) + ((h >> 13) + (h >> 23))) & mask
+    return h & (size - 1)
+
+
+def test_a_call_in_the_dialog_tables_first_entry_is_ended_on_request_too(
+    callcore, switch_config, sipp, live_redis, operator_client
+):
+    # The dialog module (hash_size 4096) files a call under entry core_hash(Call-ID) & 4095: entry 0 is a
+    # number like any other, once kept as "no dialog" and then never ended on request.
+    call_id = next(c for c in (f"slot-{n}@e2e" for n in range(1_000_000)) if kamailio_core_hash(c, 4096) == 0)
+    switch_config.publish()
+    sipp.vendor("uas_answer.xml", VENDOR_A)
+    held = sipp.customer("uac_wait_bye.xml", "12125550100", background=True, timeout=40, extra=("-cid_str", call_id))
+    [call] = wait_answered(operator_client, 1)
+    assert call["call_id"] == call_id
+    assert decode_answered(live_redis.hget(keys().live_answered, call_id)).h_entry == 0
+    operator_client.post(reverse("live:disconnect"), {"call_id": call_id})
+    assert held.wait(timeout=30) == 0  # the switch's BYE reached the customer
+    assert sipp.wait_vendors() == [0, 0]
+    [record] = wait_for_cdrs(live_redis, 1)
+    assert (record["end_reason"], record["disconnected_by"]) == ("operator_disconnect", "portal:alice")
 
 
 def test_a_phone_registered_through_the_second_node_is_listed_with_its_contact(

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,7 @@ from callcore import media
 from callcore.contract import BillingMode, EndDirection
 from softswitch_portal.switching.testcalls import audio
 
-from .conftest import ROOT, RTPENGINE_NG_PORT, SWITCH_PORT, VENDOR_A, needs_sip, wait_for_cdrs
+from .conftest import ROOT, RTPENGINE_NG_PORT, SWITCH_PORT, VENDOR_A, audio_vendor, needs_sip, wait_for_cdrs
 
 pytestmark = [pytest.mark.sip, needs_sip, pytest.mark.django_db(transaction=True)]
 
@@ -51,25 +50,7 @@ def rtpengine(tmp_path_factory):
 
 
 def vendor_agent(tmp_path, mode, calls=1, timeout=40):
-    process = subprocess.Popen(
-        [sys.executable, "-m", "tests.e2e.audio_agent", str(VENDOR_A), mode, str(tmp_path), "--tone", str(VENDOR_HZ),
-         "--calls", str(calls), "--timeout", str(timeout)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    # Its SIP transport bound before the call is placed: a fixed pause alone was too short on a loaded machine,
-    # and the switch's INVITE then met a closed port (500).
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline and process.poll() is None:
-        probe = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        try:
-            probe.bind(("127.0.0.1", VENDOR_A))
-        except OSError:
-            break
-        finally:
-            probe.close()
-        time.sleep(0.05)
-    time.sleep(1.0)  # bound is not yet answering: its account and call handler come after the transport
-    return process
+    return audio_vendor(tmp_path, VENDOR_A, mode, VENDOR_HZ, calls=calls, timeout=timeout)
 
 
 def customer_call(tmp_path, callee="12125550100", talk=3.0):

@@ -184,20 +184,30 @@ def test_a_burst_of_illegal_invites_bans_the_source(callcore, switch_config, liv
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((source, 0))
     sock.settimeout(0.3)
+    counter = keys().ban_counter("illegal_calls", source)
     answers = []
     try:
         for n in range(12):
             message, call_id = invite(source, sock, f"44207946{n:04d}", n)
             sock.sendto(message, ("127.0.0.1", SWITCH_PORT))
             answers.append(answer_to(sock, call_id))
+            if answers[-1] is None:
+                continue
+            # An offence is counted after its answer went (so an unknown caller and a phone are answered alike):
+            # the next INVITE waits until the node has counted this one, or banned the source for it; sent at
+            # once, it could overtake the count on a loaded machine.
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline and ban(live_redis, source) is None:
+                if int(live_redis.hget(counter, "n") or 0) >= len(answers):
+                    break
+                time.sleep(0.01)
     finally:
         sock.close()
     answered = answers.index(None) if None in answers else len(answers)
-    # Each is challenged like any caller until the limit bans the source. An offence is counted after its
-    # answer went (so an unknown caller and a phone are answered alike), so an INVITE or two sent at once
-    # after the limit's answer may still be answered; after that nothing is.
+    # Each is challenged like any caller until the limit bans the source; after that nothing is answered. (One
+    # more may be: the node caches the ban a moment after Redis holds it.)
     assert set(answers[:answered]) == {"SIP/2.0 407 Proxy Authentication Required"}, answers
-    assert limit <= answered <= limit + 2, answers
+    assert limit <= answered <= limit + 1, answers
     assert answers[answered:] == [None] * (len(answers) - answered), answers
     record = ban(live_redis, source)
     assert record.cause == "illegal_calls" and record.count >= limit

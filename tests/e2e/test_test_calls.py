@@ -16,7 +16,7 @@ from django.core.management import call_command
 from django.db import connection
 from django.test import override_settings
 
-from .conftest import ROOT, SWITCH_PORT, VENDOR_B, needs_sip, wait_for_cdrs
+from .conftest import ROOT, SWITCH_PORT, VENDOR_B, audio_vendor, needs_sip, wait_for_cdrs
 
 pytestmark = [pytest.mark.sip, needs_sip, pytest.mark.django_db(transaction=True)]
 
@@ -46,11 +46,7 @@ def test_call_worker(tmp_path):
 
 
 def tone_vendor(tmp_path, port=VENDOR_B, hz=700):
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.e2e.audio_agent", str(port), "tone", str(tmp_path), "--tone", str(hz),
-         "--timeout", "60"],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
+    return audio_vendor(tmp_path, port, "tone", hz, timeout=60)
 
 
 def ready_test_phone(switch_config, gateway):

@@ -269,9 +269,11 @@ def answer_calls(
     timeout_s: float = 60.0,
     ring_ms: int = 200,
     bind: str = "127.0.0.1",
+    ready=None,
 ) -> list[CallResult]:
     """Answer ``calls`` calls on ``bind:port`` as a vendor: ``tone`` plays ``play``, ``echo`` sends back what it
-    hears, ``silent`` answers and sends nothing. Each call's audio is recorded into ``record_dir``/call-N.wav."""
+    hears, ``silent`` answers and sends nothing. Each call's audio is recorded into ``record_dir``/call-N.wav.
+    ``ready`` is called once an INVITE would be answered (the transport bound and the account listening)."""
     ep = endpoint(port, bind)
     account = _account(ep, f"sip:vendor@{bind}:{port}", bind)
     active: list[_Call] = []
@@ -286,6 +288,8 @@ def answer_calls(
         call.answer_due = time.monotonic() + ring_ms / 1000
 
     account.on_incoming = incoming
+    if ready is not None:
+        ready()
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         ep.libHandleEvents(20)
