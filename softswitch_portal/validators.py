@@ -8,7 +8,7 @@ import re
 
 from django.core.exceptions import ValidationError
 
-DIGITS_RE = re.compile(r"^\+?[0-9]*$")
+DIGITS_RE = re.compile(r"^\+?[0-9]+$")  # a lone "+" is no number
 # Prefixes may carry the tech-prefix characters carriers use (# and *).
 PREFIX_RE = re.compile(r"^[0-9#*+]*$")
 

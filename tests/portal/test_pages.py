@@ -280,7 +280,7 @@ PAGES = [
         shows="900",
         form_data=lambda o: {"group": o.blacklist.pk, "number": "4930999", "match": "exact"},
         created={"number": "4930999", "match": "exact"},
-        invalid=(("number", "49x", "is not a phone number"),),
+        invalid=(("number", "49x", "is not a phone number"), ("number", "+", "is not a phone number")),
         fresh=lambda o: o.entry,
     ),
     Pages("security:dynamicblacklistentry", existing="blocked", shows="4915199999"),
