@@ -120,6 +120,7 @@ V_ANSWER = "ans"  # ms of the answer
 V_DONE = "done"  # 1 once the CDR is written: events can repeat
 V_GRANT = "grant"  # 1: once answered, the call is in the node's grant index (anti-overdraft, or a route's limit)
 V_MEDIA = "mp"  # 1 while the current attempt's media goes through rtpengine (kamailio.cfg.tmpl reads it too)
+V_LATE = "lo"  # 1 when the caller's INVITE had no SDP: the vendor's answer carries the offer, the ACK the answer
 V_MEDIA_USED = "mpu"  # 1 once any attempt went through rtpengine: the call is deleted there at its end
 # The dialog module's state 3, "confirmed_na": the 200 OK went out and no ACK came back.
 DLG_ANSWERED_NOT_ACKED = "3"
@@ -166,6 +167,10 @@ def _dialog_handle() -> tuple[int, int]:
 def pvs(name) -> str:
     value = KSR.pv.get(name)
     return "" if value is None else str(value)
+
+
+def _has_sdp() -> bool:
+    return KSR.textops.has_body_type("application/sdp") > 0
 
 
 def rtpengine(command, flags) -> bool:
@@ -734,6 +739,9 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         KSR.dialog.var_sets(V_MEDIA, "1" if self.branch_media else "")
         if self.branch_media:
             KSR.dialog.var_sets(V_MEDIA_USED, "1")
+            # A late offer (an INVITE without SDP): nothing to offer rtpengine now; the vendor's SDP is the
+            # offer (ksr_reply_vendor) and the caller's ACK the answer (kamailio.cfg.tmpl's IN_DIALOG_MEDIA).
+            KSR.dialog.var_sets(V_LATE, "" if _has_sdp() else "1")
             KSR.tm.t_on_branch("ksr_branch_vendor")
         # The vendor sees its own address in the Request-URI, as VOS sends it.
         KSR.seturi(f"sip:{route.callee}@{route.host}:{route.port}")
@@ -765,7 +773,8 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         """Branch route of an attempt: this vendor's From when the vendors get different callers, and the SDP
         offer rewritten by rtpengine when its media goes through the switch."""
         try:
-            if self.branch_media and not rtpengine(KSR.rtpengine.rtpengine_offer, media.OFFER_FLAGS):
+            offer = self.branch_media and _has_sdp()
+            if offer and not rtpengine(KSR.rtpengine.rtpengine_offer, media.OFFER_FLAGS):
                 # No media proxy to be had: a gateway set to hide its media must not be sent the caller's.
                 KSR.err("callcore: rtpengine did not take the offer: branch dropped\n")
                 return -1  # kamailio.cfg.tmpl's branch route drops it
@@ -793,16 +802,20 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
     def ksr_reply_vendor(self, msg):
         try:
             status = int(pv("$rs") or 0)
+            d = KSR.dialog
             if 180 <= status < 200:
-                d = KSR.dialog
                 if not d.var_get(V_RING):
                     d.var_sets(V_RING, str(now_ms()))
-                if status == 183 and KSR.textops.has_body_type("application/sdp") > 0:
+                if status == 183 and _has_sdp():
                     d.var_sets(V_EARLY, "1")
-            media_proxied = 180 <= status < 300 and KSR.dialog.var_get(V_MEDIA) == "1"
-            answer = media_proxied and KSR.textops.has_body_type("application/sdp") > 0
-            if answer and not rtpengine(KSR.rtpengine.rtpengine_answer, media.ANSWER_FLAGS):
-                KSR.err("callcore: rtpengine did not take the answer\n")
+            if 180 <= status < 300 and d.var_get(V_MEDIA) == "1" and _has_sdp():
+                if d.var_get(V_LATE) == "1":
+                    # The caller sent no offer: the vendor's SDP is it. Should rtpengine not take it, the caller
+                    # still gets it: the vendor's call is up, and the caller is owed an answer.
+                    if not rtpengine(KSR.rtpengine.rtpengine_offer, media.OFFER_FLAGS):
+                        KSR.err("callcore: rtpengine did not take the vendor's offer (late offer)\n")
+                elif not rtpengine(KSR.rtpengine.rtpengine_answer, media.ANSWER_FLAGS):
+                    KSR.err("callcore: rtpengine did not take the answer\n")
         except Exception as exc:  # noqa: BLE001
             KSR.err(f"callcore: reply route: {exc!r}\n")
         return 1

@@ -268,3 +268,27 @@ def test_a_vendor_re_invite_and_a_late_offer_keep_both_sides_on_the_proxy(callco
     [record] = wait_for_cdrs(live_redis, 1)
     assert_recorded(record, switch_config, ("normal_clearing", EndDirection.CALLER))
     assert wait_until_deleted(rtpengine) == []
+
+
+@pytest.mark.parametrize("mode", ["always", "off"])
+def test_a_late_offer_call_is_relayed_through_the_proxy(callcore, rtpengine, switch_config, sipp, live_redis, mode):
+    """An INVITE without SDP: the vendor's 200 carries the offer and the caller's ACK the answer. Proxied, each
+    side gets the proxy's address; not proxied, the other side's own, as before."""
+    switch_config.route_a.media_proxy = mode
+    switch_config.route_a.save()
+    switch_config.publish()
+    sipp.vendor("uas_answer.xml", VENDOR_A, extra=("-mi", VENDOR_MEDIA))
+    result = sipp.customer("uac_late_offer.xml", "12125550100", hold_ms=500, extra=("-mi", CUSTOMER_MEDIA))
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert sipp.wait_vendors() == [0]
+
+    to_vendor, to_customer = sip_messages(vendor_log(sipp), "received"), sip_messages(result.log, "received")
+    offer, answer = sdp(to_customer, "SIP/2.0 200", "1 INVITE"), sdp(to_vendor, "ACK", "1 ACK")
+    if mode == "always":
+        assert (offer[0], answer[0]) == (PROXY_MEDIA, PROXY_MEDIA)
+        assert offer[1] in PROXY_PORTS and answer[1] in PROXY_PORTS
+    else:
+        assert (offer[0], answer[0]) == (VENDOR_MEDIA, CUSTOMER_MEDIA)
+    [record] = wait_for_cdrs(live_redis, 1)
+    assert_recorded(record, switch_config, ("normal_clearing", EndDirection.CALLER))
+    assert wait_until_deleted(rtpengine) == []
