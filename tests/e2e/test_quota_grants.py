@@ -151,5 +151,6 @@ def test_the_vendor_answering_after_failover_gets_its_own_conversation_limit(cal
     [record] = wait_for_cdrs(live_redis, 1)
     assert record["routing_gateway_id"] == switch_config.route_b.pk
     assert (record["end_reason"], record["end_direction"]) == ("max_duration", EndDirection.SERVER)
-    # Vendor A has no limit (the dialog's timeout is two hours): vendor B's 3 s end the call.
-    assert 2000 <= record["hold_time_ms"] <= 4000
+    # Vendor A has no limit (the dialog's timeout is two hours): vendor B's 3 s end the call, 2-3 s after the
+    # answer on the whole-second timer (the upper bound leaves a loaded machine's timer slack).
+    assert 2000 <= record["hold_time_ms"] <= 8000
