@@ -60,6 +60,7 @@ from callcore.contract import (
     Severity,
     SubjectKind,
     account_subject,
+    encode_disconnect,
     encode_event,
     parse_subject,
     rule_params,
@@ -712,9 +713,8 @@ class RedisBoard(Board):
                           {event.subject: detection.expires_ms}, gt=True)  # fmt: skip
                 for call_id, call in (self._live or {}).items():
                     if call.get("node") and matches(event.subject, call, detection.blacklist_gateway):
-                        request = {"call_id": call_id, "end_reason": EndReason.DYNAMIC_BLACKLISTED.code,
-                                   "by": f"{NODE}:{event.rule}"}  # fmt: skip
-                        pipe.rpush(self.keys.disconnects(call["node"]), json.dumps(request))
+                        request = encode_disconnect(call_id, EndReason.DYNAMIC_BLACKLISTED.code, f"{NODE}:{event.rule}")
+                        pipe.rpush(self.keys.disconnects(call["node"]), request)
             pipe.xadd(self.keys.fraud_events, {EVENT_FIELD: encode_event(event)},
                       maxlen=FRAUD_EVENTS_MAXLEN, approximate=True)  # fmt: skip
         pipe.execute()

@@ -30,6 +30,7 @@ import sys
 import time
 
 import KSR  # provided by app_python3
+import msgspec
 
 from callcore import bans as bans_mod
 from callcore import cdr as cdr_mod
@@ -45,10 +46,12 @@ from callcore.contract import (
     RouteStats,
     VendorAttempt,
     decode_answered,
+    decode_disconnect,
     decode_state,
     decode_tried,
     encode_answered,
     encode_cdr,
+    encode_disconnect,
     encode_registration,
     encode_state,
     encode_tried,
@@ -916,7 +919,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             return
         reason = CUT_REASONS.get(int(why), dec.EndReason.OPERATOR_DISCONNECT)
         by = KSR.htable.sht_get(CUT_BY_TABLE, call_id)
-        request = json.dumps({"call_id": call_id, "end_reason": reason.code, "by": "" if by is None else str(by)})
+        request = encode_disconnect(call_id, reason.code, "" if by is None else str(by))
         command = ("RPUSH", self.keys.disconnects(NODE), request)
         if self.sip_worker:
             self.live.resp.send(command, self._answer_not_kept)
@@ -1020,7 +1023,7 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
             if not media.is_silent(media.last_media_s(query), decode_answered(kept).answer_ms, now, timeout_s):
                 continue
             node = json.loads(entry).get("node") or NODE
-            request = json.dumps({"call_id": call_id, "end_reason": dec.EndReason.MEDIA_TIMEOUT.code})
+            request = encode_disconnect(call_id, dec.EndReason.MEDIA_TIMEOUT.code)
             resp.execute("RPUSH", self.keys.disconnects(node), request)
 
     def serve_disconnects(self):
@@ -1035,13 +1038,12 @@ class kamailio:  # noqa: N801 - app_python3 looks the class up by this name
         requests = self.live.resp.execute("LPOP", key, DISCONNECTS_PER_TICK) or []
         for raw in requests:
             try:
-                request = json.loads(raw)
-                call_id = str(request["call_id"])
-                code = CUT_CODES.get(request.get("end_reason"), CUT_CODES[dec.EndReason.OPERATOR_DISCONNECT.code])
-                by = str(request.get("by") or "")
-            except (ValueError, KeyError, TypeError, AttributeError):
+                request = decode_disconnect(raw)
+            except msgspec.DecodeError:
                 KSR.warn(f"callcore: disconnect request ignored: {raw!r}\n")
                 continue
+            call_id, by = request.call_id, request.by or ""
+            code = CUT_CODES.get(request.end_reason, CUT_CODES[dec.EndReason.OPERATOR_DISCONNECT.code])
             kept = self.live.resp.execute("HGET", self.keys.live_answered, call_id)
             if not kept:
                 self._cancel(call_id, code, by)

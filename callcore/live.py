@@ -193,6 +193,7 @@ local function fraud_judge(f, spec, count, previous, warning, critical, subject,
   for i = 1, #registry, 2 do
     local ok, call = pcall(cjson.decode, registry[i + 1])
     if ok and call.node and matches(subject, call) and (f.scope ~= 'gateway' or call.mapping_gateway_id == f.blgw) then
+      -- contract.DisconnectRequest's fields
       redis.call('RPUSH', f.k.disconnects .. call.node,
         cjson.encode({call_id = registry[i], end_reason = spec[7], by = f.node .. ':' .. name}))
     end

@@ -3,6 +3,7 @@
 * ``params``: the system parameters (name, type, default, range, description);
 * ``codes``: billing modes, end directions, end reasons, failover codes; ``bans``: source-IP bans;
 * ``fraud``: the anti-fraud rules, the dynamic blacklist's subjects, the fraud event;
+* ``disconnects``: a request to end a live call, queued for its node;
 * ``keys``: every Redis key either side uses; ``money``: money units and billed time;
 * ``snapshot``: the configuration snapshot's schema and codec; ``signing``: its HMAC;
 * ``cdr``: the CDR record the call core writes and the ingest decodes;
@@ -19,6 +20,7 @@ It must stay importable without Django. Names are re-exported here, so
 from .bans import *  # noqa: F403
 from .cdr import *  # noqa: F403
 from .codes import *  # noqa: F403
+from .disconnects import *  # noqa: F403
 from .fraud import *  # noqa: F403
 from .ipcountry import *  # noqa: F403
 from .jsontext import *  # noqa: F403

@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import msgspec
 
 from .codes import BillingMode, EndDirection
+from .disconnects import DISCONNECTED_BY_WIDTH
 from .jsontext import json_text
 from .trace import DECISION_TRACE_WIDTH
 
@@ -113,7 +114,7 @@ class CdrRecord(msgspec.Struct, kw_only=True):
     # Why each candidate vendor was skipped and the limits that applied (contract.trace); empty in older records.
     decision_trace: _text(DECISION_TRACE_WIDTH) = ""
     # Who asked for the call to end (Keys.disconnects' ``by``: an operator, an API client, an anti-fraud rule).
-    disconnected_by: _text(150) = ""
+    disconnected_by: _text(DISCONNECTED_BY_WIDTH) = ""
 
 
 # Each text field's column width, from the declarations above.

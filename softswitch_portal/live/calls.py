@@ -13,7 +13,6 @@ records who asked.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ from dataclasses import dataclass
 import msgspec
 
 from billing.models import Account
-from callcore.contract import EndReason, Keys
+from callcore.contract import EndReason, Keys, encode_disconnect
 from softswitch_portal.core.redis import Waiter, prefix, redis_client
 from softswitch_portal.switching.models import MappingGateway, RoutingGateway
 
@@ -238,8 +237,7 @@ def request_disconnect(call_id: str, by: str, end_reason: str = EndReason.OPERAT
             node = ""
         if not node:
             raise DisconnectError("The live-call registry does not say which node holds the call.")
-        request = {"call_id": call_id, "end_reason": end_reason, "by": by[:150]}
-        client.rpush(keys.disconnects(node), json.dumps(request))
+        client.rpush(keys.disconnects(node), encode_disconnect(call_id, end_reason, by))
         return node
     finally:
         client.close()

@@ -9,13 +9,12 @@ tracked by the registry: answered as "" and 0, and the RTP flow structures
 are left out; ``callerLocalIp``/``calleeLocalIp`` name the node holding the call.
 """
 
-import json
 import zlib
 
 import redis
 from django.utils import timezone
 
-from callcore.contract import EndReason, Keys
+from callcore.contract import EndReason, Keys, encode_disconnect
 from security.api_clients import APIScope
 from softswitch_portal.core.redis import Waiter, prefix, redis_client
 from softswitch_portal.live.calls import answer_ms_of
@@ -123,12 +122,8 @@ def disconnect_current_call(call, body):
             pipe = client.pipeline(transaction=False)
             for vos_id in sorted(wanted):
                 call_id, entry = found[vos_id]
-                request = {
-                    "call_id": call_id,
-                    "end_reason": EndReason.OPERATOR_DISCONNECT.code,
-                    "by": f"vos:{call.who}",
-                }
-                pipe.rpush(keys.disconnects(entry.get("node", "")), json.dumps(request))
+                request = encode_disconnect(call_id, EndReason.OPERATOR_DISCONNECT.code, f"vos:{call.who}")
+                pipe.rpush(keys.disconnects(entry.get("node", "")), request)
             pipe.execute()
         finally:
             client.close()

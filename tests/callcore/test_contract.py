@@ -217,3 +217,15 @@ def test_keys_are_built_from_the_prefix():
         "ss:snapshot",
         "ss:snapshot:7",
     )
+
+
+def test_a_disconnect_request_round_trips_its_asker_cut_to_the_cdr_width_and_junk_is_refused():
+    raw = contract.encode_disconnect("c@x", "dynamic_blacklisted", "n1:" + "r" * 200)
+    request = contract.decode_disconnect(raw)
+    assert (request.call_id, request.end_reason) == ("c@x", "dynamic_blacklisted")
+    assert len(request.by) == contract.DISCONNECTED_BY_WIDTH
+    # The set-up fraud rules' Lua writes the same fields; the media timeout none but the call.
+    assert contract.decode_disconnect(b'{"call_id": "c@x"}').end_reason == "operator_disconnect"
+    for junk in (b"[]", b'{"end_reason": "x"}', b'{"call_id": 7}', b"not json"):
+        with pytest.raises(msgspec.DecodeError):
+            contract.decode_disconnect(junk)
