@@ -306,11 +306,10 @@ def wait_bound(process, port, host="127.0.0.1", timeout=20):
         try:
             probe.bind((host, port))
         except OSError:
-            return True
+            return
         finally:
             probe.close()
         time.sleep(0.02)
-    return False
 
 
 def audio_vendor(tmp_path, port, mode, hz, calls=1, timeout=40):

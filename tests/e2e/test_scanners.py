@@ -176,6 +176,11 @@ def answer_to(sock, call_id):
     return None
 
 
+def counted(live_redis, source, counter, offences):
+    """Whether the node has counted ``offences`` of ``source`` (``counter``), or banned it (the ban clears it)."""
+    return ban(live_redis, source) is not None or int(live_redis.hget(counter, "n") or 0) >= offences
+
+
 def test_a_burst_of_illegal_invites_bans_the_source(callcore, switch_config, live_redis):
     limit = 4
     switch_config.set_parameter("SS_BAN_ILLEGAL_CALLS_PER_IP", limit)
@@ -197,9 +202,7 @@ def test_a_burst_of_illegal_invites_bans_the_source(callcore, switch_config, liv
             # the next INVITE waits until the node has counted this one, or banned the source for it; sent at
             # once, it could overtake the count on a loaded machine.
             deadline = time.monotonic() + 5
-            while time.monotonic() < deadline and ban(live_redis, source) is None:
-                if int(live_redis.hget(counter, "n") or 0) >= len(answers):
-                    break
+            while time.monotonic() < deadline and not counted(live_redis, source, counter, len(answers)):
                 time.sleep(0.01)
     finally:
         sock.close()
